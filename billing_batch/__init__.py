@@ -1,0 +1,1 @@
+"""billing_batch: the monthly billing batch."""

@@ -1,0 +1,99 @@
+"""The error catalogue: every problem the batch can find in its input, as a value."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing_batch.model import Source
+
+# code: (title, stops the whole run, how to fix it)
+CATALOGUE: dict[str, tuple[str, bool, str]] = {
+    "BB001": ("not a workbook", True, "Save the file as an Excel workbook (.xlsx) and run again."),
+    "BB002": ("required sheet missing", True, "Add a sheet named {sheet} (the name is not case-sensitive)."),
+    "BB003": ("required column missing", True, "Add a column headed {column} to the first row of the sheet."),
+    "BB004": ("no input workbook", True, "Put the billing workbook (.xlsx) in the input folder, or name it with --input."),
+    "BB005": ("workbook too large", True, "Split the workbook, or raise the limit with {option} if the size is expected."),
+    "BB006": ("workbook is password-protected", True, "Remove the password in Excel (File > Info > Protect Workbook) and save again."),
+    "BB101": ("unknown customer", False, "Add the customer to the Customers sheet, or correct the Customer ID."),
+    "BB102": ("value missing", False, "Fill in the {column}."),
+    "BB103": ("not a date", False, "Type the date as an Excel date, or as text in the form 2025-01-31."),
+    "BB104": ("not a number", False, "Type a plain number, such as 1200.50."),
+    "BB105": ("not a whole number", False, "Type a whole number of days, such as 30 or -5."),
+    "BB106": ("unknown choice", False, "Use one of: {choices}."),
+    "BB107": ("unknown currency", False, "Use a three-letter ISO 4217 code, such as USD, EUR or GBP."),
+    "BB108": ("rate out of range", False, "Type a fraction between 0 and 1, or a percentage such as 20%."),
+    "BB109": ("negative amount", False, "Type zero or a positive number; give a reduction with the Discount column."),
+    "BB110": ("duplicate ID", False, "Give every row its own ID; the first use is on row {first_row}."),
+    "BB111": ("unknown contract", False, "Add the contract to the Contracts sheet, or correct the Contract ID."),
+    "BB112": ("ends before it starts", False, "Make the End Date on or after the Start Date, or leave it blank."),
+    "BB113": ("outside the contract period", False, "Move the date inside the contract period ({period})."),
+    "BB115": ("Excel error in cell", False, "Correct the formula in Excel so the cell shows a value, or type the value."),
+    "BB116": ("ambiguous date", False, "Type the date as an Excel date, or as text in the form 2025-01-31, so day and month cannot be swapped."),
+    "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem found in the input, with where it is and what to do about it."""
+
+    code: str
+    source: Source
+    value: str | None  # the cell as typed, if any
+    message: str  # what is wrong, in plain words
+    fix: str  # what to do about it
+    contract_id: str | None = None  # the contract this sets aside
+    customer_id: str | None = None  # sets aside every contract of this customer
+
+    @property
+    def title(self) -> str:
+        return CATALOGUE[self.code][0]
+
+    @property
+    def fatal(self) -> bool:
+        return CATALOGUE[self.code][1]
+
+    def one_line(self) -> str:
+        return f"{self.code} {self.title}: {self.message} {self.fix}"
+
+    def __str__(self) -> str:
+        lines = [f"{self.code} {self.title}", f"  {self.source}"]
+        if self.value is not None:
+            lines.append(f"  value: {self.value!r}")
+        lines.append(f"  {self.message} {self.fix}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, str | int | None]:
+        return {
+            "code": self.code,
+            "title": self.title,
+            "file": self.source.file,
+            "sheet": self.source.sheet,
+            "row": self.source.row,
+            "column": self.source.column,
+            "value": self.value,
+            "message": self.message,
+            "fix": self.fix,
+            "contract_id": self.contract_id,
+            "fatal": self.fatal,
+        }
+
+
+def problem(
+    code: str,
+    source: Source,
+    message: str,
+    value: object = None,
+    contract_id: str | None = None,
+    customer_id: str | None = None,
+    **fix_args: str,
+) -> Problem:
+    fix = CATALOGUE[code][2].format(column=source.column or "", sheet=source.sheet, **fix_args)
+    return Problem(
+        code=code,
+        source=source,
+        value=None if value is None else str(value),
+        message=message,
+        fix=fix,
+        contract_id=contract_id,
+        customer_id=customer_id,
+    )

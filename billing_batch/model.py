@@ -1,0 +1,232 @@
+"""The plain immutable values that flow through the batch."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from, so every message can point at the cell."""
+
+    file: str
+    sheet: str
+    row: int | None = None
+    column: str | None = None  # header as typed, e.g. "Quantity"
+    letter: str | None = None  # Excel column letter, e.g. "F"
+
+    def at(self, column: str, letter: str | None) -> Source:
+        return Source(self.file, self.sheet, self.row, column, letter)
+
+    def __str__(self) -> str:
+        text = f"{self.file} > {self.sheet}"
+        if self.row is not None:
+            text += f" > row {self.row}"
+        if self.column is not None:
+            text += f", column {self.letter} ({self.column})" if self.letter else f", column {self.column}"
+        return text
+
+
+class Frequency(enum.Enum):
+    MONTHLY = ("Monthly", 1)
+    QUARTERLY = ("Quarterly", 3)
+    SEMI_ANNUAL = ("Semi-Annual", 6)
+    ANNUAL = ("Annual", 12)
+    TRIENNIAL = ("Triennial", 36)
+
+    def __init__(self, label: str, months: int):
+        self.label = label
+        self.months = months
+
+
+class Policy(enum.Enum):
+    ADVANCE = "Advance"
+    ARREARS = "Arrears"
+
+
+class ChargeType(enum.Enum):
+    RECURRING = "Recurring"
+    ONE_TIME = "One-Time"
+
+
+class LineKind(enum.Enum):
+    RECURRING = "Recurring"
+    ONE_TIME = "One-Time"
+    USAGE = "Usage"
+
+
+class RunType(enum.Enum):
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"
+
+
+@dataclass(frozen=True)
+class Settings:
+    company_name: str = ""
+    company_address: str = ""
+    company_email: str = ""
+    tax_id: str = ""
+    bank_details: str = ""
+    invoice_prefix: str = "INV-"
+    default_currency: str = "USD"
+    locale: str = "en_US"
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: str
+    name: str
+    email: str
+    address: str  # may hold line breaks
+    city: str
+    postal_code: str
+    country: str
+    tax_rate: Decimal  # fraction 0..1
+    source: Source
+
+
+@dataclass(frozen=True)
+class Contract:
+    contract_id: str
+    customer_id: str
+    start: date
+    end: date | None  # inclusive
+    frequency: Frequency
+    policy: Policy
+    offset_days: int
+    currency: str
+    payment_terms_days: int
+    discount: Decimal  # fraction 0..1
+    active: bool
+    source: Source
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: str
+    contract_id: str
+    product: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal  # per unit per month for Recurring
+    start: date  # blank in the workbook = contract start
+    end: date | None  # inclusive
+    charge_type: ChargeType
+    source: Source
+
+
+@dataclass(frozen=True)
+class Usage:
+    usage_id: str
+    contract_id: str
+    date: date
+    product: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    source: Source
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One billing cycle of a contract; all dates inclusive."""
+
+    contract_id: str
+    index: int  # k: the cycle starts k x interval months after the anchor
+    start: date
+    end: date  # cut short by the contract End Date on the last cycle
+    full_end: date  # end of the uncut cycle, the proration denominator
+    scheduled: date  # when it is due to be invoiced
+    usage_cutoff: date  # usage dated on or before this goes on its invoice
+
+    @property
+    def schedule_id(self) -> str:
+        return f"{self.contract_id}/{self.start.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: LineKind
+    product: str
+    description: str
+    period_start: date
+    period_end: date
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal  # rounded to the currency's minor unit
+    prorated: bool = False
+    subscription_id: str | None = None
+    usage_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Party:
+    """A name and address block as printed on the invoice, frozen at issue time."""
+
+    name: str
+    address_lines: tuple[str, ...] = ()
+    email: str = ""
+    tax_id: str = ""
+    bank_details: str = ""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a cycle would bill: priced, not yet numbered."""
+
+    contract_id: str
+    customer_id: str
+    customer_name: str
+    cycle_start: date
+    cycle_end: date
+    scheduled: date
+    currency: str
+    lines: tuple[Line, ...]
+    subtotal: Decimal
+    discount: Decimal
+    tax: Decimal
+    total: Decimal
+    discount_rate: Decimal = Decimal(0)
+    tax_rate: Decimal = Decimal(0)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.lines
+
+
+class InvoiceStatus(enum.Enum):
+    ISSUED = "Issued"
+    REPLACED = "Replaced"
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """An issued invoice as stored in the ledger; its PDF is a function of this alone."""
+
+    number: str
+    draft: Draft
+    invoice_date: date
+    due_date: date
+    run_type: RunType
+    seller: Party
+    buyer: Party
+    locale: str
+    status: InvoiceStatus = InvoiceStatus.ISSUED
+    replaced_by: str | None = None
+
+    @property
+    def pdf_name(self) -> str:
+        return f"invoices/{self.number}.pdf"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything read from the input workbooks that passed validation."""
+
+    settings: Settings
+    customers: dict[str, Customer] = field(default_factory=dict)
+    contracts: dict[str, Contract] = field(default_factory=dict)
+    subscriptions: dict[str, tuple[Subscription, ...]] = field(default_factory=dict)  # by contract
+    usage: dict[str, tuple[Usage, ...]] = field(default_factory=dict)  # by contract, date order

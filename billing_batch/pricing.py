@@ -1,0 +1,124 @@
+"""The lines and totals of one cycle's invoice. Pure."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from billing_batch.model import (
+    ChargeType,
+    Contract,
+    Customer,
+    Cycle,
+    Draft,
+    Line,
+    LineKind,
+    Subscription,
+    Usage,
+)
+from billing_batch.money import round_money
+
+
+def recurring_line(sub: Subscription, cycle: Cycle, contract: Contract) -> Line | None:
+    """Quantity x monthly price x months in the cycle, prorated by the days active
+    over the days of the full, uncut cycle."""
+    start = max(sub.start, cycle.start)
+    end = min(sub.end, cycle.end) if sub.end is not None else cycle.end
+    if start > end:
+        return None
+    active_days = (end - start).days + 1
+    full_days = (cycle.full_end - cycle.start).days + 1
+    exact = sub.quantity * sub.unit_price * contract.frequency.months * active_days / full_days
+    return Line(
+        kind=LineKind.RECURRING,
+        product=sub.product,
+        description=sub.description,
+        period_start=start,
+        period_end=end,
+        quantity=sub.quantity,
+        unit_price=sub.unit_price,
+        amount=round_money(exact, contract.currency),
+        prorated=active_days != full_days,
+        subscription_id=sub.subscription_id,
+    )
+
+
+def one_time_line(sub: Subscription, cycle: Cycle, contract: Contract) -> Line | None:
+    """Billed once, on the cycle that contains the subscription's Start Date."""
+    if not cycle.start <= sub.start <= cycle.end:
+        return None
+    return Line(
+        kind=LineKind.ONE_TIME,
+        product=sub.product,
+        description=sub.description,
+        period_start=sub.start,
+        period_end=sub.start,
+        quantity=sub.quantity,
+        unit_price=sub.unit_price,
+        amount=round_money(sub.quantity * sub.unit_price, contract.currency),
+        subscription_id=sub.subscription_id,
+    )
+
+
+def usage_line(row: Usage, contract: Contract) -> Line:
+    return Line(
+        kind=LineKind.USAGE,
+        product=row.product,
+        description=row.description,
+        period_start=row.date,
+        period_end=row.date,
+        quantity=row.quantity,
+        unit_price=row.unit_price,
+        amount=round_money(row.quantity * row.unit_price, contract.currency),
+        usage_id=row.usage_id,
+    )
+
+
+def price_cycle(
+    cycle: Cycle,
+    contract: Contract,
+    customer: Customer,
+    subscriptions: Iterable[Subscription],
+    unbilled_usage: Iterable[Usage],
+) -> Draft:
+    """The draft invoice of a cycle. unbilled_usage holds the contract's usage not yet
+    on any live invoice; the rows dated on or before the cycle's cutoff are taken."""
+    subscriptions = tuple(subscriptions)
+    line_makers = (
+        (ChargeType.RECURRING, recurring_line),
+        (ChargeType.ONE_TIME, one_time_line),
+    )
+    lines = [
+        line
+        for charge_type, make in line_makers
+        for sub in subscriptions
+        if sub.charge_type is charge_type and (line := make(sub, cycle, contract)) is not None
+    ]
+    usage = sorted(
+        (row for row in unbilled_usage if row.date <= cycle.usage_cutoff),
+        key=lambda row: (row.date, row.usage_id),
+    )
+    lines += [usage_line(row, contract) for row in usage]
+    return make_draft(cycle, contract, customer, lines)
+
+
+def make_draft(cycle: Cycle, contract: Contract, customer: Customer, lines: list[Line]) -> Draft:
+    currency = contract.currency
+    subtotal = sum((line.amount for line in lines), Decimal(0))
+    discount = round_money(subtotal * contract.discount, currency)
+    tax = round_money((subtotal - discount) * customer.tax_rate, currency)
+    return Draft(
+        contract_id=contract.contract_id,
+        customer_id=customer.customer_id,
+        customer_name=customer.name,
+        cycle_start=cycle.start,
+        cycle_end=cycle.end,
+        scheduled=cycle.scheduled,
+        currency=currency,
+        lines=tuple(lines),
+        subtotal=subtotal,
+        discount=discount,
+        tax=tax,
+        total=subtotal - discount + tax,
+        discount_rate=contract.discount,
+        tax_rate=customer.tax_rate,
+    )

@@ -1,0 +1,132 @@
+"""Write billing_schedules.xlsx: schedules, invoices and invoice lines, atomically."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import xlsxwriter
+from babel.numbers import get_currency_precision
+
+from billing_batch.model import Invoice
+from billing_batch.schedules import ScheduleRow
+
+BOOK_NAME = "billing_schedules.xlsx"
+
+# Each column: header, width, kind. Kinds pick the cell writer and number format.
+SCHEDULE_COLUMNS = [
+    ("Schedule ID", 24, "text"), ("Contract ID", 12, "text"), ("Customer ID", 12, "text"),
+    ("Customer", 28, "text"), ("Cycle Start", 12, "date"), ("Cycle End", 12, "date"),
+    ("Scheduled Date", 14, "date"), ("Status", 10, "text"), ("Status Reason", 15, "text"),
+    ("Resulting Invoice", 17, "link"), ("Run Type", 11, "text"), ("Run Date", 12, "date"),
+    ("Message", 60, "text"),
+]
+INVOICE_COLUMNS = [
+    ("Invoice Number", 15, "link"), ("Contract ID", 12, "text"), ("Customer ID", 12, "text"),
+    ("Customer", 28, "text"), ("Cycle Start", 12, "date"), ("Cycle End", 12, "date"),
+    ("Invoice Date", 12, "date"), ("Due Date", 12, "date"), ("Currency", 9, "text"),
+    ("Subtotal", 13, "money"), ("Discount", 12, "money"), ("Tax", 12, "money"), ("Total", 13, "money"),
+    ("Status", 10, "text"), ("Replaced By", 14, "text"), ("PDF", 26, "text"),
+]
+LINE_COLUMNS = [
+    ("Invoice Number", 15, "text"), ("Line", 6, "number"), ("Kind", 10, "text"), ("Product", 24, "text"),
+    ("Description", 36, "text"), ("Period Start", 12, "date"), ("Period End", 12, "date"),
+    ("Quantity", 10, "number"), ("Unit Price", 12, "price"), ("Amount", 13, "money"),
+]
+
+
+def write(out_dir: Path, schedules: Sequence[ScheduleRow], invoices: Sequence[Invoice]) -> Path:
+    """Write the book next to its final place, then rename it over the old one, so a
+    reader never sees a half-written file and the old book stays until the new is whole."""
+    final = out_dir / BOOK_NAME
+    tmp = out_dir / f".{BOOK_NAME}.tmp"
+    book = xlsxwriter.Workbook(tmp, {"constant_memory": True, "strings_to_formulas": False,
+                                     "strings_to_urls": False, "strings_to_numbers": False})
+    try:
+        cells = CellWriter(book)
+        _sheet(book, cells, "Billing Schedules", SCHEDULE_COLUMNS, (_schedule(r) for r in schedules))
+        _sheet(book, cells, "Invoices", INVOICE_COLUMNS, (_invoice(i) for i in invoices))
+        _sheet(book, cells, "Invoice Lines", LINE_COLUMNS, _lines(invoices))
+    finally:
+        book.close()
+    os.replace(tmp, final)
+    return final
+
+
+def _schedule(r: ScheduleRow) -> tuple:
+    invoice = (r.invoice.number, r.invoice.pdf_name) if r.invoice else None
+    return (r.schedule_id, r.contract_id, r.customer_id, r.customer, r.cycle_start, r.cycle_end,
+            r.scheduled, r.status, r.reason, invoice, r.run_type, r.run_date, r.message)
+
+
+def _invoice(i: Invoice) -> tuple:
+    d = i.draft
+    money = [(amount, d.currency) for amount in (d.subtotal, d.discount, d.tax, d.total)]
+    return (
+        (i.number, i.pdf_name), d.contract_id, d.customer_id, d.customer_name, d.cycle_start, d.cycle_end,
+        i.invoice_date, i.due_date, d.currency, *money, i.status.value, i.replaced_by or "", i.pdf_name,
+    )
+
+
+def _lines(invoices: Iterable[Invoice]) -> Iterable[tuple]:
+    for i in invoices:
+        for n, line in enumerate(i.draft.lines, start=1):
+            yield (i.number, n, line.kind.value, line.product, line.description, line.period_start,
+                   line.period_end, line.quantity, line.unit_price, (line.amount, i.draft.currency))
+
+
+class CellWriter:
+    """Writes one typed value; text is always stored as text, never run as a formula."""
+
+    def __init__(self, book: xlsxwriter.Workbook):
+        self.book = book
+        self.formats: dict[str, object] = {}
+
+    def fmt(self, num_format: str):
+        if num_format not in self.formats:
+            self.formats[num_format] = self.book.add_format({"num_format": num_format, "valign": "top"})
+        return self.formats[num_format]
+
+    def write(self, ws, row: int, col: int, kind: str, value) -> None:
+        if value is None or value == "":
+            return
+        write: Callable[..., object] = getattr(self, f"_{kind}")
+        write(ws, row, col, value)
+
+    def _text(self, ws, row, col, value) -> None:
+        ws.write_string(row, col, str(value), self.fmt("@"))
+
+    def _date(self, ws, row, col, value: date) -> None:
+        ws.write_datetime(row, col, value, self.fmt("yyyy-mm-dd"))
+
+    def _number(self, ws, row, col, value) -> None:
+        ws.write_number(row, col, float(value), self.fmt("General"))
+
+    def _price(self, ws, row, col, value: Decimal) -> None:
+        ws.write_number(row, col, float(value), self.fmt("#,##0.00######"))
+
+    def _money(self, ws, row, col, value: tuple[Decimal, str]) -> None:
+        amount, currency = value
+        digits = get_currency_precision(currency)
+        ws.write_number(row, col, float(amount), self.fmt("#,##0" + ("." + "0" * digits if digits else "")))
+
+    def _link(self, ws, row, col, value: tuple[str, str]) -> None:
+        # A HYPERLINK formula, not a stored link: a sheet may hold at most 65,530 of those.
+        text, target = value
+        ws.write_formula(row, col, f'=HYPERLINK("{target}","{text}")', self.fmt("@"), text)
+
+
+def _sheet(book, cells: CellWriter, name: str, columns: list[tuple[str, int, str]], rows: Iterable[tuple]) -> None:
+    ws = book.add_worksheet(name)
+    header = book.add_format({"bold": True, "bg_color": "#E7ECF3", "bottom": 1})
+    for col, (title, width, _) in enumerate(columns):
+        ws.set_column(col, col, width)
+        ws.write_string(0, col, title, header)
+    ws.freeze_panes(1, 0)
+    count = 0
+    for count, values in enumerate(rows, start=1):
+        for col, ((_, _, kind), value) in enumerate(zip(columns, values)):
+            cells.write(ws, count, col, kind, value)
+    ws.autofilter(0, 0, count, len(columns) - 1)

@@ -1,0 +1,84 @@
+"""Billing schedules: one row per cycle, derived from the contracts and the ledger. Pure."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from billing_batch.cycles import listed_cycles
+from billing_batch.errors import Problem
+from billing_batch.model import Contract, Cycle, Inputs, Invoice, InvoiceStatus
+
+PENDING, ERROR, INVOICED, NOTHING = "Pending", "Error", "Invoiced", "Nothing to bill"
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    schedule_id: str
+    contract_id: str
+    customer_id: str
+    customer: str
+    cycle_start: date | None
+    cycle_end: date | None
+    scheduled: date | None
+    status: str  # Active or Inactive
+    reason: str  # Pending, Error, Invoiced, Nothing to bill
+    invoice: Invoice | None = None
+    run_type: str = ""
+    run_date: date | None = None
+    message: str = ""
+
+
+def schedule_rows(
+    inputs: Inputs,
+    set_aside: dict[str, list[Problem]],
+    broken: dict[str, Problem],
+    invoices: Iterable[Invoice],
+    empty: dict[tuple[str, date], date],
+    as_of: date,
+) -> list[ScheduleRow]:
+    live = {(i.draft.contract_id, i.draft.cycle_start): i for i in invoices if i.status is not InvoiceStatus.REPLACED}
+    rows = []
+    for contract in inputs.contracts.values():
+        customer = inputs.customers.get(contract.customer_id)
+        name = customer.name if customer else ""
+        problems = set_aside.get(contract.contract_id, [])
+        for cycle in listed_cycles(contract, as_of):
+            key = (contract.contract_id, cycle.start)
+            invoice = live.pop(key, None)
+            if invoice is None and not contract.active:
+                continue  # an inactive contract's history is its invoices alone
+            rows.append(_row(contract, name, cycle, invoice, empty.get(key), problems, as_of))
+    for contract_id, p in broken.items():
+        rows.append(ScheduleRow(contract_id, contract_id, "", "", None, None, None, "Active", ERROR,
+                                message=_messages(set_aside.get(contract_id, [p]))))
+    # invoiced cycles no longer drawn from the workbook (a contract shortened, removed or far ahead)
+    for invoice in live.values():
+        d = invoice.draft
+        rows.append(ScheduleRow(
+            f"{d.contract_id}/{d.cycle_start.isoformat()}", d.contract_id, d.customer_id, d.customer_name,
+            d.cycle_start, d.cycle_end, d.scheduled, "Inactive", INVOICED, invoice,
+            invoice.run_type.value, invoice.invoice_date,
+        ))
+    rows.sort(key=lambda r: (r.contract_id, r.cycle_start or date.min))
+    return rows
+
+
+def _row(contract: Contract, customer: str, cycle: Cycle, invoice: Invoice | None, empty_on: date | None,
+         problems: list[Problem], as_of: date) -> ScheduleRow:
+    common = dict(
+        schedule_id=cycle.schedule_id, contract_id=contract.contract_id, customer_id=contract.customer_id,
+        customer=customer, cycle_start=cycle.start, cycle_end=cycle.end, scheduled=cycle.scheduled,
+    )
+    if invoice is not None:
+        return ScheduleRow(**common, status="Inactive", reason=INVOICED, invoice=invoice,
+                           run_type=invoice.run_type.value, run_date=invoice.invoice_date)
+    if empty_on is not None:
+        return ScheduleRow(**common, status="Inactive", reason=NOTHING, run_type="Automatic", run_date=empty_on)
+    if problems and cycle.scheduled <= as_of:
+        return ScheduleRow(**common, status="Active", reason=ERROR, message=_messages(problems))
+    return ScheduleRow(**common, status="Active", reason=PENDING)
+
+
+def _messages(problems: list[Problem]) -> str:
+    return "\n".join(f"{p.source}: {p.one_line()}" for p in problems)

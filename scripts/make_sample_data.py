@@ -1,0 +1,310 @@
+"""Write sample_data/billing.xlsx, the sample input workbook (run: python scripts/make_sample_data.py).
+
+All data are literal tables except Usage, generated from a fixed seed; the file is byte-identical on every run.
+"""
+from __future__ import annotations
+
+import calendar
+import random
+import re
+import zipfile
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+
+OUT = Path(__file__).resolve().parent.parent / "sample_data" / "billing.xlsx"
+AS_OF = date(2026, 11, 2)  # the date the README runs the batch "as of"
+
+SETTINGS = [
+    ("Company Name", "Lumenfield Software, Inc."),
+    ("Company Address", "500 Harbor Boulevard, Suite 210\nSan Mateo, CA 94402\nUnited States"),
+    ("Company Email", "billing@example.com"),
+    ("Tax ID", "US EIN 94-3187265"),
+    ("Bank Details", "Harborline Bank, N.A.\nAccount 4401-2210-9931 / ABA 123456780\nSWIFT HRBLUS33"),
+    ("Invoice Prefix", "INV-"),
+    ("Default Currency", "USD"),
+    ("Locale", "en_US"),
+]
+
+# Customer ID, Name, Email, Address, City, Postal Code, Country, Tax Rate
+CUSTOMERS = [
+    ("CUST-001", "Northwind Analytics Inc.", "ap.northwind@example.com", "1200 Market Street", "San Francisco", "94102", "United States", 0.085),
+    ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19),
+    ("CUST-003", "Harbor & Pine Consulting LLC", "accounts@example.org", "410 SW Oak Street, Floor 3", "Portland", "97204", "United States", 0.0),
+    ("CUST-004", "Quarry Lane Logistics", "finance.quarrylane@example.com", "88 Industrial Parkway", "Columbus", "43215", "United States", 0.075),
+    ("CUST-005", "Meridian Health Partners", "payables@example.net", "Suite 1400\n2200 Ross Avenue", "Dallas", "75201", "United States", 0.08),
+    ("CUST-006", "Ostara Retail Group", "ap.ostara@example.com", "75 State Street", "Boston", "02109", "United States", 0.065),
+    ("CUST-007", "Atelier Cobalt SAS", "compta.cobalt@example.net", "14 rue de la Roquette", "Paris", "75011", "France", 0.20),
+    ("CUST-008", "Tidewater Marine Supply", "billing.tidewater@example.com", "3300 Shore Drive", "Norfolk", "23503", "United States", 0.053),
+    ("CUST-009", "Van Dijk Installatietechniek B.V.", "facturen.vandijk@example.net", "Keizersgracht 221", "Amsterdam", "1016 DV", "Netherlands", 0.21),
+    ("CUST-010", "Redfern Architecture Studio", "office.redfern@example.org", "19 Pearl Street", "Denver", "80203", "United States", 0.09),
+    ("CUST-011", "Kestrel Fintech Corp.", "ap.kestrel@example.com", "500 Brickell Avenue", "Miami", "33131", "United States", 0.07),
+    ("CUST-012", "Ashcombe & Reid Ltd", "accounts.ashcombe@example.org", "Unit 4, Canal Wharf\n12 Wharf Road", "Manchester", "M1 5LB", "United Kingdom", 0.20),
+    ("CUST-013", "Solterra Energía S.L.", "facturas.solterra@example.net", "Calle de Alcalá 95", "Madrid", "28009", "Spain", 0.21),
+    ("CUST-014", "Granite Peak Outfitters", "finance.granitepeak@example.com", "645 Main Street", "Bozeman", "59715", "United States", 0.05),
+    ("CUST-015", "Lakeshore Dental Group", "billing.lakeshore@example.com", "233 N Michigan Avenue", "Chicago", "60601", "United States", 0.102),
+    ("CUST-016", "Maple Ridge Software Inc.", "ap.mapleridge@example.org", "150 King Street West", "Toronto", "M5H 1J9", "Canada", 0.13),
+    ("CUST-017", "Coastal Bean Roasters", "hello.coastalbean@example.com", "2101 Pacific Coast Hwy", "Santa Cruz", "95060", "United States", 0.095),
+    ("CUST-018", "Belliard Data Services SRL", "accounts.belliard@example.net", "Rue Belliard 40", "Brussels", "1040", "Belgium", 0.21),
+    ("CUST-019", "Summit Legal Partners PC", "accounting.summit@example.com", "1001 Fourth Avenue", "Seattle", "98154", "United States", 0.101),
+    ("CUST-020", "Orbitline Telecom", "ap.orbitline@example.com", "400 Peachtree Street NE", "Atlanta", "30308", "United States", 0.089),
+    ("CUST-021", "Bluebird Learning Co.", "billing.bluebird@example.org", "77 Congress Avenue", "Austin", "78701", "United States", 0.083),
+    ("CUST-022", "Ironclad Manufacturing", "payables.ironclad@example.com", "5800 Commerce Drive", "Detroit", "48226", "United States", 0.06),
+    ("CUST-023", "Fiore Design Studio S.à r.l.", "amministrazione.fiore@example.net", "Avenue de la Liberté 12", "Luxembourg", "L-1930", "Luxembourg", 0.17),
+    ("CUST-024", "Southbank Capital Advisors", "ops.southbank@example.com", "12 Collins Street", "Melbourne", "3000", "Australia", 0.10),
+]
+
+# Contract ID, Customer ID, Start, End, Frequency, Policy, Offset, Currency, Terms, Discount, Status
+N = None  # a blank cell: the batch applies the documented default
+CONTRACTS = [
+    ("CTR-1001", "CUST-001", "2026-06-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
+    ("CTR-1002", "CUST-002", "2026-07-01", N, "Monthly", "Advance", 0, "EUR", 14, N, "Active"),
+    ("CTR-1003", "CUST-003", "2026-01-31", N, "Quarterly", "Arrears", 5, "USD", 45, N, "Active"),
+    ("CTR-1004", "CUST-004", "2026-08-31", N, "Monthly", "Arrears", -3, "USD", 30, N, "Active"),
+    ("CTR-1005", "CUST-005", "2025-11-15", N, "Annual", "Advance", -15, "USD", 60, N, "Active"),
+    ("CTR-1006", "CUST-006", "2024-04-01", N, "Triennial", "Advance", 0, "USD", 45, N, "Active"),
+    ("CTR-1007", "CUST-007", "2026-03-01", N, "Semi-Annual", "Arrears", 10, "EUR", 30, N, "Active"),
+    ("CTR-1008", "CUST-008", "2026-06-16", "2026-09-30", "Monthly", N, N, N, N, N, N),
+    ("CTR-1009", "CUST-009", "2026-07-01", N, "Quarterly", "Advance", N, "EUR", 30, N, "Active"),
+    ("CTR-1010", "CUST-010", "2026-05-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Inactive"),
+    ("CTR-1011", "CUST-011", "2026-09-01", N, "Monthly", "Arrears", N, "USD", 15, 0.10, "Active"),
+    ("CTR-1012", "CUST-001", "2026-10-01", N, "Annual", "Advance", 0, "USD", 30, N, "Active"),
+    ("CTR-1013", "CUST-012", "2026-06-10", N, "Monthly", "Advance", 5, "GBP", 30, N, "Active"),
+    ("CTR-1014", "CUST-013", "2026-08-01", N, "Monthly", "Arrears", N, "EUR", 30, N, "Active"),
+    ("CTR-1015", "CUST-014", "2026-07-20", N, "Quarterly", "Arrears", 0, "USD", 30, N, "Active"),
+    ("CTR-1016", "CUST-015", "2026-06-01", N, "Semi-Annual", "Advance", N, "USD", 30, N, "Active"),
+    ("CTR-1017", "CUST-016", "2026-09-15", N, "Monthly", "Advance", -3, "USD", 30, N, "Active"),
+    ("CTR-1018", "CUST-017", "2026-10-01", N, "Monthly", N, N, "USD", 15, N, "Active"),
+    ("CTR-1019", "CUST-018", "2026-06-01", N, "Monthly", "Arrears", 10, "EUR", 30, N, "Active"),
+    ("CTR-1020", "CUST-019", "2026-07-31", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
+    ("CTR-1021", "CUST-020", "2026-08-15", N, "Monthly", "Advance", -15, "USD", 45, N, "Active"),
+    ("CTR-1022", "CUST-002", "2026-10-01", N, "Monthly", "Arrears", 0, "EUR", 14, N, "Active"),
+    ("CTR-1023", "CUST-021", "2026-06-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
+    ("CTR-1024", "CUST-022", "2025-09-01", N, "Annual", "Arrears", 5, "USD", 60, N, "Active"),
+    ("CTR-1025", "CUST-023", "2026-10-12", N, "Monthly", "Advance", N, "EUR", 30, N, "Active"),
+    ("CTR-1026", "CUST-024", "2026-07-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
+    ("CTR-1027", "CUST-008", "2026-10-01", N, "Quarterly", "Advance", 0, "USD", 30, N, "Active"),
+]
+
+R, O = "Recurring", "One-Time"
+# Contract ID, Product, Description, Quantity, Unit Price, Start, End, Charge Type (IDs numbered in order)
+SUBSCRIPTIONS = [
+    ("CTR-1001", "Platform Pro", "Platform Pro seats", 25, 39.90, N, N, R),
+    ("CTR-1001", "Analytics Add-on", "Advanced analytics module", 1, 249.00, N, N, N),
+    ("CTR-1001", "Onboarding Package", "Guided onboarding (one-time)", 1, 1500.00, "2026-06-01", N, O),
+    ("CTR-1002", "Platform Team", "Platform Team seats", 12, 29.50, N, N, R),
+    ("CTR-1002", "SSO Add-on", "Single sign-on (SAML)", 1, 99.00, "2026-08-18", N, R),
+    ("CTR-1003", "Managed Hosting", "Dedicated managed hosting", 1, 1850.00, N, N, R),
+    ("CTR-1003", "Priority Support", "24/7 priority support", 1, 420.00, N, "2026-06-15", R),
+    ("CTR-1004", "Platform Pro", "Platform Pro seats", 8, 39.90, N, N, R),
+    ("CTR-1004", "Implementation Services", "Data migration and setup (one-time)", 1, 2400.00, "2026-08-31", N, O),
+    ("CTR-1005", "Platform Enterprise", "Platform Enterprise seats", 150, 32.75, N, N, R),
+    ("CTR-1005", "Priority Support", "24/7 priority support", 1, 650.00, N, N, R),
+    ("CTR-1006", "Platform Enterprise", "Platform Enterprise seats (3-year term)", 40, 28.00, N, N, R),
+    ("CTR-1006", "Data Archive License", "Long-term data archive", 1, 310.00, N, N, R),
+    ("CTR-1007", "Platform Team", "Platform Team seats", 6, 29.50, N, N, R),
+    ("CTR-1007", "Analytics Add-on", "Advanced analytics module", 1, 249.00, "2026-05-10", N, R),
+    ("CTR-1008", "Platform Team", "Platform Team seats", 10, 29.50, N, N, R),
+    ("CTR-1008", "SMS Notifications", "Outbound SMS credits per month", 20000, 0.0125, N, N, R),
+    ("CTR-1009", "Managed Hosting", "Managed hosting (EU region)", 1, 1975.00, N, N, R),
+    ("CTR-1009", "Platform Pro", "Platform Pro seats", 15, 39.90, N, "2026-09-14", R),
+    ("CTR-1009", "Platform Pro", "Platform Pro seats (reduced)", 10, 39.90, "2026-09-15", N, R),
+    ("CTR-1010", "Platform Team", "Platform Team seats", 5, 29.50, N, N, R),
+    ("CTR-1011", "Platform Pro", "Platform Pro seats", 40, 39.90, N, N, R),
+    ("CTR-1011", "Analytics Add-on", "Advanced analytics module", 1, 249.00, N, N, R),
+    ("CTR-1011", "Onboarding Package", "Guided onboarding (one-time)", 1, 2750.00, "2026-09-01", N, O),
+    ("CTR-1012", "Data Warehouse Connector", "Snowflake / BigQuery connector", 1, 189.00, N, N, R),
+    ("CTR-1013", "Platform Team", "Platform Team seats", 18, 24.95, N, N, R),
+    ("CTR-1013", "Priority Support", "Business-hours priority support", 1, 350.00, "2026-08-01", N, R),
+    ("CTR-1014", "Platform Pro", "Platform Pro seats", 20, 36.50, N, N, R),
+    ("CTR-1014", "Implementation Services", "Implementation and training (one-time)", 1, 3200.00, "2026-08-01", N, O),
+    ("CTR-1015", "Managed Hosting", "Dedicated managed hosting", 1, 1850.00, N, N, R),
+    ("CTR-1015", "Platform Team", "Platform Team seats", 7, 29.50, N, N, R),
+    ("CTR-1016", "Platform Pro", "Platform Pro seats", 30, 39.90, N, N, R),
+    ("CTR-1016", "SSO Add-on", "Single sign-on (SAML)", 1, 99.00, N, N, R),
+    ("CTR-1017", "Platform Team", "Platform Team seats", 4, 29.50, N, N, R),
+    ("CTR-1017", "Onboarding Package", "Quick-start onboarding (one-time)", 1, 750.00, "2026-09-15", N, O),
+    ("CTR-1018", "Platform Pro", "Platform Pro seats", 12, 39.90, N, N, R),
+    ("CTR-1018", "Platform Pro", "Platform Pro seats (added mid-month)", 3, 39.90, "2026-10-14", N, R),
+    ("CTR-1019", "Platform Team", "Platform Team seats", 9, 29.50, N, N, R),
+    ("CTR-1019", "Analytics Add-on", "Advanced analytics module", 1, 229.00, N, "2026-08-20", R),
+    ("CTR-1020", "Platform Pro", "Platform Pro seats", 16, 39.90, N, N, R),
+    ("CTR-1020", "Priority Support", "24/7 priority support", 1, 420.00, N, N, R),
+    ("CTR-1021", "Platform Enterprise", "Platform Enterprise seats", 60, 32.75, N, N, R),
+    ("CTR-1021", "Implementation Services", "Telecom billing integration (one-time)", 1, 5000.00, "2026-08-15", N, O),
+    ("CTR-1022", "Analytics Add-on", "Advanced analytics module", 1, 229.00, N, N, R),
+    ("CTR-1022", "Data Warehouse Connector", "Snowflake / BigQuery connector", 1, 175.00, N, N, R),
+    ("CTR-1023", "Platform Team", "Platform Team seats", 3, 29.50, N, N, R),
+    ("CTR-1023", "SMS Notifications", "Outbound SMS credits per month", 8000, 0.0125, "2026-07-20", N, R),
+    ("CTR-1024", "Platform Pro", "Platform Pro seats", 22, 37.00, N, N, R),
+    ("CTR-1024", "Priority Support", "24/7 priority support", 1, 420.00, "2026-03-01", N, R),
+    ("CTR-1025", "Platform Team", "Platform Team seats", 5, 29.50, N, N, R),
+    ("CTR-1025", "Onboarding Package", "Quick-start onboarding (one-time)", 1, 750.00, "2026-10-12", N, O),
+    ("CTR-1026", "Platform Pro", "Platform Pro seats", 10, 39.90, N, N, R),
+    ("CTR-1026", "Managed Hosting", "Managed hosting (APAC region)", 1, 1250.00, N, N, R),
+    ("CTR-1027", "Platform Team", "Platform Team seats", 10, 29.50, N, N, R),
+]
+
+# Metered contracts: contract -> (kinds of usage it reports, support rate per hour in its currency)
+METERED = {"CTR-1001": ("api storage support", 145.00), "CTR-1002": ("api storage", 135.00),
+           "CTR-1008": ("support", 145.00), "CTR-1013": ("api support", 115.00), "CTR-1014": ("api storage", 135.00),
+           "CTR-1019": ("api support", 135.00), "CTR-1021": ("api storage support", 145.00), "CTR-1026": ("api", 145.00)}
+TOPICS = ["SSO configuration", "Data import assistance", "Report design session",
+          "Incident follow-up", "Admin training", "API integration review"]
+# Reported late: dated inside a cycle that an earlier run has already invoiced.
+LATE_USAGE = [
+    ("CTR-1001", "2026-07-29", "Support Hours", "Support hours - late-reported: Admin training", 1.5, 145.00),
+    ("CTR-1019", "2026-08-12", "API Calls", "API calls - late-reported gateway batch", 48250, 0.0008),
+    ("CTR-1008", "2026-07-03", "Support Hours", "Support hours - late-reported: Incident follow-up", 2.25, 145.00),
+]
+
+
+def usage_rows() -> list[tuple]:
+    """Weekly API-call batches, a month-end storage snapshot and a few support sessions."""
+    rng = random.Random(20261102)
+    starts = {c[0]: date.fromisoformat(c[2]) for c in CONTRACTS}
+    ends = {c[0]: c[3] and date.fromisoformat(c[3]) for c in CONTRACTS}
+    rows = []
+    for ctr, (kinds, support_rate) in METERED.items():
+        for month in range(6, 11):
+            last = calendar.monthrange(2026, month)[1]
+            entries = []
+            if "api" in kinds:
+                entries += [(day, "API Calls", "API calls (REST, metered)", rng.randrange(20_000, 250_000), 0.0008)
+                            for day in (4, 11, 18, 25)]
+            if "storage" in kinds:
+                gb = round(rng.uniform(80, 900), 1)
+                entries.append((last, "Storage", "Object storage, GB-month", gb, 0.12))
+            if "support" in kinds:
+                for day in sorted(rng.sample(range(1, 29), rng.randint(1, 3))):
+                    hours = rng.choice([0.5, 1, 1.5, 2, 2.5, 3, 4])
+                    entries.append((day, "Support Hours", f"Support hours - {rng.choice(TOPICS)}", hours, support_rate))
+            for day, *rest in entries:
+                when = date(2026, month, day)
+                if when >= starts[ctr] and (not ends[ctr] or when <= ends[ctr]):
+                    rows.append((ctr, when, *rest))
+    rows.sort(key=lambda r: (r[1], r[0]))
+    rows += [(c, date.fromisoformat(d), *rest) for c, d, *rest in LATE_USAGE]
+    return [(f"USG-{i:05d}", *r) for i, r in enumerate(rows, 1)]
+
+
+DATE, PCT, MONEY, PRICE, INT = "yyyy-mm-dd", "0.0%", "#,##0.00", "#,##0.00##", "0"
+SHEETS = {  # sheet -> [(header, number format or None)]
+    "Customers": [("Customer ID", N), ("Name", N), ("Email", N), ("Address", N), ("City", N),
+                  ("Postal Code", N), ("Country", N), ("Tax Rate", PCT)],
+    "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
+                  ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
+                  ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N)],
+    "Subscriptions": [("Subscription ID", N), ("Contract ID", N), ("Product", N), ("Description", N),
+                      ("Quantity", N), ("Unit Price", PRICE), ("Start Date", DATE), ("End Date", DATE),
+                      ("Charge Type", N)],
+    "Usage": [("Usage ID", N), ("Contract ID", N), ("Date", DATE), ("Product", N), ("Description", N),
+              ("Quantity", N), ("Unit Price", PRICE)],
+    "Settings": [("Key", N), ("Value", N)],
+}
+
+
+def write_sheet(ws, columns, rows) -> None:
+    ws.append([h for h, _ in columns])
+    for row in rows:
+        ws.append([date.fromisoformat(v) if fmt == DATE and isinstance(v, str) else v
+                   for v, (_, fmt) in zip(row, columns)])
+    widths = [len(h) for h, _ in columns]
+    for r in ws.iter_rows(min_row=2):
+        for i, cell in enumerate(r):
+            fmt = columns[i][1]
+            if fmt:
+                cell.number_format = fmt
+            if isinstance(cell.value, str) and "\n" in cell.value:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+            text = cell.value.isoformat()[:10] if fmt == DATE and cell.value else str(cell.value or "")
+            widths[i] = max(widths[i], *(len(line) for line in text.split("\n")))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DDEBF7")
+    for i, w in enumerate(widths):
+        ws.column_dimensions[ws.cell(1, i + 1).column_letter].width = min(w + 3, 60)
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = ws.dimensions
+
+
+def build() -> None:
+    subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)]
+    data = {"Customers": CUSTOMERS, "Contracts": CONTRACTS, "Subscriptions": subs,
+            "Usage": usage_rows(), "Settings": SETTINGS}
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, columns in SHEETS.items():
+        write_sheet(wb.create_sheet(name), columns, data[name])
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(OUT)
+    pin_timestamps(OUT)
+
+
+def pin_timestamps(path: Path) -> None:
+    """openpyxl stamps the save time into docProps and the zip entries; pin both so reruns are byte-identical."""
+    with zipfile.ZipFile(path) as z:
+        parts = [(i.filename, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts:
+            if name == "docProps/core.xml":
+                data = re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", b"2026-01-01T00:00:00Z", data)
+            z.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+
+
+def shift(start: date, months: int) -> date:
+    """The anchor day of start's month + months, clamped to that month's end."""
+    y, m = divmod(start.month - 1 + months, 12)
+    return date(start.year + y, m + 1, min(start.day, calendar.monthrange(start.year + y, m + 1)[1]))
+
+
+def expected_invoices(row: dict) -> int:
+    """Cycles of one contract scheduled on or before AS_OF (a rough cross-check only)."""
+    if (row["Status"] or "Active") != "Active":
+        return 0
+    months = {"Monthly": 1, "Quarterly": 3, "Semi-Annual": 6, "Annual": 12, "Triennial": 36}[row["Billing Frequency"]]
+    start, end = row["Start Date"].date(), row["End Date"] and row["End Date"].date()
+    offset = timedelta(days=1 if row["Billing Offset (Days)"] is None else row["Billing Offset (Days)"])
+    count, k = 0, 0
+    while (cs := shift(start, k * months)) and not (end and cs > end):
+        ce = min(shift(start, (k + 1) * months) - timedelta(days=1), end or date.max)
+        due = (cs if row["Billing Policy"] == "Advance" else ce + timedelta(days=1)) + offset
+        if due > AS_OF:
+            break
+        count, k = count + 1, k + 1
+    return count
+
+
+def summarize() -> None:
+    wb = load_workbook(OUT)
+    sheets = {ws.title: [dict(zip([c.value for c in ws[1]], [c.value for c in r])) for r in ws.iter_rows(min_row=2)]
+              for ws in wb.worksheets}
+    print(f"Wrote {OUT}")
+    for name, rows in sheets.items():
+        print(f"  {name:<14} {len(rows):>4} rows")
+    contracts = {c["Contract ID"]: c for c in sheets["Contracts"]}
+    for label, sheet, col, blank in [
+            ("frequencies", "Contracts", "Billing Frequency", ""), ("policies", "Contracts", "Billing Policy", "Arrears"),
+            ("offsets", "Contracts", "Billing Offset (Days)", "1"), ("currencies", "Contracts", "Currency", "USD"),
+            ("statuses", "Contracts", "Status", "Active"), ("charge types", "Subscriptions", "Charge Type", "Recurring"),
+            ("usage rows", "Usage", "Contract ID", "")]:
+        counts = Counter(r[col] if r[col] is not None else f"(blank={blank})" for r in sheets[sheet])
+        print(f"  {label + ':':<14}", dict(counts))
+    dates = [u["Date"].date() for u in sheets["Usage"]]
+    print(f"  {'usage dates:':<14} {min(dates)} .. {max(dates)}")
+    customers = {c["Customer ID"] for c in sheets["Customers"]}
+    assert all(c["Customer ID"] in customers for c in contracts.values())
+    assert all(s["Contract ID"] in contracts for s in sheets["Subscriptions"])
+    for u in sheets["Usage"]:
+        c = contracts[u["Contract ID"]]
+        assert c["Start Date"] <= u["Date"] and (c["End Date"] is None or u["Date"] <= c["End Date"]), u
+    per = {cid: expected_invoices(c) for cid, c in contracts.items()}
+    print(f"  invoices expected as of {AS_OF}: {sum(per.values())}  {per}")
+
+
+if __name__ == "__main__":
+    build()
+    summarize()
