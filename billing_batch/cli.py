@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -35,14 +36,18 @@ def iso_date(text: str) -> date:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="billing-batch", description="Invoice the billing workbook.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--input", type=Path, default=Path("inbox"),
+                        help="a workbook, or a folder whose *.xlsx are read (default: inbox/)")
+    common.add_argument("--output", type=Path, default=Path("output"), help="where outputs go (default: output/)")
+    common.add_argument("--ledger", type=Path, help="the ledger file (default: OUTPUT/ledger.sqlite)")
+    common.add_argument("--as-of", type=iso_date, default=date.today(), help="bill as of this date (default: today)")
+    common.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="PDF render processes (default: all cores)")
     commands = p.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="bill every cycle that is due and not billed yet")
-    run.add_argument("--input", type=Path, default=Path("inbox"),
-                     help="a workbook, or a folder whose *.xlsx are read (default: inbox/)")
-    run.add_argument("--output", type=Path, default=Path("output"), help="where outputs go (default: output/)")
-    run.add_argument("--ledger", type=Path, help="the ledger file (default: OUTPUT/ledger.sqlite)")
-    run.add_argument("--as-of", type=iso_date, default=date.today(), help="bill as of this date (default: today)")
-    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="PDF render processes (default: all cores)")
+    commands.add_parser("run", parents=[common], help="bill every cycle that is due and not billed yet")
+    check = commands.add_parser("check", parents=[common], help="report every problem in the input; bill nothing")
+    check.add_argument("--json", action="store_true", help="print the problems as JSON")
     return p
 
 
@@ -72,6 +77,23 @@ def run_command(args: argparse.Namespace) -> int:
     if not options.input.exists():
         console.print(f"The input {options.input} does not exist. Put the workbook there, or name it with --input.")
         return EXIT_UNUSABLE
+    return COMMANDS[args.command](args, options)
+
+
+def check_command(args: argparse.Namespace, options: pipeline.Options) -> int:
+    report = pipeline.Report()
+    pipeline.load(options, report)
+    if args.json:
+        print(json.dumps({"problems": [p.as_dict() for p in report.problems], "exit_code": report.exit_code},
+                         indent=2))
+    elif report.problems:
+        show_problems(report.problems)
+    else:
+        console.print("No problems found: the input is ready to bill.")
+    return report.exit_code
+
+
+def run_batch(args: argparse.Namespace, options: pipeline.Options) -> int:
     try:
         with render_progress() as on_rendered:
             report = pipeline.run(options, on_rendered)
@@ -149,6 +171,8 @@ def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
         console.print(f"{len(report.pdfs)} PDFs in {options.output / 'invoices'}")
     console.print(Text(f"Schedules: {report.book}"))
 
+
+COMMANDS = {"run": run_batch, "check": check_command}
 
 if __name__ == "__main__":
     sys.exit(main())

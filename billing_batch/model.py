@@ -72,6 +72,7 @@ class Settings:
     invoice_prefix: str = "INV-"
     default_currency: str = "USD"
     locale: str = "en_US"
+    review_change_threshold: Decimal = Decimal("0.25")  # flag totals that move more than this
 
 
 @dataclass(frozen=True)

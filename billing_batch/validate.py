@@ -5,7 +5,7 @@ import enum
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -273,6 +273,15 @@ def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
         default_currency=text("Default Currency", "USD").upper(),
         locale=text("Locale", "en_US"),
     )
+    threshold = values.get(normalise("Review Change Threshold"))
+    if threshold is not None and threshold.value not in (None, ""):
+        reader = RowReader(Row(threshold.source, {"Value": threshold}), [])
+        rate = reader.fraction("Value")
+        if reader.ok:
+            settings = replace(settings, review_change_threshold=rate)
+        else:
+            invalid("Review Change Threshold", "The Review Change Threshold is not a percentage.",
+                    "type a percentage such as 25%.")
     if not PREFIX.fullmatch(settings.invoice_prefix):
         invalid("Invoice Prefix", "The Invoice Prefix may hold only letters, digits, - and _.",
                 "use at most 20 letters, digits, - or _, such as INV-.")
