@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from billing_batch.cycles import due_cycles
+from billing_batch.cycles import cycle_containing, cycles, due_cycles
 from billing_batch.model import (
     Contract,
     Customer,
@@ -102,3 +102,90 @@ def make_invoice(seq: int, draft: Draft, inputs: Inputs, as_of: date, run_type: 
         buyer=buyer(inputs.customers[draft.customer_id]),
         locale=inputs.settings.locale,
     )
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a manual generation would do for one contract."""
+
+    contract_id: str
+    cycle: Cycle | None = None
+    draft: Draft | None = None
+    existing: Invoice | None = None  # the cycle's live invoice, which only --replace may replace
+    problem: str = ""  # why this contract cannot be billed at all
+
+    def is_future(self, as_of: date) -> bool:
+        return self.cycle is not None and self.cycle.scheduled > as_of
+
+
+def plan_manual(
+    inputs: Inputs,
+    set_aside: dict[str, list],
+    live: dict[CycleKey, Invoice],
+    empty: Collection[CycleKey],
+    contract_ids: Iterable[str],
+    cycle_day: date | None,
+) -> list[Proposal]:
+    """For each contract, the cycle containing cycle_day, or else its oldest unsettled cycle,
+    priced from the current data. A replacement takes the usage the replaced invoice
+    carried plus any not yet invoiced up to the cycle's cutoff."""
+    proposals = []
+    for contract_id in dict.fromkeys(contract_ids):
+        contract = inputs.contracts.get(contract_id)
+        if contract is None or contract_id in set_aside:
+            why = set_aside[contract_id][0].one_line() if contract_id in set_aside else "not in the Contracts sheet"
+            proposals.append(Proposal(contract_id, problem=f"Cannot bill {contract_id}: {why}"))
+            continue
+        if not contract.active:
+            proposals.append(Proposal(contract_id, problem=f"{contract_id} is Inactive: set its Status to Active first"))
+            continue
+        if cycle_day is not None:
+            cycle = cycle_containing(contract, cycle_day)
+            if cycle is None:
+                proposals.append(Proposal(contract_id, problem=f"{cycle_day} is outside the period of {contract_id}"))
+                continue
+        else:
+            cycle = next((c for c in cycles(contract) if (contract_id, c.start) not in live
+                          and (contract_id, c.start) not in empty), None)
+            if cycle is None:
+                proposals.append(Proposal(contract_id, problem=f"Every cycle of {contract_id} is billed already"))
+                continue
+        existing = live.get((contract_id, cycle.start))
+        on_other_invoices = {line.usage_id for key, inv in live.items() if key[0] == contract_id and inv is not existing
+                             for line in inv.draft.lines if line.usage_id}
+        usage = [u for u in inputs.usage.get(contract_id, ()) if u.usage_id not in on_other_invoices]
+        proposals.append(Proposal(contract_id, cycle, draft_for(cycle, contract, inputs, usage), existing))
+    return proposals
+
+
+def differences(inputs: Inputs, set_aside: Collection[str], live: Iterable[Invoice]) -> dict[str, str]:
+    """Invoice number -> how it differs from what the current data would bill for its cycle,
+    with the same usage rows. Usage billed late on a later invoice is not a difference."""
+    found = {}
+    for invoice in live:
+        d = invoice.draft
+        contract = inputs.contracts.get(d.contract_id)
+        if contract is None or d.contract_id in set_aside:
+            continue
+        cycle = cycle_containing(contract, d.cycle_start)
+        if cycle is None or cycle.start != d.cycle_start:
+            found[invoice.number] = f"{invoice.number}: its cycle is no longer in the contract's schedule."
+            continue
+        carried = {line.usage_id for line in d.lines if line.usage_id}
+        usage = [u for u in inputs.usage.get(d.contract_id, ()) if u.usage_id in carried]
+        now = draft_for(replace(cycle, usage_cutoff=date.max), contract, inputs, usage)
+        if _charges(now) != _charges(d):
+            found[invoice.number] = (
+                f"{invoice.number} differs from what the current data would bill "
+                f"(total {d.total} {d.currency}, now {now.total} {now.currency}); use generate --replace to reissue it."
+            )
+    return found
+
+
+def _charges(draft: Draft) -> tuple:
+    lines = tuple(sorted(
+        (line.kind.value, line.product, line.period_start, line.period_end, line.quantity, line.unit_price,
+         line.amount, line.subscription_id or "", line.usage_id or "")
+        for line in draft.lines
+    ))
+    return lines, draft.currency, draft.subtotal, draft.discount, draft.tax, draft.total

@@ -1,4 +1,4 @@
-"""The command line: options, exit codes and what the terminal shows."""
+"""The command line: options, questions, exit codes and what the terminal shows."""
 from __future__ import annotations
 
 import argparse
@@ -14,17 +14,21 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
 from billing_batch import pipeline
+from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy
+from billing_batch.model import Draft, Line, LineKind
 
-EXIT_OK, EXIT_SET_ASIDE, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 4
+EXIT_OK, EXIT_SET_ASIDE, EXIT_UNUSABLE, EXIT_REFUSED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 SHOW_PDF_PATHS = 50  # more than this and the summary names the folder instead
 
-console = Console(highlight=False)
+# Logs and pipes get wide tables; a terminal gets its own width.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 
 def iso_date(text: str) -> date:
@@ -44,17 +48,41 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--as-of", type=iso_date, default=date.today(), help="bill as of this date (default: today)")
     common.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="PDF render processes (default: all cores)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    contracts = argparse.ArgumentParser(add_help=False)
+    contracts.add_argument("--contract", action="append", default=[], metavar="ID", help="a contract (repeatable)")
+    contracts.add_argument("--cycle", type=iso_date, metavar="DATE", help="the cycle that contains DATE "
+                           "(default: each contract's oldest cycle with no invoice)")
+
     commands = p.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", parents=[common], help="bill every cycle that is due and not billed yet")
-    check = commands.add_parser("check", parents=[common], help="report every problem in the input; bill nothing")
-    check.add_argument("--json", action="store_true", help="print the problems as JSON")
+    run = commands.add_parser("run", parents=[common, as_json], help="bill every cycle that is due and not billed yet")
+    run.add_argument("--preview", action="store_true", help="show what would be billed; write nothing")
+    commands.add_parser("check", parents=[common, as_json], help="report every problem in the input; bill nothing")
+    generate = commands.add_parser("generate", parents=[common, contracts], help="bill chosen contracts by hand")
+    generate.add_argument("--contracts-file", type=Path, help="a text file with one contract ID a line")
+    generate.add_argument("--replace", action="store_true", help="replace a cycle's invoice (the old one is kept as Replaced)")
+    generate.add_argument("--allow-future", action="store_true", help="bill a cycle before its scheduled date")
+    generate.add_argument("--no-preview", action="store_true", help="do not show the preview first")
+    generate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    commands.add_parser("preview", parents=[common, contracts, as_json], help="show what generate would bill")
+    schedules = commands.add_parser("schedules", parents=[common], help="show the billing schedules; bill nothing")
+    schedules.add_argument("--contract", help="only this contract")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return run_command(args)
+        options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
+                                   jobs=max(1, args.jobs))
+        if not options.input.exists():
+            console.print(f"The input {options.input} does not exist. Put the workbook there, or name it with --input.")
+            return EXIT_UNUSABLE
+        return COMMANDS[args.command](args, options)
+    except (pipeline.Refused, LedgerBusy) as exc:
+        console.print(Text(refusal(exc)))
+        return EXIT_UNUSABLE
     except KeyboardInterrupt:
         console.print("Stopped. What was billed is kept in the ledger; run again to finish.")
         return EXIT_UNUSABLE
@@ -65,22 +93,35 @@ def main(argv: list[str] | None = None) -> int:
             log.write_text(traceback.format_exc())
         except OSError:
             log = None
-        console.print("billing-batch hit an internal error and stopped. Nothing half-done was kept in the ledger.")
+        console.print("billing-batch hit an internal error and stopped. The ledger holds only complete invoices.")
         if log:
             console.print(f"Please send {log} to the billing_batch maintainers.")
         return EXIT_INTERNAL
 
 
-def run_command(args: argparse.Namespace) -> int:
-    options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
-                               jobs=max(1, args.jobs))
-    if not options.input.exists():
-        console.print(f"The input {options.input} does not exist. Put the workbook there, or name it with --input.")
+def refusal(exc: Exception) -> str:
+    if isinstance(exc, LedgerBusy):
+        return (f"Another billing run is using the ledger {exc}. Wait for it to finish, then run again; "
+                "nothing was billed by this one.")
+    return str(exc)
+
+
+# Commands
+
+
+def run_command(args, options: pipeline.Options) -> int:
+    if args.preview:
+        report, drafts = pipeline.preview_run(options)
+        return show_preview(report, drafts, args.json)
+    with render_progress() as on_rendered:
+        report = pipeline.run(options, on_rendered)
+    if unusable(report):
         return EXIT_UNUSABLE
-    return COMMANDS[args.command](args, options)
+    show_summary(report, options)
+    return report.exit_code
 
 
-def check_command(args: argparse.Namespace, options: pipeline.Options) -> int:
+def check_command(args, options: pipeline.Options) -> int:
     report = pipeline.Report()
     pipeline.load(options, report)
     if args.json:
@@ -93,26 +134,116 @@ def check_command(args: argparse.Namespace, options: pipeline.Options) -> int:
     return report.exit_code
 
 
-def run_batch(args: argparse.Namespace, options: pipeline.Options) -> int:
-    try:
-        with render_progress() as on_rendered:
-            report = pipeline.run(options, on_rendered)
-    except (pipeline.Refused, LedgerBusy) as exc:
-        console.print(Text(refusal(exc)))
+def preview_command(args, options: pipeline.Options) -> int:
+    if not args.contract:
+        console.print("Name a contract with --contract ID (or use `run --preview` for the whole batch).")
         return EXIT_UNUSABLE
-    show_problems(report.problems)
-    if report.exit_code == EXIT_UNUSABLE:
-        console.print("Nothing was billed and no file was written. Correct the workbook and run again.")
+    report, proposals = pipeline.propose(options, args.contract, args.cycle)
+    for p in proposals:
+        if p.problem and not args.json:
+            console.print(Text(p.problem))
+    drafts = [p.draft for p in proposals if p.draft]
+    code = show_preview(report, drafts, args.json)
+    return EXIT_REFUSED if code == EXIT_OK and any(p.problem for p in proposals) else code
+
+
+def generate_command(args, options: pipeline.Options) -> int:
+    contract_ids = list(args.contract)
+    if args.contracts_file:
+        contract_ids += [line.strip() for line in args.contracts_file.read_text().splitlines() if line.strip()]
+    if not contract_ids:
+        console.print("Name the contracts to bill with --contract ID or --contracts-file FILE.")
         return EXIT_UNUSABLE
+    results: dict[str, str] = {}
+    replacing: dict[str, str] = {}  # contract -> the invoice its new one replaces
+    refused = False
+
+    def approve(proposals: list[Proposal]) -> list[Proposal]:
+        nonlocal refused
+        interactive = sys.stdin.isatty()
+        if not args.no_preview:
+            show_drafts([p.draft for p in proposals if p.draft and not p.draft.is_empty])
+        chosen = []
+        for p in proposals:
+            verdict = judge(p, args, options.as_of, interactive)
+            if verdict is None:
+                chosen.append(p)
+                if p.existing:
+                    replacing[p.contract_id] = p.existing.number
+            else:
+                results[p.contract_id] = verdict
+                refused = refused or not verdict.startswith("Nothing to bill")
+        if chosen and interactive and not args.yes and not Confirm.ask(f"Issue {len(chosen)} invoice(s)?"):
+            for p in chosen:
+                results[p.contract_id] = "Not billed: you answered no"
+            return []
+        return chosen
+
+    with render_progress() as on_rendered:
+        report = pipeline.generate(options, contract_ids, args.cycle, approve, on_rendered)
+    if unusable(report):
+        return EXIT_UNUSABLE
+    for invoice in report.issued:
+        contract_id = invoice.draft.contract_id
+        replaced = f", replacing {replacing[contract_id]}" if contract_id in replacing else ""
+        results[contract_id] = f"Invoiced {invoice.number}{replaced}"
+    table = Table(title="Manual generation", title_justify="left")
+    table.add_column("Contract")
+    table.add_column("Result")
+    for contract_id in dict.fromkeys(contract_ids):
+        table.add_row(Text(contract_id), Text(results.get(contract_id, "")))
+    console.print(table)
     show_summary(report, options)
+    return EXIT_REFUSED if refused else report.exit_code
+
+
+def judge(p: Proposal, args, as_of: date, interactive: bool) -> str | None:
+    """None to bill the proposal, else why not. A question no option answered is a refusal
+    unless there is a person at the terminal to answer it."""
+    if p.problem:
+        return p.problem
+    if p.draft.is_empty:
+        return "Nothing to bill for this cycle"
+    cycle = f"{p.cycle.start} to {p.cycle.end}"
+    if p.is_future(as_of):
+        console.print(Text(f"Warning: {p.contract_id}'s cycle {cycle} is a future cycle, "
+                           f"scheduled for {p.cycle.scheduled}.", style="yellow"))
+        if not (args.allow_future or interactive and Confirm.ask("Bill it now?")):
+            return f"Refused: future cycle {cycle} (scheduled {p.cycle.scheduled}); use --allow-future"
+    if p.existing is not None:
+        console.print(Text(f"{p.contract_id}'s cycle {cycle} is already billed by {p.existing.number}."))
+        if not (args.replace or interactive and Confirm.ask(f"Replace {p.existing.number}?")):
+            return f"Refused: already billed by {p.existing.number}; use --replace to reissue it"
+    return None
+
+
+def schedules_command(args, options: pipeline.Options) -> int:
+    report, rows = pipeline.schedules(options)
+    if unusable(report):
+        return EXIT_UNUSABLE
+    table = Table(title=f"Billing schedules as of {options.as_of}", title_justify="left")
+    for title in ("Schedule ID", "Cycle", "Scheduled", "Status", "Reason", "Invoice", "Message"):
+        table.add_column(title)
+    for r in rows:
+        if args.contract and r.contract_id != args.contract:
+            continue
+        cycle = f"{r.cycle_start} to {r.cycle_end}" if r.cycle_start else ""
+        table.add_row(Text(r.schedule_id), cycle, str(r.scheduled or ""), r.status, r.reason,
+                      r.invoice.number if r.invoice else "", Text(r.message))
+    console.print(table)
     return report.exit_code
 
 
-def refusal(exc: Exception) -> str:
-    if isinstance(exc, LedgerBusy):
-        return (f"Another billing run is using the ledger {exc}. Wait for it to finish, then run again; "
-                "nothing was billed by this one.")
-    return str(exc)
+COMMANDS = {
+    "run": run_command,
+    "check": check_command,
+    "generate": generate_command,
+    "preview": preview_command,
+    "schedules": schedules_command,
+}
+
+
+# What the terminal shows
 
 
 class render_progress:
@@ -124,11 +255,20 @@ class render_progress:
             return None
         self.progress = Progress(TextColumn("Rendering invoices"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), console=console, transient=True)
+        self.progress.__enter__()
         task = self.progress.add_task("render", total=None)
         return lambda invoice: self.progress.advance(task)
 
     def __exit__(self, *exc):
         self.progress.__exit__(*exc)
+
+
+def unusable(report: pipeline.Report) -> bool:
+    show_problems(report.problems)
+    if report.exit_code != EXIT_UNUSABLE:
+        return False
+    console.print("Nothing was billed and no file was written. Correct the workbook and run again.")
+    return True
 
 
 def show_problems(problems: list[Problem]) -> None:
@@ -140,11 +280,67 @@ def show_problems(problems: list[Problem]) -> None:
     console.print()
 
 
+def line_group(line: Line) -> str:
+    if line.kind is LineKind.RECURRING:
+        return "Prorated" if line.prorated else "Full cycle"
+    return line.kind.value
+
+
+def draft_json(d: Draft) -> dict:
+    groups: dict[str, list] = defaultdict(list)
+    for line in d.lines:
+        groups[line_group(line)].append({
+            "product": line.product, "description": line.description,
+            "period_start": line.period_start.isoformat(), "period_end": line.period_end.isoformat(),
+            "quantity": str(line.quantity), "unit_price": str(line.unit_price), "amount": str(line.amount),
+        })
+    return {
+        "contract_id": d.contract_id, "customer_id": d.customer_id, "cycle_start": d.cycle_start.isoformat(),
+        "cycle_end": d.cycle_end.isoformat(), "scheduled": d.scheduled.isoformat(), "currency": d.currency,
+        "groups": groups, "subtotal": str(d.subtotal), "discount": str(d.discount), "tax": str(d.tax),
+        "total": str(d.total),
+    }
+
+
+def show_preview(report: pipeline.Report, drafts: list[Draft], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"invoices": [draft_json(d) for d in drafts if not d.is_empty],
+                          "problems": [p.as_dict() for p in report.problems]}, indent=2))
+        return report.exit_code
+    if unusable(report):
+        return EXIT_UNUSABLE
+    show_drafts([d for d in drafts if not d.is_empty])
+    if not drafts:
+        console.print("Nothing would be billed.")
+    return report.exit_code
+
+
+def show_drafts(drafts: list[Draft]) -> None:
+    for d in drafts:
+        table = Table(title=f"{d.contract_id} · {d.customer_name} · cycle {d.cycle_start} to {d.cycle_end} · "
+                            f"scheduled {d.scheduled} · {d.currency}", title_justify="left")
+        for title, justify in (("Group", "left"), ("Product", "left"), ("Description", "left"),
+                               ("Period", "left"), ("Quantity", "right"), ("Unit price", "right"),
+                               ("Amount", "right")):
+            table.add_column(title, justify=justify)
+        order = ("Full cycle", "Prorated", "One-Time", "Usage")
+        for line in sorted(d.lines, key=lambda line: order.index(line_group(line))):
+            period = str(line.period_start) if line.period_start == line.period_end else \
+                f"{line.period_start} to {line.period_end}"
+            table.add_row(line_group(line), Text(line.product), Text(line.description), period,
+                          f"{line.quantity:,}", f"{line.unit_price:,}", f"{line.amount:,}")
+        table.add_section()
+        for label, amount in (("Subtotal", d.subtotal), ("Discount", -d.discount), ("Tax", d.tax),
+                              ("Total", d.total)):
+            table.add_row("", "", "", "", "", label, f"{amount:,}")
+        console.print(table)
+
+
 def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
     totals: dict[str, list[Decimal]] = defaultdict(list)
     for invoice in report.issued:
         totals[invoice.draft.currency].append(invoice.draft.total)
-    table = Table(title=f"Billing run as of {options.as_of.isoformat()}", title_justify="left")
+    table = Table(title=f"Invoices made as of {options.as_of.isoformat()}", title_justify="left")
     table.add_column("Currency")
     table.add_column("Invoices", justify="right")
     table.add_column("Total billed", justify="right")
@@ -153,7 +349,7 @@ def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
     if report.issued:
         console.print(table)
     else:
-        console.print("No cycle was due that had not been billed already: no new invoice.")
+        console.print("No new invoice: every due cycle is billed already.")
     if report.nothing_to_bill:
         console.print(f"{report.nothing_to_bill} due cycle(s) had nothing to bill (marked 'Nothing to bill').")
     if report.set_aside:
@@ -164,6 +360,8 @@ def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
             reason = problems[0].one_line() + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
             aside.add_row(Text(contract_id), Text(reason))
         console.print(aside)
+    for message in report.differs.values():
+        console.print(Text(message, style="yellow"))
     if len(report.pdfs) <= SHOW_PDF_PATHS:
         for path in report.pdfs:
             console.print(Text(str(path)))
@@ -171,8 +369,6 @@ def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
         console.print(f"{len(report.pdfs)} PDFs in {options.output / 'invoices'}")
     console.print(Text(f"Schedules: {report.book}"))
 
-
-COMMANDS = {"run": run_batch, "check": check_command}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS invoices (
     run_type TEXT NOT NULL,
     seller TEXT NOT NULL,
     buyer TEXT NOT NULL,
-    locale TEXT NOT NULL
+    locale TEXT NOT NULL,
+    rendered_status TEXT  -- the status its PDF shows; NULL until rendered
 );
 -- The last line of defence against double billing: one live invoice per cycle.
 CREATE UNIQUE INDEX IF NOT EXISTS one_live_invoice_per_cycle
@@ -80,7 +81,7 @@ CREATE TABLE IF NOT EXISTS empty_cycles (
 INVOICE_COLUMNS = (
     "seq number contract_id customer_id customer_name cycle_start cycle_end scheduled invoice_date "
     "due_date currency subtotal discount tax total discount_rate tax_rate status replaced_by run_type "
-    "seller buyer locale"
+    "seller buyer locale rendered_status"
 ).split()
 LINE_COLUMNS = (
     "number line kind product description period_start period_end quantity unit_price amount "
@@ -93,8 +94,14 @@ class LedgerBusy(Exception):
 
 
 class Ledger:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, read_only: bool = False):
+        """Open for writing, holding the lock for as long as it is open; read_only
+        neither locks nor creates anything."""
         self.path = path
+        self._lock = None
+        if read_only:
+            self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = open(path.with_name(path.name + ".lock"), "w")
         try:
@@ -108,7 +115,8 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
-        self._lock.close()
+        if self._lock:
+            self._lock.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -136,6 +144,16 @@ class Ledger:
         rows = self.db.execute(f"SELECT {', '.join(INVOICE_COLUMNS)} FROM invoices ORDER BY seq")
         return [_invoice(row, lines.get(row[1], [])) for row in rows]
 
+    def stale_pdfs(self) -> set[str]:
+        """Numbers of invoices whose PDF is not made yet or shows an older status."""
+        rows = self.db.execute("SELECT number FROM invoices WHERE rendered_status IS NOT status")
+        return {number for (number,) in rows}
+
+    def mark_rendered(self, invoices: Iterable[Invoice]) -> None:
+        with self.transaction():
+            self.db.executemany("UPDATE invoices SET rendered_status = ? WHERE number = ?",
+                                ((i.status.value, i.number) for i in invoices))
+
     def empty_cycles(self) -> dict[tuple[str, date], date]:
         """(contract, cycle start) -> the date of the run that found nothing to bill."""
         rows = self.db.execute("SELECT contract_id, cycle_start, run_date FROM empty_cycles")
@@ -149,12 +167,20 @@ class Ledger:
         empty: Iterable[Cycle],
         run_date: date,
         build: Callable[[int, Draft], Invoice],
+        replaces: Mapping[str, str] | None = None,
     ) -> list[Invoice]:
         """Number and store the drafts, and settle the empty cycles, in one transaction.
-        build(seq, draft) makes the invoice that gets sequence number seq."""
+        build(seq, draft) makes the invoice that gets sequence number seq. replaces maps a
+        draft's schedule ID to the number of the live invoice it replaces, which is kept
+        as Replaced."""
+        replaces = replaces or {}
         with self.transaction():
             (last,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM invoices").fetchone()
             invoices = [build(last + i, draft) for i, draft in enumerate(drafts, start=1)]
+            self.db.executemany(
+                "UPDATE invoices SET status = 'Replaced', replaced_by = ? WHERE number = ? AND status <> 'Replaced'",
+                ((inv.number, replaces[inv.draft.schedule_id]) for inv in invoices if inv.draft.schedule_id in replaces),
+            )
             self.db.executemany(
                 f"INSERT INTO invoices VALUES ({', '.join('?' * len(INVOICE_COLUMNS))})",
                 (_invoice_row(last + i, inv) for i, inv in enumerate(invoices, start=1)),
@@ -177,7 +203,7 @@ def _invoice_row(seq: int, inv: Invoice) -> tuple:
         d.cycle_end.isoformat(), d.scheduled.isoformat(), inv.invoice_date.isoformat(),
         inv.due_date.isoformat(), d.currency, str(d.subtotal), str(d.discount), str(d.tax), str(d.total),
         str(d.discount_rate), str(d.tax_rate), inv.status.value, inv.replaced_by, inv.run_type.value,
-        json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale,
+        json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale, None,
     )
 
 

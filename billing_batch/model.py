@@ -196,6 +196,10 @@ class Draft:
     def is_empty(self) -> bool:
         return not self.lines
 
+    @property
+    def schedule_id(self) -> str:
+        return f"{self.contract_id}/{self.cycle_start.isoformat()}"
+
 
 class InvoiceStatus(enum.Enum):
     ISSUED = "Issued"

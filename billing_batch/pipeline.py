@@ -1,20 +1,21 @@
 """The batch from end to end: load, validate, cycles, bill, render, write. One function per command."""
 from __future__ import annotations
 
+import os
+import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from functools import partial
 from pathlib import Path
 
 from billing_batch import render, schedule_book, workbook
-from billing_batch.billing import make_invoice, plan_run
+from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run
 from billing_batch.errors import Problem
 from billing_batch.ledger import Ledger
-from billing_batch.model import Invoice, InvoiceStatus, RunType
-from billing_batch.schedules import schedule_rows
+from billing_batch.model import Draft, Invoice, InvoiceStatus, RunType
+from billing_batch.schedules import ScheduleRow, schedule_rows
 from billing_batch.validate import Checked, check
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -22,7 +23,7 @@ LEDGER_NAME = "ledger.sqlite"
 
 
 class Refused(Exception):
-    """The run would be unsafe; nothing was written. The message says why and what to do."""
+    """The command would be unsafe; nothing was written. The message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,13 @@ class Options:
 
 @dataclass
 class Report:
-    """What a run did, for the terminal summary."""
+    """What a command did, for the terminal summary."""
 
     problems: list[Problem] = field(default_factory=list)
     set_aside: dict[str, list[Problem]] = field(default_factory=dict)
     issued: list[Invoice] = field(default_factory=list)
     nothing_to_bill: int = 0
+    differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
     pdfs: list[Path] = field(default_factory=list)
     book: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -62,6 +64,29 @@ class Report:
         started = time.perf_counter()
         yield
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class State:
+    """What the ledger holds: every invoice ever issued and the cycles settled without one."""
+
+    invoices: list[Invoice] = field(default_factory=list)
+    empty: dict[tuple[str, date], date] = field(default_factory=dict)
+
+    @property
+    def live(self) -> dict[tuple[str, date], Invoice]:
+        return {(i.draft.contract_id, i.draft.cycle_start): i for i in self.invoices
+                if i.status is not InvoiceStatus.REPLACED}
+
+    @classmethod
+    def read(cls, ledger: Ledger) -> State:
+        return cls(ledger.invoices(), ledger.empty_cycles())
+
+
+def failpoint(name: str) -> None:
+    """Die here, as a power cut would, when the crash tests ask for it."""
+    if os.environ.get("BILLING_BATCH_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def load(options: Options, report: Report) -> Checked | None:
@@ -86,41 +111,130 @@ def run(options: Options, on_rendered: Callable[[Invoice], None] | None = None) 
         return report
     refuse_without_ledger(options)
     with Ledger(options.ledger_path) as ledger:
+        state = State.read(ledger)
         with report.stage("cycles and billing"):
-            invoices = ledger.invoices()
-            empty = ledger.empty_cycles()
-            live = [i for i in invoices if i.status is not InvoiceStatus.REPLACED]
-            plan = plan_run(
-                checked.inputs,
-                set_aside=checked.set_aside,
-                settled={(i.draft.contract_id, i.draft.cycle_start) for i in live} | set(empty),
-                billed_usage={(i.draft.contract_id, line.usage_id) for i in live for line in i.draft.lines
-                              if line.usage_id},
-                as_of=options.as_of,
-            )
-            build = partial(_build, inputs=checked.inputs, as_of=options.as_of)
-            report.issued = ledger.issue(plan.drafts, plan.empty, options.as_of, build)
-            report.nothing_to_bill = len(plan.empty)
-            invoices += report.issued
-            empty |= {(c.contract_id, c.start): options.as_of for c in plan.empty}
-        write_outputs(options, checked, invoices, empty, report, on_rendered)
+            plan = plan_automatic(checked, state, options.as_of)
+            issued = ledger.issue(plan.drafts, plan.empty, options.as_of,
+                                  lambda seq, draft: make_invoice(seq, draft, checked.inputs, options.as_of,
+                                                                  RunType.AUTOMATIC))
+            failpoint("after-billing")
+        report.issued, report.nothing_to_bill = issued, len(plan.empty)
+        state.invoices += issued
+        state.empty |= {(c.contract_id, c.start): options.as_of for c in plan.empty}
+        write_outputs(options, checked, state, ledger, report, on_rendered)
     return report
 
 
-def _build(seq, draft, inputs, as_of) -> Invoice:
-    return make_invoice(seq, draft, inputs, as_of, RunType.AUTOMATIC)
+def plan_automatic(checked: Checked, state: State, as_of: date) -> Plan:
+    live = state.live
+    return plan_run(
+        checked.inputs,
+        set_aside=checked.set_aside,
+        settled=set(live) | set(state.empty),
+        billed_usage={(cid, line.usage_id) for (cid, _), i in live.items() for line in i.draft.lines if line.usage_id},
+        as_of=as_of,
+    )
 
 
-def write_outputs(options, checked, invoices, empty, report, on_rendered) -> None:
-    """Derive the PDFs and the schedule book from the ledger; a missing PDF is made again."""
+def preview_run(options: Options) -> tuple[Report, list[Draft]]:
+    """What `run` would bill now; writes nothing and takes no number."""
+    report = Report()
+    checked = load(options, report)
+    if checked is None:
+        return report, []
+    return report, list(plan_automatic(checked, read_state(options), options.as_of).drafts)
+
+
+def propose(options: Options, contract_ids: Iterable[str], cycle_day: date | None) -> tuple[Report, list[Proposal]]:
+    """What `generate` would bill for these contracts; writes nothing."""
+    report = Report()
+    checked = load(options, report)
+    if checked is None:
+        return report, []
+    state = read_state(options)
+    return report, plan_manual(checked.inputs, checked.set_aside, state.live, state.empty, contract_ids, cycle_day)
+
+
+def generate(
+    options: Options,
+    contract_ids: list[str],
+    cycle_day: date | None,
+    approve: Callable[[list[Proposal]], list[Proposal]],
+    on_rendered: Callable[[Invoice], None] | None = None,
+) -> Report:
+    """Bill chosen cycles by hand. approve() sees every proposal (and may ask the user)
+    and returns those to bill; it runs while the ledger is held, so nothing changes between."""
+    report = Report()
+    checked = load(options, report)
+    if checked is None:
+        return report
+    refuse_without_ledger(options)
+    with Ledger(options.ledger_path) as ledger:
+        state = State.read(ledger)
+        proposals = plan_manual(checked.inputs, checked.set_aside, state.live, state.empty, contract_ids, cycle_day)
+        chosen = sorted((p for p in approve(proposals) if p.draft and not p.draft.is_empty),
+                        key=lambda p: (p.cycle.scheduled, p.contract_id, p.cycle.start))
+        replaces = {p.draft.schedule_id: p.existing.number for p in chosen if p.existing}
+        issued = ledger.issue([p.draft for p in chosen], [], options.as_of,
+                              lambda seq, draft: make_invoice(seq, draft, checked.inputs, options.as_of,
+                                                              RunType.MANUAL),
+                              replaces)
+        report.issued = issued
+        state = State.read(ledger)
+        write_outputs(options, checked, state, ledger, report, on_rendered)
+    return report
+
+
+def schedules(options: Options) -> tuple[Report, list[ScheduleRow]]:
+    """The schedule rows as the workbook would show them; bills nothing."""
+    report = Report()
+    checked = load(options, report)
+    if checked is None:
+        return report, []
+    state = read_state(options)
+    return report, schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices,
+                                 state.empty, options.as_of, differences(checked.inputs, checked.set_aside,
+                                                                         state.live.values()))
+
+
+def read_state(options: Options) -> State:
+    """The ledger's state for commands that write nothing: no ledger means nothing billed."""
+    refuse_without_ledger(options)
+    if not options.ledger_path.exists():
+        return State()
+    with Ledger(options.ledger_path, read_only=True) as ledger:
+        return State.read(ledger)
+
+
+def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledger, report: Report,
+                  on_rendered: Callable[[Invoice], None] | None) -> None:
+    """Derive the PDFs and the schedule book from the ledger: whatever is missing or stale
+    (a crash, a deleted file, an invoice since replaced) is made again."""
     with report.stage("render"):
-        missing = [i for i in invoices if not (options.output / i.pdf_name).exists()]
-        render.render_invoices(missing, options.output, options.templates, options.jobs, on_rendered)
+        for leftover in (options.output / "invoices").glob(".*.tmp"):
+            leftover.unlink()  # from a run that died while rendering
+        stale = ledger.stale_pdfs()
+        todo = [i for i in state.invoices if i.number in stale or not (options.output / i.pdf_name).exists()]
+        done: list[Invoice] = []
+
+        def rendered(invoice: Invoice) -> None:
+            done.append(invoice)
+            if len(done) == 200:  # record progress now and then, so a crash costs little
+                ledger.mark_rendered(done)
+                done.clear()
+            failpoint("while-rendering")
+            if on_rendered:
+                on_rendered(invoice)
+
+        render.render_invoices(todo, options.output, options.templates, options.jobs, rendered)
+        ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
+    with report.stage("cycles and billing"):
+        report.differs = differences(checked.inputs, checked.set_aside, state.live.values())
     with report.stage("write workbook"):
-        rows = schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, invoices, empty,
-                             options.as_of)
-        report.book = schedule_book.write(options.output, rows, invoices)
+        rows = schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices, state.empty,
+                             options.as_of, report.differs)
+        report.book = schedule_book.write(options.output, rows, state.invoices)
 
 
 def refuse_without_ledger(options: Options) -> None:

@@ -36,7 +36,10 @@ def schedule_rows(
     invoices: Iterable[Invoice],
     empty: dict[tuple[str, date], date],
     as_of: date,
+    differs: dict[str, str] | None = None,
 ) -> list[ScheduleRow]:
+    """differs: invoice number -> how it differs from what the current data would bill."""
+    differs = differs or {}
     live = {(i.draft.contract_id, i.draft.cycle_start): i for i in invoices if i.status is not InvoiceStatus.REPLACED}
     rows = []
     for contract in inputs.contracts.values():
@@ -48,7 +51,7 @@ def schedule_rows(
             invoice = live.pop(key, None)
             if invoice is None and not contract.active:
                 continue  # an inactive contract's history is its invoices alone
-            rows.append(_row(contract, name, cycle, invoice, empty.get(key), problems, as_of))
+            rows.append(_row(contract, name, cycle, invoice, empty.get(key), problems, as_of, differs))
     for contract_id, p in broken.items():
         rows.append(ScheduleRow(contract_id, contract_id, "", "", None, None, None, "Active", ERROR,
                                 message=_messages(set_aside.get(contract_id, [p]))))
@@ -56,23 +59,24 @@ def schedule_rows(
     for invoice in live.values():
         d = invoice.draft
         rows.append(ScheduleRow(
-            f"{d.contract_id}/{d.cycle_start.isoformat()}", d.contract_id, d.customer_id, d.customer_name,
+            d.schedule_id, d.contract_id, d.customer_id, d.customer_name,
             d.cycle_start, d.cycle_end, d.scheduled, "Inactive", INVOICED, invoice,
-            invoice.run_type.value, invoice.invoice_date,
+            invoice.run_type.value, invoice.invoice_date, differs.get(invoice.number, ""),
         ))
     rows.sort(key=lambda r: (r.contract_id, r.cycle_start or date.min))
     return rows
 
 
 def _row(contract: Contract, customer: str, cycle: Cycle, invoice: Invoice | None, empty_on: date | None,
-         problems: list[Problem], as_of: date) -> ScheduleRow:
+         problems: list[Problem], as_of: date, differs: dict[str, str]) -> ScheduleRow:
     common = dict(
         schedule_id=cycle.schedule_id, contract_id=contract.contract_id, customer_id=contract.customer_id,
         customer=customer, cycle_start=cycle.start, cycle_end=cycle.end, scheduled=cycle.scheduled,
     )
     if invoice is not None:
         return ScheduleRow(**common, status="Inactive", reason=INVOICED, invoice=invoice,
-                           run_type=invoice.run_type.value, run_date=invoice.invoice_date)
+                           run_type=invoice.run_type.value, run_date=invoice.invoice_date,
+                           message=differs.get(invoice.number, ""))
     if empty_on is not None:
         return ScheduleRow(**common, status="Inactive", reason=NOTHING, run_type="Automatic", run_date=empty_on)
     if problems and cycle.scheduled <= as_of:

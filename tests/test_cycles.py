@@ -205,7 +205,7 @@ def test_listed_cycles_monthly_shows_started_plus_twelve_months_of_schedule():
     (contract("2026-01-01", "Triennial"), "2025-03-15", ["2026-01-01"]),
     # ended contract: no "next one" to show
     (contract("2024-01-01", end="2024-03-31"), "2025-06-01", ["2024-01-01", "2024-02-01", "2024-03-01"]),
-    # Advance -15: the Dec cycle starts after as_of but is already scheduled; Jan 2027 is the horizon-free "next"
+    # Advance -15: cycles scheduled by the horizon 2027-11-20, the last being Nov 2027's (due 2027-10-31)
     (contract("2026-11-15", "Quarterly", "Advance", -15), "2026-11-20", ["2026-11-15", "2027-02-15", "2027-05-15",
                                                                          "2027-08-15", "2027-11-15"]),
 ])

@@ -102,7 +102,7 @@ def test_rerun_bills_nothing_twice_and_late_usage_goes_on_the_next_invoice(book:
 
     again = bill(book, out, "2026-04-02")
     assert again.returncode == 0
-    assert "no new invoice" in again.stdout
+    assert "No new invoice" in again.stdout
     assert ledger_numbers(out) == [f"INV-{n:06d}" for n in range(1, 7)]
     assert (out / "invoices" / "INV-000001.pdf").stat().st_mtime_ns == pdf_time  # not rendered again
 
