@@ -89,6 +89,14 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _failing_midway(rows: list, name: str) -> Iterator:
+    """The rows, with the failpoint name hit after the first one is written."""
+    for i, row in enumerate(rows):
+        if i == 1:
+            failpoint(name)
+        yield row
+
+
 def load(options: Options, report: Report) -> Checked | None:
     """Read and validate the input; None when it cannot be used at all."""
     with report.stage("load"):
@@ -234,7 +242,7 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
     with report.stage("write workbook"):
         rows = schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices, state.empty,
                              options.as_of, report.differs)
-        report.book = schedule_book.write(options.output, rows, state.invoices)
+        report.book = schedule_book.write(options.output, _failing_midway(rows, "writing-workbook"), state.invoices)
 
 
 def refuse_without_ledger(options: Options) -> None:
