@@ -73,6 +73,16 @@ class Settings:
     default_currency: str = "USD"
     locale: str = "en_US"
     review_change_threshold: Decimal = Decimal("0.25")  # flag totals that move more than this
+    # Sending by email; the password comes only from the environment (BILLING_BATCH_SMTP_PASSWORD).
+    smtp_host: str = ""
+    smtp_port: int = 0  # 0: 465 for SSL, else 587
+    smtp_security: str = "STARTTLS"  # STARTTLS, SSL or None
+    smtp_user: str = ""
+    smtp_from: str = ""  # blank: Company Email
+    # Charging by SEPA Direct Debit.
+    creditor_iban: str = ""
+    creditor_bic: str = ""
+    creditor_id: str = ""  # SEPA creditor identifier
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class Customer:
     country: str
     tax_rate: Decimal  # fraction 0..1
     source: Source
+    iban: str = ""  # with bic, mandate_id and mandate_date: a SEPA Direct Debit mandate
+    bic: str = ""
+    mandate_id: str = ""
+    mandate_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,7 @@ class Contract:
     discount: Decimal  # fraction 0..1
     active: bool
     source: Source
+    cc: str = ""  # more addresses for the invoice email, separated by ; or ,
 
 
 @dataclass(frozen=True)
@@ -227,6 +242,16 @@ class Invoice:
 
 
 @dataclass(frozen=True)
+class Product:
+    """Accounting codes for a product, from the optional Products sheet."""
+
+    product: str
+    account_code: str
+    tax_type: str
+    source: Source
+
+
+@dataclass(frozen=True)
 class Inputs:
     """Everything read from the input workbooks that passed validation."""
 
@@ -235,3 +260,4 @@ class Inputs:
     contracts: dict[str, Contract] = field(default_factory=dict)
     subscriptions: dict[str, tuple[Subscription, ...]] = field(default_factory=dict)  # by contract
     usage: dict[str, tuple[Usage, ...]] = field(default_factory=dict)  # by contract, date order
+    products: dict[str, Product] = field(default_factory=dict)  # by product name
