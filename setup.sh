@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 
 # WeasyPrint needs Pango, and HarfBuzz's subsetter to embed fonts quickly; pdftoppm is for looking at PDFs.
 debian_packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
+# The tests open the review page in a real headless browser.
+[[ "${1:-}" == "test" ]] && debian_packages+=(chromium)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -18,7 +18,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from billing_batch import pipeline
+from billing_batch import pipeline, review
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy
@@ -68,11 +68,18 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("preview", parents=[common, contracts, as_json], help="show what generate would bill")
     schedules = commands.add_parser("schedules", parents=[common], help="show the billing schedules; bill nothing")
     schedules.add_argument("--contract", help="only this contract")
+    reviews = commands.add_parser("review", help="open the review page of a run")
+    reviews.add_argument("--output", type=Path, default=Path("output"), help="where outputs go (default: output/)")
+    reviews.add_argument("--run", metavar="RUN_ID", help="the run to review (default: the latest)")
+    reviews.add_argument("--list", action="store_true", help="list the past runs")
+    reviews.add_argument("--no-open", action="store_true", help="print the page's path; do not open it")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "review":  # reads past outputs only: no input needed
+        return review_command(args)
     try:
         options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
                                    jobs=max(1, args.jobs))
@@ -234,6 +241,27 @@ def schedules_command(args, options: pipeline.Options) -> int:
     return report.exit_code
 
 
+def review_command(args) -> int:
+    if args.list:
+        table = Table(title=f"Runs in {args.output / 'runs'}", title_justify="left")
+        for title in ("Run", "As of", "Invoices", "Flagged", "Set aside", "Errors"):
+            table.add_column(title)
+        for past in review.past_runs(args.output):
+            table.add_row(past.run_id, *(str(past.summary.get(key, "")) for key in
+                                         ("as_of", "invoices", "flagged", "set_aside", "errors")))
+        console.print(table)
+        return EXIT_OK
+    try:
+        page = review.find_review(args.output, args.run)
+    except LookupError as exc:
+        console.print(Text(str(exc)))
+        return EXIT_UNUSABLE
+    console.print(Text(str(page)))
+    if not args.no_open:
+        review.open_page(page)
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": run_command,
     "check": check_command,
@@ -368,6 +396,8 @@ def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
     else:
         console.print(f"{len(report.pdfs)} PDFs in {options.output / 'invoices'}")
     console.print(Text(f"Schedules: {report.book}"))
+    if report.review:
+        console.print(Text(f"Review: {report.review}"))
 
 
 if __name__ == "__main__":

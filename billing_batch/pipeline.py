@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
-from billing_batch import render, schedule_book, workbook
+from billing_batch import render, review, schedule_book, workbook
 from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run
 from billing_batch.errors import Problem
 from billing_batch.ledger import Ledger
@@ -51,7 +51,10 @@ class Report:
     differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
     pdfs: list[Path] = field(default_factory=list)
     book: Path | None = None
+    review: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    started: datetime = field(default_factory=datetime.now)
+    clock: float = field(default_factory=time.perf_counter)
 
     @property
     def exit_code(self) -> int:
@@ -129,7 +132,7 @@ def run(options: Options, on_rendered: Callable[[Invoice], None] | None = None) 
         report.issued, report.nothing_to_bill = issued, len(plan.empty)
         state.invoices += issued
         state.empty |= {(c.contract_id, c.start): options.as_of for c in plan.empty}
-        write_outputs(options, checked, state, ledger, report, on_rendered)
+        write_outputs(options, checked, state, ledger, report, on_rendered, "run")
     return report
 
 
@@ -189,7 +192,7 @@ def generate(
                               replaces)
         report.issued = issued
         state = State.read(ledger)
-        write_outputs(options, checked, state, ledger, report, on_rendered)
+        write_outputs(options, checked, state, ledger, report, on_rendered, "generate")
     return report
 
 
@@ -215,9 +218,9 @@ def read_state(options: Options) -> State:
 
 
 def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledger, report: Report,
-                  on_rendered: Callable[[Invoice], None] | None) -> None:
-    """Derive the PDFs and the schedule book from the ledger: whatever is missing or stale
-    (a crash, a deleted file, an invoice since replaced) is made again."""
+                  on_rendered: Callable[[Invoice], None] | None, command: str) -> None:
+    """Derive the PDFs, the schedule book and the run's review page from the ledger: whatever
+    is missing or stale (a crash, a deleted file, an invoice since replaced) is made again."""
     with report.stage("render"):
         for leftover in (options.output / "invoices").glob(".*.tmp"):
             leftover.unlink()  # from a run that died while rendering
@@ -242,7 +245,18 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
     with report.stage("write workbook"):
         rows = schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices, state.empty,
                              options.as_of, report.differs)
-        report.book = schedule_book.write(options.output, _failing_midway(rows, "writing-workbook"), state.invoices)
+        review_rows = review.review_rows(report.issued, state.invoices, checked.inputs, report.differs,
+                                         checked.inputs.settings.review_change_threshold)
+        report.book = schedule_book.write(options.output, _failing_midway(rows, "writing-workbook"), state.invoices,
+                                          review_rows=review_rows)
+    with report.stage("write review"):
+        facts = review.RunFacts(
+            run_id=review.new_run_id(report.started, command, options.output), command=command,
+            as_of=options.as_of, input_files=tuple(workbook.input_files(options.input)), started=report.started,
+            duration_s=time.perf_counter() - report.clock, nothing_to_bill=report.nothing_to_bill)
+        report.review = review.write_review(options.output, facts, review_rows, report.issued, state.invoices,
+                                            checked.set_aside, report.problems, inputs=checked.inputs,
+                                            differs=report.differs, templates=options.templates)
 
 
 def refuse_without_ledger(options: Options) -> None:

@@ -1,4 +1,4 @@
-"""Write billing_schedules.xlsx: schedules, invoices and invoice lines, atomically."""
+"""Write billing_schedules.xlsx: schedules, invoices, invoice lines and the run's review, atomically."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,7 @@ import xlsxwriter
 from babel.numbers import get_currency_precision
 
 from billing_batch.model import Invoice
+from billing_batch.review import FLAG_KINDS, ReviewRow
 from billing_batch.schedules import ScheduleRow
 
 BOOK_NAME = "billing_schedules.xlsx"
@@ -35,11 +36,21 @@ LINE_COLUMNS = [
     ("Description", 36, "text"), ("Period Start", 12, "date"), ("Period End", 12, "date"),
     ("Quantity", 10, "number"), ("Unit Price", 12, "price"), ("Amount", 13, "money"),
 ]
+# The run's review (see review.py): the invoices of this run, one Yes/blank column per flag, then the notes.
+REVIEW_COLUMNS = [
+    ("Invoice Number", 15, "link"), ("Customer ID", 12, "text"), ("Customer", 28, "text"),
+    ("Contract ID", 12, "text"), ("Cycle Start", 12, "date"), ("Cycle End", 12, "date"),
+    ("Due Date", 12, "date"), ("Currency", 9, "text"), ("Total", 13, "money"), ("Flags", 7, "number"),
+    *((kind.label, max(9, len(kind.label) + 4), "text") for kind in FLAG_KINDS),
+    ("Notes", 90, "text"),
+]
 
 
-def write(out_dir: Path, schedules: Sequence[ScheduleRow], invoices: Sequence[Invoice]) -> Path:
+def write(out_dir: Path, schedules: Sequence[ScheduleRow], invoices: Sequence[Invoice],
+          review_rows: Sequence[ReviewRow] | None = None) -> Path:
     """Write the book next to its final place, then rename it over the old one, so a
-    reader never sees a half-written file and the old book stays until the new is whole."""
+    reader never sees a half-written file and the old book stays until the new is whole.
+    With review_rows (even empty), a last sheet Review holds this run's invoices and their flags."""
     final = out_dir / BOOK_NAME
     tmp = out_dir / f".{BOOK_NAME}.tmp"
     book = xlsxwriter.Workbook(tmp, {"constant_memory": True, "strings_to_formulas": False,
@@ -49,6 +60,8 @@ def write(out_dir: Path, schedules: Sequence[ScheduleRow], invoices: Sequence[In
         _sheet(book, cells, "Billing Schedules", SCHEDULE_COLUMNS, (_schedule(r) for r in schedules))
         _sheet(book, cells, "Invoices", INVOICE_COLUMNS, (_invoice(i) for i in invoices))
         _sheet(book, cells, "Invoice Lines", LINE_COLUMNS, _lines(invoices))
+        if review_rows is not None:
+            _sheet(book, cells, "Review", REVIEW_COLUMNS, (_review(r) for r in review_rows))
     finally:
         book.close()
     os.replace(tmp, final)
@@ -68,6 +81,13 @@ def _invoice(i: Invoice) -> tuple:
         (i.number, i.pdf_name), d.contract_id, d.customer_id, d.customer_name, d.cycle_start, d.cycle_end,
         i.invoice_date, i.due_date, d.currency, *money, i.status.value, i.replaced_by or "", i.pdf_name,
     )
+
+
+def _review(r: ReviewRow) -> tuple:
+    names = {f.name for f in r.flags}
+    return ((r.number, r.pdf_name), r.customer_id, r.customer, r.contract_id, r.period_start, r.period_end,
+            r.due_date, r.currency, (r.total, r.currency), len(r.flags),
+            *("Yes" if kind.name in names else "" for kind in FLAG_KINDS), r.notes)
 
 
 def _lines(invoices: Iterable[Invoice]) -> Iterable[tuple]:
