@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS invoices (
     seller TEXT NOT NULL,
     buyer TEXT NOT NULL,
     locale TEXT NOT NULL,
-    rendered_status TEXT  -- the status its PDF shows; NULL until rendered
+    rendered_status TEXT,  -- the status its PDF shows; NULL until rendered
+    reviewed_in TEXT  -- the run whose review page first showed it; NULL until then
 );
 -- The last line of defence against double billing: one live invoice per cycle.
 CREATE UNIQUE INDEX IF NOT EXISTS one_live_invoice_per_cycle
@@ -81,7 +82,7 @@ CREATE TABLE IF NOT EXISTS empty_cycles (
 INVOICE_COLUMNS = (
     "seq number contract_id customer_id customer_name cycle_start cycle_end scheduled invoice_date "
     "due_date currency subtotal discount tax total discount_rate tax_rate status replaced_by run_type "
-    "seller buyer locale rendered_status"
+    "seller buyer locale rendered_status reviewed_in"
 ).split()
 LINE_COLUMNS = (
     "number line kind product description period_start period_end quantity unit_price amount "
@@ -154,6 +155,16 @@ class Ledger:
             self.db.executemany("UPDATE invoices SET rendered_status = ? WHERE number = ?",
                                 ((i.status.value, i.number) for i in invoices))
 
+    def unreviewed(self) -> set[str]:
+        """Numbers of invoices no run's review has shown yet: a run that died before its
+        review leaves its invoices to the next run's."""
+        return {number for (number,) in self.db.execute("SELECT number FROM invoices WHERE reviewed_in IS NULL")}
+
+    def mark_reviewed(self, numbers: Iterable[str], run_id: str) -> None:
+        with self.transaction():
+            self.db.executemany("UPDATE invoices SET reviewed_in = ? WHERE number = ?",
+                                ((run_id, number) for number in numbers))
+
     def empty_cycles(self) -> dict[tuple[str, date], date]:
         """(contract, cycle start) -> the date of the run that found nothing to bill."""
         rows = self.db.execute("SELECT contract_id, cycle_start, run_date FROM empty_cycles")
@@ -203,7 +214,7 @@ def _invoice_row(seq: int, inv: Invoice) -> tuple:
         d.cycle_end.isoformat(), d.scheduled.isoformat(), inv.invoice_date.isoformat(),
         inv.due_date.isoformat(), d.currency, str(d.subtotal), str(d.discount), str(d.tax), str(d.total),
         str(d.discount_rate), str(d.tax_rate), inv.status.value, inv.replaced_by, inv.run_type.value,
-        json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale, None,
+        json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale, None, None,
     )
 
 

@@ -245,18 +245,22 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
     with report.stage("write workbook"):
         rows = schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices, state.empty,
                              options.as_of, report.differs)
-        review_rows = review.review_rows(report.issued, state.invoices, checked.inputs, report.differs,
+        unreviewed = ledger.unreviewed()
+        to_review = [i for i in state.invoices if i.number in unreviewed]
+        review_rows = review.review_rows(to_review, state.invoices, checked.inputs, report.differs,
                                          checked.inputs.settings.review_change_threshold)
         report.book = schedule_book.write(options.output, _failing_midway(rows, "writing-workbook"), state.invoices,
                                           review_rows=review_rows)
     with report.stage("write review"):
+        run_id = review.new_run_id(report.started, command, options.output)
         facts = review.RunFacts(
-            run_id=review.new_run_id(report.started, command, options.output), command=command,
+            run_id=run_id, command=command,
             as_of=options.as_of, input_files=tuple(workbook.input_files(options.input)), started=report.started,
             duration_s=time.perf_counter() - report.clock, nothing_to_bill=report.nothing_to_bill)
-        report.review = review.write_review(options.output, facts, review_rows, report.issued, state.invoices,
+        report.review = review.write_review(options.output, facts, review_rows, to_review, state.invoices,
                                             checked.set_aside, report.problems, inputs=checked.inputs,
                                             differs=report.differs, templates=options.templates)
+        ledger.mark_reviewed(unreviewed, run_id)
 
 
 def refuse_without_ledger(options: Options) -> None:

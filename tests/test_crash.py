@@ -96,4 +96,7 @@ def test_two_runs_at_once_never_bill_twice(book, expected, tmp_path):
     for code, text in outputs:
         assert code == 0 or (code == 2 and "Another billing run is using the ledger" in text), text
     assert run(book, out).returncode == 0
-    assert snapshot(out) == expected
+    # The Review sheet shows the last run's new invoices: here a run that finished before it.
+    after, before = snapshot(out), expected
+    assert after["book"].pop("Review")[0] == before["book"]["Review"][0]
+    assert after == {**before, "book": {k: v for k, v in before["book"].items() if k != "Review"}}
