@@ -23,6 +23,8 @@ from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy
 from billing_batch.model import Draft, Line, LineKind
+from billing_batch.post import command
+from billing_batch.post.tasks import parse_tasks
 
 EXIT_OK, EXIT_SET_ASIDE, EXIT_UNUSABLE, EXIT_REFUSED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 SHOW_PDF_PATHS = 50  # more than this and the summary names the folder instead
@@ -36,6 +38,13 @@ def iso_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def task_list(text: str) -> tuple[str, ...]:
+    try:
+        return parse_tasks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,11 +64,17 @@ def parser() -> argparse.ArgumentParser:
     contracts.add_argument("--cycle", type=iso_date, metavar="DATE", help="the cycle that contains DATE "
                            "(default: each contract's oldest cycle with no invoice)")
 
+    post_tasks = argparse.ArgumentParser(add_help=False)
+    post_tasks.add_argument("--post-tasks", type=task_list, default=(), metavar="TASKS",
+                            help="after billing, run these for the new invoices: send,sync,charge")
+
     commands = p.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", parents=[common, as_json], help="bill every cycle that is due and not billed yet")
+    run = commands.add_parser("run", parents=[common, as_json, post_tasks],
+                              help="bill every cycle that is due and not billed yet")
     run.add_argument("--preview", action="store_true", help="show what would be billed; write nothing")
     commands.add_parser("check", parents=[common, as_json], help="report every problem in the input; bill nothing")
-    generate = commands.add_parser("generate", parents=[common, contracts], help="bill chosen contracts by hand")
+    generate = commands.add_parser("generate", parents=[common, contracts, post_tasks],
+                                   help="bill chosen contracts by hand")
     generate.add_argument("--contracts-file", type=Path, help="a text file with one contract ID a line")
     generate.add_argument("--replace", action="store_true", help="replace a cycle's invoice (the old one is kept as Replaced)")
     generate.add_argument("--allow-future", action="store_true", help="bill a cycle before its scheduled date")
@@ -68,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("preview", parents=[common, contracts, as_json], help="show what generate would bill")
     schedules = commands.add_parser("schedules", parents=[common], help="show the billing schedules; bill nothing")
     schedules.add_argument("--contract", help="only this contract")
+    post = commands.add_parser("post", parents=[common], help="send, sync or charge invoices already issued")
+    post.add_argument("--tasks", type=task_list, required=True, help="send,sync,charge (any of them)")
+    post.add_argument("--invoice", action="append", default=[], metavar="NUMBER",
+                      help="only this invoice (repeatable; default: every live invoice)")
+    post.add_argument("--again", action="store_true", help="repeat tasks that succeeded for the named invoices")
     reviews = commands.add_parser("review", help="open the review page of a run")
     reviews.add_argument("--output", type=Path, default=Path("output"), help="where outputs go (default: output/)")
     reviews.add_argument("--run", metavar="RUN_ID", help="the run to review (default: the latest)")
@@ -82,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return review_command(args)
     try:
         options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
-                                   jobs=max(1, args.jobs))
+                                   jobs=max(1, args.jobs), post_tasks=getattr(args, "post_tasks", ()))
         if not options.input.exists():
             console.print(f"The input {options.input} does not exist. Put the workbook there, or name it with --input.")
             return EXIT_UNUSABLE
@@ -125,7 +145,7 @@ def run_command(args, options: pipeline.Options) -> int:
     if unusable(report):
         return EXIT_UNUSABLE
     show_summary(report, options)
-    return report.exit_code
+    return max(report.exit_code, show_post(report.post))
 
 
 def check_command(args, options: pipeline.Options) -> int:
@@ -201,7 +221,8 @@ def generate_command(args, options: pipeline.Options) -> int:
         table.add_row(Text(contract_id), Text(results.get(contract_id, "")))
     console.print(table)
     show_summary(report, options)
-    return EXIT_REFUSED if refused else report.exit_code
+    code = max(report.exit_code, show_post(report.post))
+    return EXIT_REFUSED if refused else code
 
 
 def judge(p: Proposal, args, as_of: date, interactive: bool) -> str | None:
@@ -241,6 +262,30 @@ def schedules_command(args, options: pipeline.Options) -> int:
     return report.exit_code
 
 
+def post_command(args, options: pipeline.Options) -> int:
+    result = command.post(options, args.tasks, args.invoice, args.again)
+    if unusable(result.report):
+        return EXIT_UNUSABLE
+    if result.unknown:
+        console.print(Text(f"The ledger has no live invoice {', '.join(result.unknown)}: nothing was done."))
+        return EXIT_REFUSED
+    show_post(result.outcomes)
+    book = pipeline.refresh_book(options)
+    if book:
+        console.print(Text(f"Schedules: {book}"))
+    return result.exit_code
+
+
+def show_post(outcomes) -> int:
+    """Print what the post tasks did; 1 when one failed or is in doubt."""
+    if not outcomes:
+        return EXIT_OK
+    console.print(command.outcome_table(outcomes))
+    for line in command.attention_lines(outcomes):
+        console.print(line)
+    return EXIT_SET_ASIDE if any(o.status in ("failed", "in doubt") for o in outcomes) else EXIT_OK
+
+
 def review_command(args) -> int:
     if args.list:
         table = Table(title=f"Runs in {args.output / 'runs'}", title_justify="left")
@@ -268,6 +313,7 @@ COMMANDS = {
     "generate": generate_command,
     "preview": preview_command,
     "schedules": schedules_command,
+    "post": post_command,
 }
 
 

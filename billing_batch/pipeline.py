@@ -15,6 +15,8 @@ from billing_batch.billing import Plan, Proposal, differences, make_invoice, pla
 from billing_batch.errors import Problem
 from billing_batch.ledger import Ledger
 from billing_batch.model import Draft, Invoice, InvoiceStatus, RunType
+from billing_batch.post.command import after_billing
+from billing_batch.post.tasks import Outcome, is_billed, task_status
 from billing_batch.schedules import ScheduleRow, schedule_rows
 from billing_batch.validate import Checked, check
 
@@ -34,6 +36,7 @@ class Options:
     ledger: Path | None = None
     jobs: int = 1
     templates: Path = TEMPLATES
+    post_tasks: tuple[str, ...] = ()  # send, sync, charge: run after billing
 
     @property
     def ledger_path(self) -> Path:
@@ -49,6 +52,7 @@ class Report:
     issued: list[Invoice] = field(default_factory=list)
     nothing_to_bill: int = 0
     differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
+    post: list[Outcome] = field(default_factory=list)
     pdfs: list[Path] = field(default_factory=list)
     book: Path | None = None
     review: Path | None = None
@@ -240,11 +244,14 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
         render.render_invoices(todo, options.output, options.templates, options.jobs, rendered)
         ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
+    if options.post_tasks:
+        with report.stage("post tasks"):
+            report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,
+                                        options.templates)
     with report.stage("cycles and billing"):
         report.differs = differences(checked.inputs, checked.set_aside, state.live.values())
     with report.stage("write workbook"):
-        rows = schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices, state.empty,
-                             options.as_of, report.differs)
+        rows = _schedule_rows(options, checked, state, ledger, report.differs)
         unreviewed = ledger.unreviewed()
         to_review = [i for i in state.invoices if i.number in unreviewed]
         review_rows = review.review_rows(to_review, state.invoices, checked.inputs, report.differs,
@@ -261,6 +268,26 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
                                             checked.set_aside, report.problems, inputs=checked.inputs,
                                             differs=report.differs, templates=options.templates)
         ledger.mark_reviewed(unreviewed, run_id)
+
+
+def _schedule_rows(options: Options, checked: Checked, state: State, ledger: Ledger,
+                   differs: dict[str, str]) -> list[ScheduleRow]:
+    billed = {number for number, status in task_status(ledger).items() if is_billed(status)}
+    return schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices, state.empty,
+                         options.as_of, differs, billed)
+
+
+def refresh_book(options: Options) -> Path | None:
+    """Rewrite the schedule workbook from the ledger, after `post` changed what is Billed."""
+    report = Report()
+    checked = load(options, report)
+    if checked is None or not options.ledger_path.exists():
+        return None
+    with Ledger(options.ledger_path) as ledger:
+        state = State.read(ledger)
+        differs = differences(checked.inputs, checked.set_aside, state.live.values())
+        rows = _schedule_rows(options, checked, state, ledger, differs)
+        return schedule_book.write(options.output, rows, state.invoices)
 
 
 def refuse_without_ledger(options: Options) -> None:

@@ -1,15 +1,15 @@
 """Billing schedules: one row per cycle, derived from the contracts and the ledger. Pure."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
 from datetime import date
 
 from billing_batch.cycles import listed_cycles
 from billing_batch.errors import Problem
 from billing_batch.model import Contract, Cycle, Inputs, Invoice, InvoiceStatus
 
-PENDING, ERROR, INVOICED, NOTHING = "Pending", "Error", "Invoiced", "Nothing to bill"
+PENDING, ERROR, INVOICED, BILLED, NOTHING = "Pending", "Error", "Invoiced", "Billed", "Nothing to bill"
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,10 @@ def schedule_rows(
     empty: dict[tuple[str, date], date],
     as_of: date,
     differs: dict[str, str] | None = None,
+    billed: Collection[str] = (),
 ) -> list[ScheduleRow]:
-    """differs: invoice number -> how it differs from what the current data would bill."""
+    """differs: invoice number -> how it differs from what the current data would bill.
+    billed: invoices sent or synced, whose cycles show Billed rather than Invoiced."""
     differs = differs or {}
     live = {(i.draft.contract_id, i.draft.cycle_start): i for i in invoices if i.status is not InvoiceStatus.REPLACED}
     rows = []
@@ -64,7 +66,7 @@ def schedule_rows(
             invoice.run_type.value, invoice.invoice_date, differs.get(invoice.number, ""),
         ))
     rows.sort(key=lambda r: (r.contract_id, r.cycle_start or date.min))
-    return rows
+    return [replace(r, reason=BILLED) if r.invoice and r.invoice.number in billed else r for r in rows]
 
 
 def _row(contract: Contract, customer: str, cycle: Cycle, invoice: Invoice | None, empty_on: date | None,

@@ -1,0 +1,322 @@
+"""charge: a SEPA Direct Debit file (pain.008) for the invoices that can be collected that way.
+
+An invoice is charged when it is in EUR, its total is above zero and its customer has a mandate:
+an IBAN, a Mandate ID and a Mandate Date (a BIC too, when given; since 2016 SEPA needs none).
+Every other invoice gets an Outcome "not charged: <reason>", recorded as skipped: it is not looked
+at again unless asked (again=True), so an old invoice paid by transfer is never debited later
+because a mandate was added since.
+
+The file is built with sepaxml and validated by it against the pain.008 schema it bundles (with
+xmlschema) before it is written. Collection date = the invoice's due date, or tomorrow when the
+due date has passed. The first collection under a mandate is sent as FRST, later ones as RCUR.
+One file per call, under OUTPUT/exports/; exactly once the same way as sync (recorded as started
+naming the file, file renamed into place, recorded as done).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
+
+from billing_batch.model import Customer, Invoice, Settings
+from billing_batch.post.tasks import (
+    DONE,
+    FAILED,
+    SKIPPED,
+    STARTED,
+    Context,
+    Outcome,
+    relative,
+    triage,
+    unique_path,
+    write_atomic,
+)
+
+PAIN = "pain.008.001.08"  # the EPC's current version (the 2019 rulebook, in use since November 2023)
+SEPA_TEXT = re.compile(r"^[A-Za-z0-9/\-?:().,'+ ]+$")  # the SEPA character set for IDs and references
+MAX_ID = 35
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS post_sepa (
+    number TEXT PRIMARY KEY,
+    mandate_id TEXT NOT NULL,
+    iban TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    collection_date TEXT NOT NULL,
+    sequence TEXT NOT NULL,   -- FRST or RCUR
+    end_to_end_id TEXT NOT NULL,
+    file TEXT NOT NULL
+);
+"""
+
+
+# ---------------------------------------------------------------- checks, also for the input check
+
+
+def iban_problem(text: str) -> str | None:
+    """None if text is a valid IBAN (spaces allowed), else what is wrong, in plain words."""
+    if not text or not text.strip():
+        return "the IBAN is blank"
+    try:
+        IBAN(text)
+    except SchwiftyException as exc:
+        return f"{text.strip()!r} is not a valid IBAN ({_plain_error(exc)})"
+    return None
+
+
+def bic_problem(text: str) -> str | None:
+    """None if text is a well-formed BIC (8 or 11 characters), else what is wrong."""
+    if not text or not text.strip():
+        return "the BIC is blank"
+    try:
+        BIC(text.strip())
+    except SchwiftyException as exc:
+        return f"{text.strip()!r} is not a valid BIC ({_plain_error(exc)})"
+    return None
+
+
+def mandate_id_problem(text: str) -> str | None:
+    """None if text can be a SEPA mandate reference: 1 to 35 of A-Z a-z 0-9 / - ? : ( ) . , ' + space."""
+    text = (text or "").strip()
+    if not text:
+        return "the Mandate ID is blank"
+    if len(text) > MAX_ID:
+        return f"the Mandate ID {text!r} is longer than {MAX_ID} characters"
+    if not SEPA_TEXT.match(text):
+        return f"the Mandate ID {text!r} holds characters SEPA does not allow (use letters, digits and / - ? : ( ) . , ' +)"
+    return None
+
+
+def creditor_id_problem(text: str) -> str | None:
+    """None if text is a valid SEPA Creditor Identifier (e.g. DE98ZZZ09999999999), else what is wrong.
+    Its check digits are ISO 7064 MOD 97-10 over the national identifier and the country code,
+    leaving out the 3-character business code."""
+    ci = re.sub(r"\s", "", text or "").upper()
+    if not ci:
+        return "the Creditor ID is blank"
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{3}[A-Z0-9]{1,28}", ci):
+        return f"{text.strip()!r} is not a SEPA Creditor Identifier (such as DE98ZZZ09999999999)"
+    digits = "".join(str(int(c, 36)) for c in ci[7:] + ci[:2] + ci[2:4])
+    if int(digits) % 97 != 1:
+        return f"{text.strip()!r} is not a valid SEPA Creditor Identifier (its check digits do not match)"
+    return None
+
+
+def _plain_error(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text[0].lower() + text[1:] if text else type(exc).__name__
+
+
+def creditor_problem(settings: Settings) -> str:
+    missing = [label for label, value in (("Company Name", settings.company_name), ("Creditor IBAN", settings.creditor_iban),
+                                          ("Creditor ID", settings.creditor_id)) if not value.strip()]
+    if missing:
+        return (f"no SEPA creditor: fill in {', '.join(missing)} in the Settings sheet, "
+                "then run post --tasks charge again.")
+    for problem in (iban_problem(settings.creditor_iban), creditor_id_problem(settings.creditor_id),
+                    bic_problem(settings.creditor_bic) if settings.creditor_bic.strip() else None):
+        if problem:
+            return f"the SEPA creditor in Settings is not usable: {problem}."
+    return ""
+
+
+# ---------------------------------------------------------------- the task
+
+
+@dataclass(frozen=True)
+class Payment:
+    invoice: Invoice
+    customer: Customer
+    iban: str
+    bic: str
+    amount_cents: int
+    collection: dt.date
+    note: str
+
+
+def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
+    outcomes, todo = triage(ctx, "charge", invoices, "charged", files_exist=True)
+    ctx.records.db.executescript(SCHEMA)
+    payments: list[Payment] = []
+    creditor = None
+    for inv in todo:
+        reason = not_charged(ctx, inv)
+        if reason:
+            ctx.records.mark(inv.number, "charge", SKIPPED, "", reason)
+            outcomes.append(Outcome(inv.number, "charge", False, "", "", skipped_reason=reason))
+            continue
+        if creditor is None:
+            creditor = creditor_problem(ctx.inputs.settings)
+        problem = creditor or debtor_problem(ctx, inv)
+        if problem:
+            ctx.records.mark(inv.number, "charge", FAILED, "", problem)
+            outcomes.append(Outcome(inv.number, "charge", False, "", problem))
+            continue
+        payments.append(_payment(ctx, inv))
+    if not payments:
+        return outcomes
+
+    # A payment the schema refuses must not sink the others: find it alone, leave it out.
+    try:
+        xml, sequences = build_file(ctx, payments)
+    except Exception:
+        kept = []
+        for p in payments:
+            try:
+                build_file(ctx, [p])
+                kept.append(p)
+            except Exception as exc:
+                error = f"left out of the SEPA file: {_why(exc)}; check the customer's IBAN, BIC and mandate."
+                ctx.records.mark(p.invoice.number, "charge", FAILED, "", error)
+                outcomes.append(Outcome(p.invoice.number, "charge", False, "", error))
+        payments = kept
+        if not payments:
+            return outcomes
+        xml, sequences = build_file(ctx, payments)
+
+    path = unique_path(ctx.out_dir / "exports", f"sepa-direct-debit-{ctx.stamp}", ".xml")
+    ref = relative(ctx, path)
+    numbers = [p.invoice.number for p in payments]
+    with ctx.ledger.transaction():
+        ctx.records.db.executemany(
+            "INSERT OR REPLACE INTO post_sepa VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((p.invoice.number, p.customer.mandate_id.strip(), p.iban, str(p.invoice.draft.total),
+              p.collection.isoformat(), sequences[p.invoice.number], end_to_end_id(p.invoice), ref)
+             for p in payments))
+    ctx.records.mark_many(numbers, "charge", STARTED, ref)
+    try:
+        write_atomic(path, xml)
+    except OSError as exc:
+        error = f"the SEPA file could not be written to {path.parent}: {exc}"
+        ctx.records.mark_many(numbers, "charge", FAILED, "", error)
+        return outcomes + [Outcome(n, "charge", False, "", error) for n in numbers]
+    ctx.records.mark_many(numbers, "charge", DONE, ref)
+    return outcomes + [Outcome(p.invoice.number, "charge", True, ref, "",
+                               note=f"{sequences[p.invoice.number]} collection of {_eur(p.amount_cents)} "
+                                    f"on {p.collection.isoformat()}" + (f"; {p.note}" if p.note else ""))
+                       for p in payments]
+
+
+def not_charged(ctx: Context, inv: Invoice) -> str:
+    """Why the invoice is not for SEPA Direct Debit ("not charged: ..."), or ""."""
+    d = inv.draft
+    if d.currency != "EUR":
+        return f"not charged: the invoice is in {d.currency}; SEPA Direct Debit collects EUR only"
+    if d.total <= 0:
+        return f"not charged: nothing to collect (total {d.total} EUR)"
+    customer = ctx.customer(inv)
+    if customer is None:
+        return f"not charged: customer {d.customer_id} is no longer in the Customers sheet"
+    missing = [label for label, value in (("IBAN", customer.iban), ("Mandate ID", customer.mandate_id))
+               if not (value or "").strip()]
+    if customer.mandate_date is None:
+        missing.append("Mandate Date")
+    if missing:
+        return (f"not charged: customer {d.customer_id} has no SEPA mandate "
+                f"({', '.join(missing)} blank in the Customers sheet)")
+    collected = [n for n in ctx.replaces(inv) if (r := ctx.records.get(n, "charge")) and r.outcome in (DONE, STARTED)]
+    if collected:
+        return (f"not charged: it replaces {', '.join(collected)}, which was already put in a SEPA file "
+                f"({ctx.records.get(collected[0], 'charge').reference}); settle the difference by hand")
+    return ""
+
+
+def debtor_problem(ctx: Context, inv: Invoice) -> str:
+    customer = ctx.customer(inv)
+    where = f"customer {customer.customer_id}"
+    problem = iban_problem(customer.iban) or mandate_id_problem(customer.mandate_id)
+    if not problem and customer.bic.strip():
+        problem = bic_problem(customer.bic)
+    if problem:
+        return f"not charged: {where}: {problem}; correct it in the Customers sheet."
+    iban = IBAN(customer.iban)
+    if not iban.in_sepa_zone:
+        return f"not charged: {where}: the IBAN's country {iban.country_code} is outside the SEPA zone."
+    collection = _collection_date(ctx, inv)[0]
+    if customer.mandate_date > collection:
+        return (f"not charged: {where}: the Mandate Date {customer.mandate_date.isoformat()} is after the "
+                f"collection date {collection.isoformat()}; check the mandate.")
+    if not end_to_end_id(inv):
+        return f"not charged: the invoice number {inv.number!r} cannot serve as a SEPA end-to-end reference."
+    return ""
+
+
+def _collection_date(ctx: Context, inv: Invoice) -> tuple[dt.date, str]:
+    earliest = ctx.now.date() + dt.timedelta(days=1)
+    if inv.due_date >= earliest:
+        return inv.due_date, ""
+    return earliest, f"the due date {inv.due_date.isoformat()} has passed: collection on {earliest.isoformat()}"
+
+
+def _payment(ctx: Context, inv: Invoice) -> Payment:
+    customer = ctx.customer(inv)
+    collection, note = _collection_date(ctx, inv)
+    cents = inv.draft.total * 100
+    bic = BIC(customer.bic.strip()).compact if customer.bic.strip() else ""
+    return Payment(inv, customer, IBAN(customer.iban).compact, bic, int(cents), collection, note)
+
+
+def end_to_end_id(inv: Invoice) -> str:
+    text = re.sub(r"[^A-Za-z0-9/\-?:().,'+ ]", "-", inv.number).strip()[:MAX_ID]
+    return text if text and not text.startswith("/") else ""
+
+
+def _sequences(ctx: Context, payments: Sequence[Payment]) -> dict[str, str]:
+    """FRST for the first collection ever made under a mandate (same ID and IBAN), RCUR after."""
+    seen = set()
+    rows = ctx.records.db.execute(
+        "SELECT s.mandate_id, s.iban FROM post_sepa s JOIN post_tasks t "
+        "ON t.number = s.number AND t.task = 'charge' AND t.outcome = 'done'")
+    seen.update((m, i) for m, i in rows)
+    out = {}
+    for p in sorted(payments, key=lambda p: (p.collection, p.invoice.number)):
+        key = (p.customer.mandate_id.strip(), p.iban)
+        out[p.invoice.number] = "RCUR" if key in seen else "FRST"
+        seen.add(key)
+    return out
+
+
+def build_file(ctx: Context, payments: Sequence[Payment]) -> tuple[bytes, dict[str, str]]:
+    """The pain.008 document, validated against its schema by sepaxml (raises if it is not valid)."""
+    from sepaxml import SepaDD
+
+    s = ctx.inputs.settings
+    config = {"name": s.company_name.strip(), "IBAN": IBAN(s.creditor_iban).compact, "batch": True,
+              "creditor_id": re.sub(r"\s", "", s.creditor_id).upper(), "currency": "EUR", "instrument": "CORE"}
+    if s.creditor_bic.strip():
+        config["BIC"] = BIC(s.creditor_bic.strip()).compact
+    sepa = SepaDD(config, schema=PAIN, clean=True)
+    sequences = _sequences(ctx, payments)
+    for p in payments:
+        d = p.invoice.draft
+        payment = {
+            "name": p.customer.name,
+            "IBAN": p.iban,
+            "amount": p.amount_cents,
+            "type": sequences[p.invoice.number],
+            "collection_date": p.collection,
+            "mandate_id": p.customer.mandate_id.strip(),
+            "mandate_date": p.customer.mandate_date,
+            "description": f"Invoice {p.invoice.number} {d.cycle_start.isoformat()} to {d.cycle_end.isoformat()}",
+            "endtoend_id": end_to_end_id(p.invoice),
+        }
+        if p.bic:
+            payment["BIC"] = p.bic
+        sepa.add_payment(payment)
+    return sepa.export(validate=True, pretty_print=True), sequences
+
+
+def _why(exc: Exception) -> str:
+    cause = exc.__cause__
+    if cause is not None and getattr(cause, "reason", None):
+        return f"the schema refuses it ({cause.reason})"
+    return str(exc)
+
+
+def _eur(cents: int) -> str:
+    return f"{Decimal(cents) / 100:.2f} EUR"

@@ -1,0 +1,356 @@
+"""sync: the issued invoices and their lines as import files for accounting systems.
+
+Each call writes one Xero sales-invoice import CSV and one QuickBooks Online invoice import CSV
+under OUTPUT/exports/, named by the run's time, holding only the invoices not synced yet. Where the
+column lists and rules come from: docs/post-tasks.md.
+
+Totals reconcile to the cent: for every invoice, the sum over its rows of quantity x unit price
+plus the tax amount column equals the invoice total in the ledger.
+- A line whose amount is not exactly quantity x unit price (prorated, several months per cycle,
+  a price with more decimals than the accounting system keeps) is exported as quantity 1 at its
+  amount, with the quantity and price in the description.
+- The invoice's discount is exported as negative lines ("Discount 10%"), one per account code and
+  tax type, the discount shared between them in proportion to their amounts, largest remainder
+  first, so each revenue account is reduced by its own share. With a "Discount" row in the Products
+  sheet, the discount goes to that account instead, on one line. (Xero's Discount column is a
+  percentage per line, rounded line by line: it cannot always give the invoice's discount exactly.)
+- The invoice's tax is shared between the rows in proportion to their amounts (after discount)
+  and written to the tax amount columns, so the accounting system books the invoice's own tax
+  rather than recomputing it line by line.
+
+Exactly once: the invoices of a file are recorded as started (naming the file), the file is
+written beside its final name and renamed into place, then they are recorded as done. If the run
+stops in between, the next call finds the file whole or absent and settles the record accordingly.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+
+from babel import Locale
+
+from billing_batch.model import Invoice, Line, LineKind, Product
+from billing_batch.money import minor_unit
+from billing_batch.post.tasks import (
+    DONE,
+    FAILED,
+    STARTED,
+    Context,
+    Outcome,
+    relative,
+    triage,
+    write_atomic,
+)
+
+# Xero, "Import invoices" sales template (SalesInvoiceTemplate.csv). A leading * marks a required column.
+XERO_COLUMNS = [
+    "*ContactName", "EmailAddress", "POAddressLine1", "POAddressLine2", "POAddressLine3", "POAddressLine4",
+    "POCity", "PORegion", "POPostalCode", "POCountry", "*InvoiceNumber", "Reference", "*InvoiceDate", "*DueDate",
+    "Total", "InventoryItemCode", "*Description", "*Quantity", "*UnitAmount", "Discount", "*AccountCode",
+    "*TaxType", "TaxAmount", "TrackingName1", "TrackingOption1", "TrackingName2", "TrackingOption2", "Currency",
+    "BrandingTheme",
+]
+# QuickBooks Online, "Import invoices" sample file: the headers its importer maps without asking.
+QBO_COLUMNS = [
+    "InvoiceNo", "Customer", "InvoiceDate", "DueDate", "Terms", "Location", "Memo", "Item(Product/Service)",
+    "ItemDescription", "ItemQuantity", "ItemRate", "ItemAmount", "ItemTaxCode", "ItemTaxAmount", "Currency",
+    "Service Date",
+]
+XERO_MAX_INVOICES = 500  # Xero imports at most 500 invoices per file; more are split into parts
+MAX_DECIMALS = 4  # both keep at most 4 decimals of a quantity or unit price
+DISCOUNT_PRODUCT = "Discount"  # a Products row of this name takes the whole discount
+
+
+class SyncProblem(Exception):
+    """The invoice cannot be exported until the input is corrected."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of an invoice as the accounting systems get it."""
+
+    product: str
+    description: str
+    quantity: Decimal
+    unit_amount: Decimal
+    amount: Decimal  # quantity x unit_amount, exactly
+    account_code: str
+    tax_type: str
+    tax: Decimal
+    service_date: date | None
+
+
+def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
+    outcomes, todo = triage(ctx, "sync", invoices, "synced", files_exist=True)
+    built: list[tuple[Invoice, list[Row]]] = []
+    for inv in todo:
+        try:
+            built.append((inv, invoice_rows(ctx, inv)))
+        except SyncProblem as exc:
+            ctx.records.mark(inv.number, "sync", FAILED, "", str(exc))
+            outcomes.append(Outcome(inv.number, "sync", False, "", str(exc)))
+    if not built:
+        return outcomes
+
+    parts = [built[i:i + XERO_MAX_INVOICES] for i in range(0, len(built), XERO_MAX_INVOICES)]
+    folder = ctx.out_dir / "exports"
+    suffix = _free_suffix(folder, ctx.stamp, len(parts))
+    xero_paths = [folder / f"xero-sales-invoices-{ctx.stamp}{suffix}{_part(n, len(parts))}.csv" for n in range(len(parts))]
+    qbo_path = folder / f"quickbooks-invoices-{ctx.stamp}{suffix}.csv"
+    qbo_ref = relative(ctx, qbo_path)
+    refs = {}
+    for path, part in zip(xero_paths, parts):
+        for inv, _ in part:
+            refs[inv.number] = f"{relative(ctx, path)}; {qbo_ref}"
+    for ref in dict.fromkeys(refs.values()):
+        ctx.records.mark_many([n for n, r in refs.items() if r == ref], "sync", STARTED, ref)
+    date_format = accounting_date_format(ctx.inputs.settings.locale)
+    try:
+        for path, part in zip(xero_paths, parts):
+            write_atomic(path, xero_csv(ctx, part, date_format))
+        write_atomic(qbo_path, qbo_csv(ctx, built, date_format))
+    except OSError as exc:
+        error = f"the export files could not be written to {folder}: {exc}"
+        ctx.records.mark_many(refs, "sync", FAILED, "", error)
+        for path in [*xero_paths, qbo_path]:
+            path.unlink(missing_ok=True)
+        return outcomes + [Outcome(inv.number, "sync", False, "", error) for inv, _ in built]
+    for ref in dict.fromkeys(refs.values()):
+        ctx.records.mark_many([n for n, r in refs.items() if r == ref], "sync", DONE, ref)
+    return outcomes + [Outcome(inv.number, "sync", True, refs[inv.number], "", note=_replaces_note(ctx, inv))
+                       for inv, _ in built]
+
+
+def _part(n: int, count: int) -> str:
+    return f"-part{n + 1}of{count}" if count > 1 else ""
+
+
+def _free_suffix(folder, stamp: str, parts: int) -> str:
+    """"" or "-2", "-3", ... so that no file of this call overwrites an earlier export."""
+    n = 1
+    while True:
+        suffix = "" if n == 1 else f"-{n}"
+        names = [f"xero-sales-invoices-{stamp}{suffix}{_part(i, parts)}.csv" for i in range(parts)]
+        names.append(f"quickbooks-invoices-{stamp}{suffix}.csv")
+        if not any((folder / name).exists() for name in names):
+            return suffix
+        n += 1
+
+
+def _replaces_note(ctx: Context, inv: Invoice) -> str:
+    synced = [n for n in ctx.replaces(inv) if (r := ctx.records.get(n, "sync")) and r.outcome == DONE]
+    if not synced:
+        return ""
+    return (f"replaces {', '.join(synced)}, already exported to the accounting system: "
+            f"void {', '.join(synced)} there when importing {inv.number}")
+
+
+# ---------------------------------------------------------------- rows
+
+
+def invoice_rows(ctx: Context, inv: Invoice) -> list[Row]:
+    """The invoice's rows, reconciled to its totals. SyncProblem if a product has no account code."""
+    d = inv.draft
+    unit = minor_unit(d.currency)
+    products = ctx.inputs.products
+    missing = []
+    codes: list[Product] = []
+    for line in d.lines:
+        product = products.get(line.product)
+        if product is None or not product.account_code.strip() or not product.tax_type.strip():
+            missing.append(line.product)
+        else:
+            codes.append(product)
+    discount_product = products.get(DISCOUNT_PRODUCT) if d.discount else None
+    if missing:
+        unique = list(dict.fromkeys(missing))
+        names = ("product " if len(unique) == 1 else "products ") + ", ".join(repr(m) for m in unique)
+        raise SyncProblem(
+            f"not exported: no Account Code and Tax Type for {names} in the Products sheet; "
+            f"add them (Product, Account Code, Tax Type) and run post --tasks sync again.")
+
+    rows = [_line_row(line, product, unit) for line, product in zip(d.lines, codes)]
+    if d.discount:
+        rows += _discount_rows(inv, rows, discount_product, unit)
+    weights = [r.amount for r in rows]
+    taxes = allocate(d.tax, weights, unit)
+    rows = [Row(r.product, r.description, r.quantity, r.unit_amount, r.amount, r.account_code, r.tax_type, t,
+                r.service_date) for r, t in zip(rows, taxes)]
+    computed = sum((r.amount + r.tax for r in rows), Decimal(0))
+    if computed != d.total:  # cannot happen unless the ledger's totals do not add up
+        raise SyncProblem(f"not exported: its rows add up to {computed} but the invoice total is {d.total}; "
+                          "please report this to the billing_batch maintainers.")
+    return rows
+
+
+def _line_row(line: Line, product: Product, unit: Decimal) -> Row:
+    description = line.description.strip() or line.product
+    if line.period_start != line.period_end:
+        description += f" ({line.period_start.isoformat()} to {line.period_end.isoformat()})"
+    else:
+        description += f" ({line.period_start.isoformat()})"
+    exact = (line.quantity * line.unit_price == line.amount
+             and _decimals(line.quantity) <= MAX_DECIMALS and _decimals(line.unit_price) <= MAX_DECIMALS)
+    if exact:
+        quantity, unit_amount = line.quantity, line.unit_price
+    else:
+        quantity, unit_amount = Decimal(1), line.amount
+        basis = f"{_plain(line.quantity)} x {_plain(line.unit_price)}"
+        if line.kind is LineKind.RECURRING:
+            basis += " a month"
+        description += f": {basis}" + (", prorated" if line.prorated else "")
+    return Row(line.product, description, quantity, unit_amount, quantity * unit_amount,
+               product.account_code.strip(), product.tax_type.strip(), Decimal(0), line.period_start)
+
+
+def _discount_rows(inv: Invoice, rows: list[Row], discount_product: Product | None, unit: Decimal) -> list[Row]:
+    d = inv.draft
+    label = f"Discount {_plain(d.discount_rate * 100)}%" if d.discount_rate else "Discount"
+    if discount_product is not None and discount_product.account_code.strip() and discount_product.tax_type.strip():
+        return [Row(DISCOUNT_PRODUCT, label, Decimal(1), -d.discount, -d.discount,
+                    discount_product.account_code.strip(), discount_product.tax_type.strip(), Decimal(0), None)]
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.account_code, r.tax_type), []).append(r)
+    shares = allocate(d.discount, [sum((r.amount for r in g), Decimal(0)) for g in groups.values()], unit)
+    out = []
+    for ((code, tax_type), members), share in zip(groups.items(), shares):
+        if share:
+            text = label if len(groups) == 1 else f"{label} on account {code}"
+            out.append(Row(members[0].product, text, Decimal(1), -share, -share, code, tax_type, Decimal(0), None))
+    return out
+
+
+def allocate(total: Decimal, weights: Sequence[Decimal], unit: Decimal) -> list[Decimal]:
+    """Share total (a whole number of units) between the weights in proportion, each share a whole
+    number of units, the leftover units going to the largest remainders (ties: the first). The
+    shares add up to total exactly."""
+    if not weights:
+        return []
+    units = int(total / unit)
+    whole = sum(weights, Decimal(0))
+    if units == 0:
+        return [Decimal(0) * unit for _ in weights]
+    if whole == 0:
+        return [total] + [Decimal(0) * unit for _ in weights[1:]]
+    exact = [Fraction(units) * Fraction(w) / Fraction(whole) for w in weights]
+    shares = [e.numerator // e.denominator for e in exact]
+    left = units - sum(shares)
+    for i in sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))[:left]:
+        shares[i] += 1
+    return [Decimal(s) * unit for s in shares]
+
+
+def _decimals(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _money(value: Decimal, unit: Decimal) -> str:
+    return format(value.quantize(unit), "f")
+
+
+def _price(value: Decimal, unit: Decimal) -> str:
+    """A unit price: with the currency's decimals, or more when it has more (at most 4)."""
+    return _plain(value) if _decimals(value) > _decimals(unit) else _money(value, unit)
+
+
+# ---------------------------------------------------------------- files
+
+
+def accounting_date_format(locale: str) -> str:
+    """Both importers read dates in the organisation's regional format: month first in the US,
+    day first elsewhere. The workbook's Locale stands for the organisation's region."""
+    try:
+        territory = Locale.parse(locale.replace("-", "_")).territory
+    except (ValueError, TypeError):
+        territory = None
+    return "%m/%d/%Y" if territory == "US" else "%d/%m/%Y"
+
+
+def _address(ctx: Context, inv: Invoice) -> dict[str, str]:
+    customer = ctx.customer(inv)
+    if customer is None:  # no longer in the workbook: the address printed on the invoice
+        lines = list(inv.buyer.address_lines)
+        return {"lines": lines[:4] if len(lines) <= 4 else lines[:3] + [", ".join(lines[3:])],
+                "city": "", "postal": "", "country": ""}
+    lines = [part.strip() for part in customer.address.splitlines() if part.strip()]
+    if len(lines) > 4:
+        lines = lines[:3] + [", ".join(lines[3:])]
+    return {"lines": lines, "city": customer.city, "postal": customer.postal_code, "country": customer.country}
+
+
+def _csv(header: list[str], rows: list[list[str]]) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def xero_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: str) -> bytes:
+    table = []
+    for inv, rows in built:
+        d = inv.draft
+        unit = minor_unit(d.currency)
+        customer = ctx.customer(inv)
+        address = _address(ctx, inv)
+        lines = address["lines"] + [""] * (4 - len(address["lines"]))
+        email = customer.email if customer is not None else inv.buyer.email
+        for r in rows:
+            record = {
+                "*ContactName": d.customer_name,
+                "EmailAddress": email.replace(";", ",").split(",")[0].strip(),
+                "POAddressLine1": lines[0], "POAddressLine2": lines[1],
+                "POAddressLine3": lines[2], "POAddressLine4": lines[3],
+                "POCity": address["city"], "PORegion": "", "POPostalCode": address["postal"],
+                "POCountry": address["country"],
+                "*InvoiceNumber": inv.number,
+                "Reference": f"{d.contract_id} {d.cycle_start.isoformat()} to {d.cycle_end.isoformat()}",
+                "*InvoiceDate": inv.invoice_date.strftime(date_format),
+                "*DueDate": inv.due_date.strftime(date_format),
+                "*Description": r.description,
+                "*Quantity": _plain(r.quantity),
+                "*UnitAmount": _price(r.unit_amount, unit),
+                "*AccountCode": r.account_code,
+                "*TaxType": r.tax_type,
+                "TaxAmount": _money(r.tax, unit),
+                "Currency": d.currency,
+            }
+            table.append([record.get(column, "") for column in XERO_COLUMNS])
+    return _csv(XERO_COLUMNS, table)
+
+
+def qbo_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: str) -> bytes:
+    table = []
+    for inv, rows in built:
+        d = inv.draft
+        unit = minor_unit(d.currency)
+        for r in rows:
+            record = {
+                "InvoiceNo": inv.number,
+                "Customer": d.customer_name,
+                "InvoiceDate": inv.invoice_date.strftime(date_format),
+                "DueDate": inv.due_date.strftime(date_format),
+                "Memo": f"Contract {d.contract_id}, period {d.cycle_start.isoformat()} to {d.cycle_end.isoformat()}",
+                "Item(Product/Service)": r.product,
+                "ItemDescription": r.description,
+                "ItemQuantity": _plain(r.quantity),
+                "ItemRate": _price(r.unit_amount, unit),
+                "ItemAmount": _money(r.amount, unit),
+                "ItemTaxCode": r.tax_type,
+                "ItemTaxAmount": _money(r.tax, unit),
+                "Currency": d.currency,
+                "Service Date": r.service_date.strftime(date_format) if r.service_date else "",
+            }
+            table.append([record.get(column, "") for column in QBO_COLUMNS])
+    return _csv(QBO_COLUMNS, table)
