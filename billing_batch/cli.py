@@ -7,7 +7,6 @@ import os
 import sys
 import traceback
 from collections import defaultdict
-from contextlib import nullcontext
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -321,20 +320,28 @@ COMMANDS = {
 
 
 class render_progress:
-    """A progress bar while PDFs are rendered, when the output is a terminal."""
+    """Rendering progress: a bar with an ETA at a terminal, a line every tenth otherwise.
+    The bar starts with the first PDF, so it never covers a question asked before."""
 
     def __enter__(self):
+        self.bar = None
+        return self.advance
+
+    def advance(self, done: int, total: int) -> None:
         if not console.is_terminal:
-            self.progress = nullcontext()
-            return None
-        self.progress = Progress(TextColumn("Rendering invoices"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=console, transient=True)
-        self.progress.__enter__()
-        task = self.progress.add_task("render", total=None)
-        return lambda invoice: self.progress.advance(task)
+            if total >= 100 and done % max(1, total // 10) == 0 or done == total:
+                console.print(f"Rendered {done} of {total} invoices")
+            return
+        if self.bar is None:
+            self.bar = Progress(TextColumn("Rendering invoices"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), console=console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("render", total=total)
+        self.bar.update(self.task, completed=done)
 
     def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def unusable(report: pipeline.Report) -> bool:

@@ -22,6 +22,7 @@ from billing_batch.validate import Checked, check
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LEDGER_NAME = "ledger.sqlite"
+Progress = Callable[[int, int], None]  # (PDFs rendered, PDFs to render)
 
 
 class Refused(Exception):
@@ -118,7 +119,7 @@ def load(options: Options, report: Report) -> Checked | None:
     return None if checked.fatal else checked
 
 
-def run(options: Options, on_rendered: Callable[[Invoice], None] | None = None) -> Report:
+def run(options: Options, on_rendered: Progress | None = None) -> Report:
     """The monthly batch: bill every due cycle not yet billed, then bring the outputs up to date."""
     report = Report()
     checked = load(options, report)
@@ -175,7 +176,7 @@ def generate(
     contract_ids: list[str],
     cycle_day: date | None,
     approve: Callable[[list[Proposal]], list[Proposal]],
-    on_rendered: Callable[[Invoice], None] | None = None,
+    on_rendered: Progress | None = None,
 ) -> Report:
     """Bill chosen cycles by hand. approve() sees every proposal (and may ask the user)
     and returns those to bill; it runs while the ledger is held, so nothing changes between."""
@@ -222,7 +223,7 @@ def read_state(options: Options) -> State:
 
 
 def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledger, report: Report,
-                  on_rendered: Callable[[Invoice], None] | None, command: str) -> None:
+                  on_rendered: Progress | None, command: str) -> None:
     """Derive the PDFs, the schedule book and the run's review page from the ledger: whatever
     is missing or stale (a crash, a deleted file, an invoice since replaced) is made again."""
     with report.stage("render"):
@@ -231,15 +232,18 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
         stale = ledger.stale_pdfs()
         todo = [i for i in state.invoices if i.number in stale or not (options.output / i.pdf_name).exists()]
         done: list[Invoice] = []
+        count = 0
 
         def rendered(invoice: Invoice) -> None:
+            nonlocal count
             done.append(invoice)
+            count += 1
             if len(done) == 200:  # record progress now and then, so a crash costs little
                 ledger.mark_rendered(done)
                 done.clear()
             failpoint("while-rendering")
             if on_rendered:
-                on_rendered(invoice)
+                on_rendered(count, len(todo))
 
         render.render_invoices(todo, options.output, options.templates, options.jobs, rendered)
         ledger.mark_rendered(done)
