@@ -17,7 +17,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from billing_batch import pipeline, review
+from billing_batch import pipeline, review, workbook
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy
@@ -56,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--as-of", type=iso_date, default=date.today(), help="bill as of this date (default: today)")
     common.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="PDF render processes (default: all cores)")
+    common.add_argument("--max-input-mb", type=float, default=workbook.Limits.max_file_mb,
+                        help="refuse an input workbook larger than this (default: %(default)s)")
+    common.add_argument("--max-rows", type=int, default=workbook.Limits.max_rows,
+                        help="refuse input with more rows than this (default: %(default)s)")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON instead of tables")
     contracts = argparse.ArgumentParser(add_help=False)
@@ -101,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return review_command(args)
     try:
         options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
-                                   jobs=max(1, args.jobs), post_tasks=getattr(args, "post_tasks", ()))
+                                   jobs=max(1, args.jobs), post_tasks=getattr(args, "post_tasks", ()),
+                                   limits=workbook.Limits(max_file_mb=args.max_input_mb, max_rows=args.max_rows))
         if not options.input.exists():
             console.print(f"The input {options.input} does not exist. Put the workbook there, or name it with --input.")
             return EXIT_UNUSABLE
@@ -357,7 +362,7 @@ def show_problems(problems: list[Problem]) -> None:
         return
     console.print(Text(f"{len(problems)} problem(s) in the input:", style="bold red"))
     for p in problems:
-        console.print(Text(str(p)))
+        console.print(Text(str(p)), soft_wrap=True)
     console.print()
 
 

@@ -1,23 +1,34 @@
-"""The error catalogue: every problem the batch can find in its input, as a value."""
+"""The error catalogue: every problem the batch can find in its input, as a value.
+
+Codes are stable: a code is never renumbered or given another meaning, so finance and
+scripts can rely on them. BB0xx stop the run, BB1xx set a contract aside, BB2xx are settings.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, time
 
 from billing_batch.model import Source
 
-# code: (title, stops the whole run, how to fix it)
+# code: (title, stops the whole run, how to fix it: one sentence)
 CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB001": ("not a workbook", True, "Save the file as an Excel workbook (.xlsx) and run again."),
-    "BB002": ("required sheet missing", True, "Add a sheet named {sheet} (the name is not case-sensitive)."),
+    "BB002": ("required sheet missing", True,
+              "Rename the sheet that holds this table to {sheet}, or add it (the name is not case-sensitive)."),
     "BB003": ("required column missing", True, "Add a column headed {column} to the first row of the sheet."),
     "BB004": ("no input workbook", True, "Put the billing workbook (.xlsx) in the input folder, or name it with --input."),
     "BB005": ("workbook too large", True, "Split the workbook, or raise the limit with {option} if the size is expected."),
     "BB006": ("workbook is password-protected", True, "Remove the password in Excel (File > Info > Protect Workbook) and save again."),
+    "BB007": ("workbook unpacks too large", True,
+              "Do not open this copy; ask the sender to save the workbook again from Excel and send it again."),
+    "BB008": ("unsafe content in workbook", True,
+              "Do not open this copy; ask the sender to save the workbook again from Excel and send it again."),
     "BB101": ("unknown customer", False, "Add the customer to the Customers sheet, or correct the Customer ID."),
-    "BB102": ("value missing", False, "Fill in the {column}."),
+    "BB102": ("value missing", False,
+              "Fill in the {column}; if the cell is part of a merged range, unmerge it and fill in every cell."),
     "BB103": ("not a date", False, "Type the date as an Excel date, or as text in the form 2025-01-31."),
     "BB104": ("not a number", False, "Type a plain number, such as 1200.50."),
-    "BB105": ("not a whole number", False, "Type a whole number of days, such as 30 or -5."),
+    "BB105": ("not a whole number", False, "Type a whole number of days, such as 30."),
     "BB106": ("unknown choice", False, "Use one of: {choices}."),
     "BB107": ("unknown currency", False, "Use a three-letter ISO 4217 code, such as USD, EUR or GBP."),
     "BB108": ("rate out of range", False, "Type a fraction between 0 and 1, or a percentage such as 20%."),
@@ -26,8 +37,11 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB111": ("unknown contract", False, "Add the contract to the Contracts sheet, or correct the Contract ID."),
     "BB112": ("ends before it starts", False, "Make the End Date on or after the Start Date, or leave it blank."),
     "BB113": ("outside the contract period", False, "Move the date inside the contract period ({period})."),
+    # BB114 is retired: never reuse it.
     "BB115": ("Excel error in cell", False, "Correct the formula in Excel so the cell shows a value, or type the value."),
     "BB116": ("ambiguous date", False, "Type the date as an Excel date, or as text in the form 2025-01-31, so day and month cannot be swapped."),
+    "BB117": ("number too large", False, "Check the number for a typing mistake; at most {limit} is accepted."),
+    "BB118": ("days out of range", False, "Type a whole number of days from {low} to {high}."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 
@@ -52,30 +66,49 @@ class Problem:
     def fatal(self) -> bool:
         return CATALOGUE[self.code][1]
 
+    @property
+    def location(self) -> str:
+        # a whole-file problem has no sheet: show the file alone, not "billing.xlsx > "
+        return str(self.source) if self.source.sheet else self.source.file
+
     def one_line(self) -> str:
         return f"{self.code} {self.title}: {self.message} {self.fix}"
 
     def __str__(self) -> str:
-        lines = [f"{self.code} {self.title}", f"  {self.source}"]
+        lines = [f"{self.code} {self.title}", f"  {self.location}"]
         if self.value is not None:
             lines.append(f"  value: {self.value!r}")
         lines.append(f"  {self.message} {self.fix}")
         return "\n".join(lines)
 
-    def as_dict(self) -> dict[str, str | int | None]:
+    def as_dict(self) -> dict[str, str | int | bool | None]:
         return {
             "code": self.code,
             "title": self.title,
+            "location": self.location,
             "file": self.source.file,
             "sheet": self.source.sheet,
             "row": self.source.row,
             "column": self.source.column,
+            "letter": self.source.letter,
             "value": self.value,
             "message": self.message,
             "fix": self.fix,
             "contract_id": self.contract_id,
+            "customer_id": self.customer_id,
             "fatal": self.fatal,
         }
+
+
+def shown(value: object) -> str | None:
+    """A cell's value as the person typed it: 20 not 20.0, 2025-01-31 not 2025-01-31 00:00:00."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, datetime) and value.time() == time():
+        return value.date().isoformat()
+    return str(value)
 
 
 def problem(
@@ -91,7 +124,7 @@ def problem(
     return Problem(
         code=code,
         source=source,
-        value=None if value is None else str(value),
+        value=shown(value),
         message=message,
         fix=fix,
         contract_id=contract_id,

@@ -38,6 +38,7 @@ class Options:
     jobs: int = 1
     templates: Path = TEMPLATES
     post_tasks: tuple[str, ...] = ()  # send, sync, charge: run after billing
+    limits: workbook.Limits = workbook.Limits()
 
     @property
     def ledger_path(self) -> Path:
@@ -108,7 +109,7 @@ def _failing_midway(rows: list, name: str) -> Iterator:
 def load(options: Options, report: Report) -> Checked | None:
     """Read and validate the input; None when it cannot be used at all."""
     with report.stage("load"):
-        book, problems = workbook.read(workbook.input_files(options.input))
+        book, problems = workbook.read(workbook.input_files(options.input), options.limits)
     report.problems += problems
     if problems:
         return None

@@ -7,6 +7,7 @@ and per templates folder (`_resources`), because building them costs more than a
 from __future__ import annotations
 
 import contextlib
+import gc
 import ctypes
 import itertools
 import mimetypes
@@ -330,10 +331,17 @@ def render_invoices(
 
     workers = min(jobs, len(invoices))
     if workers <= 1:
-        for invoice, target in zip(invoices, targets):
-            _render_to_file(invoice, target, templates_dir)
-            if on_done:
-                on_done(invoice)
+        # The caller's heap (the validated input: a million usage rows on a large run) would be walked
+        # by every full garbage collection that WeasyPrint's allocations trigger: set it aside.
+        # Measured: 0.089 -> 0.075 s CPU per invoice beside a million-object heap.
+        gc.freeze()
+        try:
+            for invoice, target in zip(invoices, targets):
+                _render_to_file(invoice, target, templates_dir)
+                if on_done:
+                    on_done(invoice)
+        finally:
+            gc.unfreeze()
         return targets
 
     chunks = _chunks(list(zip(invoices, targets)), chunk_size(len(invoices), workers))

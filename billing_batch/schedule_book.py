@@ -62,8 +62,10 @@ def write(out_dir: Path, schedules: Sequence[ScheduleRow], invoices: Sequence[In
         _sheet(book, cells, "Invoice Lines", LINE_COLUMNS, _lines(invoices))
         if review_rows is not None:
             _sheet(book, cells, "Review", REVIEW_COLUMNS, (_review(r) for r in review_rows))
-    finally:
         book.close()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, final)
     return final
 

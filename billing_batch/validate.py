@@ -1,4 +1,9 @@
-"""Turn raw rows into checked records; every problem becomes a value that says where it is."""
+"""Turn raw rows into checked records; every problem becomes a value that says where it is.
+
+Lenient where a person would be (spaces around IDs and choices, ISO text dates, numbers and
+percentages typed as text); strict where money is at stake (ambiguous dates, non-numbers,
+unknown currencies, duplicate IDs, Excel errors): those are problems, never guesses.
+"""
 from __future__ import annotations
 
 import enum
@@ -8,11 +13,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
+from babel.numbers import get_decimal_symbol, get_group_symbol
 from openpyxl.cell.cell import ERROR_CODES
 
-from billing_batch.errors import Problem, problem
+from billing_batch.errors import Problem, problem, shown
 from billing_batch.model import (
     ChargeType,
     Contract,
@@ -20,6 +27,7 @@ from billing_batch.model import (
     Frequency,
     Inputs,
     Policy,
+    Product,
     Settings,
     Subscription,
     Usage,
@@ -28,25 +36,64 @@ from billing_batch.money import KNOWN_CURRENCIES
 from billing_batch.workbook import Cell, RawBook, Row, normalise
 
 EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-SLASHED_DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
-PLAIN_NUMBER = re.compile(r"[-+]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?")
+# Excel's error values, including those newer than openpyxl's list (dynamic arrays, data types).
+ERROR_VALUES = frozenset(ERROR_CODES) | {
+    "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!", "#PYTHON!", "#GETTING_DATA",
+}
+# Year first is unambiguous (2025-1-31, 2025/01/31); a time of day after it, as systems export, is ignored.
+YEAR_FIRST = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+DAY_OR_MONTH_FIRST = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{2}|\d{4})")
 PREFIX = re.compile(r"[A-Za-z0-9_-]{0,20}")
+# Beyond these a value is a typing mistake, and money arithmetic would outgrow Decimal's 28 digits.
+MAX_AMOUNT = Decimal(10) ** 12  # a quantity or a unit price
+MAX_LINE = Decimal(10) ** 15  # quantity x unit price
+DAYS = {"Billing Offset (Days)": (-365, 365), "Payment Terms (Days)": (0, 365)}
+# What people type instead of a code; a hint in the message, never used in its place.
+CURRENCY_HINTS = {"US$": "USD", "USD$": "USD", "$US": "USD", "€": "EUR", "EURO": "EUR", "EUROS": "EUR", "£": "GBP"}
 
 
-class Missing(Exception):
-    """A cell could not be read; its problem has been recorded."""
+class NumberText:
+    """How numbers typed as text are read, by the Locale setting: 1,200.50 in en_US, 1.200,50 in de_DE.
+    Only that one form is read: 1,200 in de_DE could be 1.2 or 1200, so it is a problem, not a guess."""
+
+    def __init__(self, locale: str = "en_US"):
+        try:
+            group, point = get_group_symbol(locale), get_decimal_symbol(locale)
+        except (ValueError, UnknownLocaleError):  # the setting is reported on its own
+            group, point = ",", "."
+        spaces = "\u00a0\u202f "  # fr_FR groups with a narrow no-break space; people type any space
+        self.groups = spaces if group in spaces or group.isspace() else group + ("’" if group == "'" else "")
+        self.point = point
+        g, p = f"[{re.escape(self.groups)}]", re.escape(point)
+        self.pattern = re.compile(rf"[-+]?([0-9]+|[0-9]{{1,3}}({g}[0-9]{{3}})+)?({p}[0-9]+)?")
+
+    def read(self, text: str) -> Decimal | None:
+        text = text.strip()
+        if not any(c in "0123456789" for c in text) or not self.pattern.fullmatch(text):
+            return None
+        for g in self.groups:
+            text = text.replace(g, "")
+        return Decimal(text.replace(self.point, "."))
+
+
+EN = NumberText()
+
+
+@lru_cache(maxsize=8)
+def number_text(locale: str) -> NumberText:
+    return NumberText(locale)
 
 
 class RowReader:
     """Reads typed values from one row, recording a problem for each bad cell."""
 
     def __init__(self, row: Row, problems: list[Problem], contract_id: str | None = None,
-                 customer_id: str | None = None):
+                 customer_id: str | None = None, numbers: NumberText = EN):
         self.row = row
         self.problems = problems
         self.contract_id = contract_id
         self.customer_id = customer_id
+        self.numbers = numbers
         self.ok = True
 
     def fail(self, code: str, cell: Cell, message: str, **fix_args: str) -> None:
@@ -59,7 +106,7 @@ class RowReader:
     def _cell(self, column: str, required: bool) -> Cell | None:
         cell = self.row[column]
         value = cell.value
-        if isinstance(value, str) and value.strip() in ERROR_CODES:
+        if isinstance(value, str) and value.strip().upper() in ERROR_VALUES:
             self.fail("BB115", cell, f"The {column} cell shows the Excel error {value.strip()}.")
             return None
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -86,14 +133,25 @@ class RowReader:
         value = cell.value
         if isinstance(value, datetime):
             value = value.date()
-        elif isinstance(value, str) and ISO_DATE.fullmatch(value.strip()):
-            try:
-                value = date.fromisoformat(value.strip())
-            except ValueError:
-                self.fail("BB103", cell, f"The {column} {value.strip()} is not a real calendar date.")
+        elif isinstance(value, str):
+            text = value.strip()
+            if m := YEAR_FIRST.fullmatch(text):
+                try:
+                    value = date(int(m[1]), int(m[2]), int(m[3]))
+                except ValueError:
+                    self.fail("BB103", cell, f"The {column} {text} is not a real calendar date.")
+                    return None
+            else:
+                m = DAY_OR_MONTH_FIRST.fullmatch(text)
+                if m and int(m[1]) <= 12 and int(m[2]) <= 12 and m[1] != m[2]:
+                    self.fail("BB116", cell, f"The {column} {text} is text that could be read with day and "
+                                             "month either way.")
+                else:
+                    self.fail("BB103", cell, f"The {column} {text} is text in a form that is not read as a date.")
                 return None
-        elif isinstance(value, str) and SLASHED_DATE.fullmatch(value.strip()):
-            self.fail("BB116", cell, f"The {column} is text that could be read with day and month either way.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.fail("BB103", cell, f"The {column} is a plain number, not a date (the cell is not formatted "
+                                     "as a date).")
             return None
         if not isinstance(value, date):
             self.fail("BB103", cell, f"The {column} is not a date.")
@@ -107,17 +165,27 @@ class RowReader:
         cell = self._cell(column, required)
         if cell is None:
             return default
-        amount = to_decimal(cell.value)
+        amount = to_decimal(cell.value, self.numbers)
         if amount is None:
             self.fail("BB104", cell, f"The {column} is not a number.")
         return amount
 
     def amount(self, column: str) -> Decimal:
-        """A required quantity or price: zero or more."""
+        """A required quantity or price: zero or more, and not absurdly large."""
         amount = self.decimal(column, required=True)
-        if amount is not None and amount < 0:
+        if amount is None:
+            return Decimal(0)
+        if amount < 0:
             self.fail("BB109", self.row[column], f"The {column} is negative.")
-        return amount if amount is not None else Decimal(0)
+        elif amount > MAX_AMOUNT:
+            self.fail("BB117", self.row[column], f"The {column} is more than {MAX_AMOUNT:,}.",
+                      limit=f"{MAX_AMOUNT:,}")
+        return amount
+
+    def line(self, quantity: Decimal, unit_price: Decimal) -> None:
+        if max(quantity, unit_price) <= MAX_AMOUNT and quantity * unit_price > MAX_LINE:
+            self.fail("BB117", self.row["Unit Price"], f"The Quantity times the Unit Price is more than "
+                                                       f"{MAX_LINE:,} on one line.", limit=f"{MAX_LINE:,}")
 
     def fraction(self, column: str) -> Decimal:
         cell = self._cell(column, False)
@@ -125,54 +193,70 @@ class RowReader:
             return Decimal(0)
         value = cell.value
         percent = isinstance(value, str) and value.strip().endswith("%")
-        rate = to_decimal(value.strip()[:-1] if percent else value)
+        rate = to_decimal(value.strip()[:-1] if percent else value, self.numbers)
         if rate is None:
             self.fail("BB104", cell, f"The {column} is not a number or a percentage.")
             return Decimal(0)
         if percent:
             rate /= 100
-        if not 0 <= rate <= 1:
-            self.fail("BB108", cell, f"The {column} {value} is not between 0% and 100%.")
-            return Decimal(0)
-        return rate
+        if 0 <= rate <= 1:
+            return rate
+        typed = shown(value).strip()
+        if not percent and 1 < rate <= 100:
+            self.fail("BB108", cell, f"The {column} {typed} is more than 1, which is 100%; for {typed} percent "
+                                     f"type {typed}% or {rate / 100}.")
+        else:
+            self.fail("BB108", cell, f"The {column} {typed} is not between 0% and 100%.")
+        return Decimal(0)
 
     def whole(self, column: str, default: int) -> int:
         cell = self._cell(column, False)
         if cell is None:
             return default
-        number = to_decimal(cell.value)
+        number = to_decimal(cell.value, self.numbers)
         if number is None or number != number.to_integral_value():
             self.fail("BB105", cell, f"The {column} is not a whole number.")
+            return default
+        low, high = DAYS[column]
+        if not low <= number <= high:
+            side = f"below {low}" if number < low else f"above {high}"
+            self.fail("BB118", cell, f"The {column} {shown(cell.value).strip()} is {side}.",
+                      low=str(low), high=str(high))
             return default
         return int(number)
 
     def choice(self, column: str, options: type[enum.Enum], default: enum.Enum | None = None):
-        labels = {normalise(label_of(o)): o for o in options}
+        labels = {choice_key(label_of(o)): o for o in options}
         cell = self._cell(column, default is None)
         if cell is None:
             return default
-        option = labels.get(normalise(cell.value))
+        option = labels.get(choice_key(cell.value))
         if option is None:
             choices = ", ".join(label_of(o) for o in options)
-            self.fail("BB106", cell, f"The {column} {cell.value!s} is not one we know.", choices=choices)
+            self.fail("BB106", cell, f"The {column} {shown(cell.value).strip()} is not one we know.", choices=choices)
         return option or default
+
+
+def choice_key(value: object) -> str:
+    """Case, spaces and hyphens do not matter: 'semi annual' is Semi-Annual, 'one time' is One-Time."""
+    return re.sub(r"[\s_-]", "", normalise(value))
 
 
 def label_of(option: enum.Enum) -> str:
     return getattr(option, "label", option.value)
 
 
-def to_decimal(value: object) -> Decimal | None:
-    """The one conversion from a cell to a number: Decimal(str(value))."""
+def to_decimal(value: object, numbers: NumberText = EN) -> Decimal | None:
+    """The one conversion from a cell to a number: Decimal(str(value)) for a number cell."""
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (int, float)):
         return Decimal(str(value))
-    if isinstance(value, str) and PLAIN_NUMBER.fullmatch(value.strip()):
+    if isinstance(value, str):
         try:
-            return Decimal(value.strip().replace(",", ""))
+            return numbers.read(value)
         except InvalidOperation:
             return None
     return None
@@ -200,11 +284,13 @@ class Checked:
 def check(book: RawBook) -> Checked:
     problems: list[Problem] = []
     settings = read_settings(book.sheets["Settings"], problems)
-    customers = read_customers(book.sheets["Customers"], problems)
-    contracts, broken = read_contracts(book.sheets["Contracts"], settings, customers, problems)
+    numbers = number_text(settings.locale)
+    customers, customer_ids = read_customers(book.sheets["Customers"], problems, numbers)
+    contracts, broken = read_contracts(book.sheets["Contracts"], settings, customer_ids, problems, numbers)
     known = {**dict.fromkeys(broken), **contracts}
-    subscriptions = read_subscriptions(book.sheets["Subscriptions"], known, problems)
-    usage = read_usage(book.sheets["Usage"], known, problems)
+    subscriptions = read_subscriptions(book.sheets["Subscriptions"], known, problems, numbers)
+    usage = read_usage(book.sheets["Usage"], known, problems, numbers)
+    products = read_products(book.sheets["Products"], problems)
 
     set_aside: dict[str, list[Problem]] = defaultdict(list)
     contracts_of = defaultdict(list)
@@ -219,7 +305,7 @@ def check(book: RawBook) -> Checked:
             for contract_id in contracts_of[p.customer_id]:
                 set_aside[contract_id].append(p)
     broken_contracts = {cid: set_aside[cid][0] for cid in broken if cid not in contracts}
-    inputs = Inputs(settings, customers, contracts, subscriptions, usage)
+    inputs = Inputs(settings, customers, contracts, subscriptions, usage, products)
     return Checked(inputs, problems, dict(set_aside), broken_contracts)
 
 
@@ -228,7 +314,7 @@ def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) ->
     first: dict[str, Row] = {}
     for row in rows:
         first.setdefault(RowReader(row, []).text(column), row)
-    ids = []
+    ids, reported = [], set()
     for row in rows:
         row_id = RowReader(row, []).text(column)
         original = first[row_id]
@@ -238,8 +324,9 @@ def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) ->
                 "BB110", row[column].source, f"The {column} {row_id} is used on more than one row.",
                 value=row[column].value, first_row=str(original.source.row), **owner_ids,
             ))
-            if owner:
+            if owner and row_id not in reported:
                 # the first row's record is no more trustworthy than the repeat
+                reported.add(row_id)
                 problems.append(problem(
                     "BB110", original[column].source, f"The {column} {row_id} is used on more than one row.",
                     value=original[column].value, first_row=str(original.source.row), **owner(original),
@@ -250,14 +337,28 @@ def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) ->
 
 def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
     values: dict[str, Cell] = {}
+    names: dict[str, str] = {}
     for row in rows:
         key = normalise(row["Key"].value)
-        if key:
-            values[key] = row["Value"]
+        if not key:
+            continue
+        name = " ".join(str(row["Key"].value).split())
+        if key in values:
+            problems.append(problem(
+                "BB201", row["Key"].source, f"The setting {name} is given twice, here and on row "
+                f"{values[key].source.row}.", value=row["Key"].value, hint="keep only one of the rows."))
+        values[key], names[key] = row["Value"], name
+        value = row["Value"].value
+        if isinstance(value, str) and value.strip().upper() in ERROR_VALUES:
+            problems.append(problem(
+                "BB201", row["Value"].source, f"The {name} cell shows the Excel error {value.strip()}.", value=value,
+                hint="type the value, or correct the formula so that the cell shows one."))
 
     def text(key: str, default: str = "") -> str:
         cell = values.get(normalise(key))
-        return str(cell.value).strip() if cell and cell.value is not None and str(cell.value).strip() else default
+        if cell is None or cell.value is None or not str(cell.value).strip():
+            return default
+        return RowReader(Row(cell.source, {"Value": cell}), []).text("Value")
 
     def invalid(key: str, message: str, hint: str) -> None:
         problems.append(problem("BB201", values[normalise(key)].source, message,
@@ -271,8 +372,22 @@ def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
         bank_details=text("Bank Details"),
         invoice_prefix=text("Invoice Prefix", "INV-"),
         default_currency=text("Default Currency", "USD").upper(),
-        locale=text("Locale", "en_US"),
+        locale=text("Locale", "en_US").replace("-", "_"),  # en-US as well as en_US
+        smtp_host=text("SMTP Host"),
+        smtp_security=text("SMTP Security", "STARTTLS"),
+        smtp_user=text("SMTP User"),
+        smtp_from=text("SMTP From"),
+        creditor_iban=text("Creditor IBAN"),
+        creditor_bic=text("Creditor BIC"),
+        creditor_id=text("Creditor ID"),
     )
+    port = values.get(normalise("SMTP Port"))
+    if port is not None and text("SMTP Port"):
+        number = to_decimal(port.value)
+        if number is None or number != number.to_integral_value() or not 0 < number < 65536:
+            invalid("SMTP Port", "The SMTP Port is not a port number.", "use a whole number such as 587, or leave it blank.")
+        else:
+            settings = replace(settings, smtp_port=int(number))
     threshold = values.get(normalise("Review Change Threshold"))
     if threshold is not None and threshold.value not in (None, ""):
         reader = RowReader(Row(threshold.source, {"Value": threshold}), [])
@@ -286,19 +401,23 @@ def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
         invalid("Invoice Prefix", "The Invoice Prefix may hold only letters, digits, - and _.",
                 "use at most 20 letters, digits, - or _, such as INV-.")
     if settings.default_currency not in KNOWN_CURRENCIES:
-        invalid("Default Currency", "The Default Currency is not an ISO 4217 code.",
-                "use a three-letter code such as USD or EUR.")
+        hint = CURRENCY_HINTS.get(settings.default_currency.replace(" ", ""))
+        invalid("Default Currency", f"The Default Currency {settings.default_currency} is not a currency code"
+                + (f"; did you mean {hint}?" if hint else "."), "use a three-letter code such as USD or EUR.")
     try:
         Locale.parse(settings.locale)
-    except (ValueError, UnknownLocaleError):
-        invalid("Locale", "The Locale is not one we know.", "use a code such as en_US, en_GB, de_DE or fr_FR.")
+    except (ValueError, TypeError, UnknownLocaleError):
+        invalid("Locale", f"The Locale {settings.locale} is not one we know.",
+                "use a code such as en_US, en_GB, de_DE or fr_FR.")
     return settings
 
 
-def read_customers(rows: list[Row], problems: list[Problem]) -> dict[str, Customer]:
-    customers = {}
+def read_customers(rows, problems, numbers=EN) -> tuple[dict[str, Customer], set[str]]:
+    """The customers that could be read, and the ID of every customer row, readable or not."""
+    customers, ids = {}, set()
     for row, customer_id in unique(rows, "Customer ID", problems, lambda r: {"customer_id": RowReader(r, []).text("Customer ID")}):
-        r = RowReader(row, problems, customer_id=customer_id or None)
+        ids.add(customer_id)
+        r = RowReader(row, problems, customer_id=customer_id or None, numbers=numbers)
         r.text("Customer ID", required=True)
         customer = Customer(
             customer_id=customer_id,
@@ -310,28 +429,59 @@ def read_customers(rows: list[Row], problems: list[Problem]) -> dict[str, Custom
             country=r.text("Country"),
             tax_rate=r.fraction("Tax Rate"),
             source=row.source,
+            # read as typed: the charge post task checks IBAN, BIC and mandate when it collects
+            iban=r.text("IBAN"),
+            bic=r.text("BIC"),
+            mandate_id=r.text("Mandate ID"),
+            mandate_date=r.date("Mandate Date"),
         )
         if r.ok and customer_id not in customers:
             customers[customer_id] = customer
-    return customers
+    return customers, ids
 
 
-def read_contracts(rows, settings, customers, problems) -> tuple[dict[str, Contract], dict[str, str]]:
-    """The contracts that could be read, and the IDs (with customer) of those that could not."""
+def read_products(rows, problems) -> dict[str, Product]:
+    """Account codes by product name, for the sync post task; a product's row sets nothing aside."""
+    products, repeated = {}, set()
+    for row, name in unique(rows, "Product", problems, owner=lambda r: {}):  # report both rows, use neither
+        r = RowReader(row, problems)
+        r.text("Product", required=True)
+        product = Product(name, r.text("Account Code"), r.text("Tax Type"), row.source)
+        if name in products:
+            repeated.add(name)
+        if r.ok:
+            products[name] = product
+    return {name: p for name, p in products.items() if name not in repeated}
+
+
+def did_you_mean(typed: str, known) -> str:
+    """IDs are exact, but a near miss in case is worth naming."""
+    near = next((k for k in known if k.casefold() == typed.casefold()), None)
+    return f"; did you mean {near}?" if near else "."
+
+
+def read_contracts(rows, settings, customer_ids, problems, numbers=EN) -> tuple[dict[str, Contract], dict[str, str]]:
+    """The contracts that could be read, and the IDs (with customer) of those that could not.
+    customer_ids: every ID on the Customers sheet, including customers whose row has problems."""
     contracts, broken = {}, {}
     for row, contract_id in unique(rows, "Contract ID", problems, lambda r: {"contract_id": RowReader(r, []).text("Contract ID")}):
-        r = RowReader(row, problems, contract_id=contract_id or None)
+        r = RowReader(row, problems, contract_id=contract_id or None, numbers=numbers)
         r.text("Contract ID", required=True)
         customer_id = r.text("Customer ID", required=True)
-        if customer_id and customer_id not in customers:
-            r.fail("BB101", row["Customer ID"], f"No customer has the ID {customer_id}.")
+        # A customer whose own row has problems exists: its problems set this contract aside already.
+        if customer_id and customer_id not in customer_ids:
+            r.fail("BB101", row["Customer ID"], f"No customer has the ID {customer_id}"
+                   + did_you_mean(customer_id, customer_ids))
         start = r.date("Start Date", required=True)
         end = r.date("End Date")
         if start and end and end < start:
             r.fail("BB112", row["End Date"], f"The contract ends on {end} but starts on {start}.")
-        currency = r.text("Currency").upper() or settings.default_currency
-        if currency not in KNOWN_CURRENCIES:
-            r.fail("BB107", row["Currency"], f"The Currency {currency} is not an ISO 4217 code.")
+        typed = r.text("Currency")
+        currency = typed.upper() or settings.default_currency
+        if typed and currency not in KNOWN_CURRENCIES:  # a bad default is the Settings sheet's problem
+            hint = CURRENCY_HINTS.get(currency.replace(" ", ""))
+            r.fail("BB107", row["Currency"], f"The Currency {typed} is not a currency code"
+                   + (f"; did you mean {hint}?" if hint else "."))
         contract = Contract(
             contract_id=contract_id,
             customer_id=customer_id,
@@ -345,9 +495,8 @@ def read_contracts(rows, settings, customers, problems) -> tuple[dict[str, Contr
             discount=r.fraction("Discount"),
             active=r.choice("Status", Status, Status.ACTIVE) is Status.ACTIVE,
             source=row.source,
+            cc=r.text("CC"),
         )
-        if contract.payment_terms_days < 0:
-            r.fail("BB105", row["Payment Terms (Days)"], "The Payment Terms (Days) is negative.")
         if not contract_id:
             continue
         # a start date and frequency are enough to draw the schedule, even with other faults
@@ -358,11 +507,11 @@ def read_contracts(rows, settings, customers, problems) -> tuple[dict[str, Contr
     return contracts, broken
 
 
-def read_subscriptions(rows, contracts, problems) -> dict[str, tuple[Subscription, ...]]:
+def read_subscriptions(rows, contracts, problems, numbers=EN) -> dict[str, tuple[Subscription, ...]]:
     by_contract = defaultdict(list)
     for row, sub_id in unique(rows, "Subscription ID", problems, lambda r: {"contract_id": RowReader(r, []).text("Contract ID")}):
         contract_id = RowReader(row, []).text("Contract ID")
-        r = RowReader(row, problems, contract_id=contract_id or None)
+        r = RowReader(row, problems, contract_id=contract_id or None, numbers=numbers)
         r.text("Subscription ID", required=True)
         contract = known_contract(r, contracts)
         start = r.date("Start Date")
@@ -383,16 +532,17 @@ def read_subscriptions(rows, contracts, problems) -> dict[str, tuple[Subscriptio
             charge_type=r.choice("Charge Type", ChargeType, ChargeType.RECURRING),
             source=row.source,
         )
+        r.line(sub.quantity, sub.unit_price)
         if r.ok:
             by_contract[contract_id].append(sub)
     return {cid: tuple(subs) for cid, subs in by_contract.items()}
 
 
-def read_usage(rows, contracts, problems) -> dict[str, tuple[Usage, ...]]:
+def read_usage(rows, contracts, problems, numbers=EN) -> dict[str, tuple[Usage, ...]]:
     by_contract = defaultdict(list)
     for row, usage_id in unique(rows, "Usage ID", problems, lambda r: {"contract_id": RowReader(r, []).text("Contract ID")}):
         contract_id = RowReader(row, []).text("Contract ID")
-        r = RowReader(row, problems, contract_id=contract_id or None)
+        r = RowReader(row, problems, contract_id=contract_id or None, numbers=numbers)
         r.text("Usage ID", required=True)
         contract = known_contract(r, contracts)
         day = r.date("Date", required=True)
@@ -408,6 +558,7 @@ def read_usage(rows, contracts, problems) -> dict[str, tuple[Usage, ...]]:
             unit_price=r.amount("Unit Price"),
             source=row.source,
         )
+        r.line(usage.quantity, usage.unit_price)
         if r.ok:
             by_contract[contract_id].append(usage)
     return {cid: tuple(sorted(rows, key=lambda u: (u.date, u.usage_id))) for cid, rows in by_contract.items()}
@@ -418,7 +569,8 @@ def known_contract(r: RowReader, contracts: dict[str, Contract | None]) -> Contr
     contract_id = r.text("Contract ID", required=True)
     if contract_id and contract_id not in contracts:
         r.contract_id = None  # nothing to set aside: report it alone
-        r.fail("BB111", r.row["Contract ID"], f"No contract has the ID {contract_id}.")
+        r.fail("BB111", r.row["Contract ID"], f"No contract has the ID {contract_id}"
+               + did_you_mean(contract_id, contracts))
         return None
     return contracts.get(contract_id)
 

@@ -1,14 +1,21 @@
-"""Read the input workbooks into rows whose every cell knows where it came from."""
+"""Read the input workbooks into rows whose every cell knows where it came from.
+
+The workbook is untrusted input: its size, its zip container and the start of its XML parts
+are checked before openpyxl reads it, openpyxl parses XML through defusedxml, and every
+failure to read the file becomes a Problem that says so in plain words, never a traceback.
+"""
 from __future__ import annotations
 
+import warnings
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import openpyxl
+from defusedxml import DefusedXmlException
 from openpyxl.utils import get_column_letter
-from openpyxl.utils.exceptions import InvalidFileException
 
 from billing_batch.errors import Problem, problem
 from billing_batch.model import Source
@@ -18,11 +25,12 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
     "Customers": (True, {
         "Customer ID": True, "Name": True, "Email": False, "Address": False, "City": False,
         "Postal Code": False, "Country": False, "Tax Rate": False,
+        "IBAN": False, "BIC": False, "Mandate ID": False, "Mandate Date": False,  # SEPA Direct Debit (post tasks)
     }),
     "Contracts": (True, {
         "Contract ID": True, "Customer ID": True, "Start Date": True, "End Date": False,
         "Billing Frequency": True, "Billing Policy": False, "Billing Offset (Days)": False,
-        "Currency": False, "Payment Terms (Days)": False, "Discount": False, "Status": False,
+        "Currency": False, "Payment Terms (Days)": False, "Discount": False, "Status": False, "CC": False,
     }),
     "Subscriptions": (True, {
         "Subscription ID": True, "Contract ID": True, "Product": True, "Description": False,
@@ -33,10 +41,27 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
         "Usage ID": True, "Contract ID": True, "Date": True, "Product": True,
         "Description": False, "Quantity": True, "Unit Price": True,
     }),
+    "Products": (False, {"Product": True, "Account Code": False, "Tax Type": False}),  # for the sync post task
     "Settings": (False, {"Key": True, "Value": True}),
 }
 
-OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # encrypted .xlsx files are OLE containers
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted .xlsx and old .xls files are both OLE containers
+ENCRYPTED = "EncryptedPackage".encode("utf-16-le")  # the stream that only an encrypted .xlsx holds
+EXCEL_MAX_ROW = 1_048_576
+MB = 1024 * 1024
+PROLOG = 4096  # a DOCTYPE must come before the first element, so it sits at the start of a part
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the input, so a huge or hostile workbook is refused with a message
+    instead of eating the machine's memory."""
+
+    max_file_mb: float = 200  # each workbook file as stored (--max-input-mb)
+    max_rows: int = 3_000_000  # rows holding data, all sheets of all workbooks together (--max-rows)
+    max_unzipped_mb: float = 4096  # one workbook's parts unpacked; 3 million rows of sheet XML is about 1,100 MB
+    max_ratio: float = 100  # unpacked over packed size of one part: workbooks stay near 10, zip bombs reach 1,000
+    ratio_from_mb: float = 1  # a part smaller than this unpacked may compress as well as it likes: it cannot hurt
 
 
 def normalise(name: object) -> str:
@@ -64,77 +89,195 @@ class RawBook:
 
     files: list[Path] = field(default_factory=list)
     sheets: dict[str, list[Row]] = field(default_factory=lambda: {name: [] for name in SCHEMA})
+    row_count: int = 0  # rows holding data, counted against Limits.max_rows
+
+
+class InputFiles(list):
+    """The workbooks to read, and where they were looked for (for a message when there are none)."""
+
+    def __init__(self, files: Iterable[Path], where: Path):
+        super().__init__(files)
+        self.where = where
+
+
+class Unreadable(Exception):
+    """A workbook cannot be read at all; args[0] is the Problem that says why."""
 
 
 def input_files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.glob("*.xlsx") if not p.name.startswith("~$"))
-    return [path]
+        # Excel's lock files (~$) and hidden files (macOS ._ copies) are not workbooks
+        files = (p for p in path.iterdir() if p.suffix.lower() == ".xlsx" and p.is_file()
+                 and not p.name.startswith(("~$", ".")))
+        return InputFiles(sorted(files), path)
+    return InputFiles([path], path)
 
 
-def read(paths: Iterable[Path]) -> tuple[RawBook, list[Problem]]:
+def read(paths: Iterable[Path], limits: Limits = Limits()) -> tuple[RawBook, list[Problem]]:
     """Read every workbook. Problems here are structural: they stop the run."""
     book, problems = RawBook(), []
     seen_sheets: set[str] = set()
-    for path in paths:
-        book.files.append(path)
-        problems += _read_file(path, book, seen_sheets)
+    titles: list[str] = []  # every sheet of every workbook, to name them when one is missing
+    with warnings.catch_warnings():
+        # openpyxl warns about what it drops (data validation, extensions): noise to a finance user
+        warnings.simplefilter("ignore")
+        for path in paths:
+            book.files.append(path)
+            try:
+                problems += _read_file(path, book, seen_sheets, titles, limits)
+            except Unreadable as exc:
+                problems.append(exc.args[0])
+                if book.row_count > limits.max_rows:
+                    break  # the row limit counts over all workbooks: reading on cannot help
     if not book.files:
-        problems.append(problem("BB004", Source(str(paths), ""), "No .xlsx workbook was found."))
+        where = getattr(paths, "where", None) or "the input"
+        problems.append(problem("BB004", Source(str(where), ""), f"No .xlsx workbook was found in {where}."))
     elif not problems:
         for name, (required, _) in SCHEMA.items():
             if required and name not in seen_sheets:
                 files = ", ".join(p.name for p in book.files)
-                problems.append(problem("BB002", Source(files, name), f"No sheet is named {name}."))
+                has = "the workbook has" if len(book.files) == 1 else "the workbooks have"
+                problems.append(problem(
+                    "BB002", Source(files, name),
+                    f"No sheet is named {name}; {has} the sheets {', '.join(titles)}.",
+                ))
     return book, problems
 
 
-def _read_file(path: Path, book: RawBook, seen_sheets: set[str]) -> list[Problem]:
+@contextmanager
+def _file_errors(path: Path) -> Iterator[None]:
+    """zipfile and openpyxl can fail in any way on a damaged or crafted file; that is the file's
+    fault, not a bug, so it becomes a Problem. Wrap only calls into those libraries."""
     where = Source(path.name, "")
     try:
+        yield
+    except Unreadable:
+        raise
+    except Exception as exc:
+        if _caused_by(exc, DefusedXmlException):  # openpyxl wraps it in a ValueError of its own
+            raise Unreadable(problem(
+                "BB008", where, f"{path.name} declares XML entities, which Excel never writes; "
+                "such a file can be built to exhaust memory.")) from exc
+        raise Unreadable(problem(
+            "BB001", where, f"{path.name} cannot be read: it is damaged, or it is not an Excel workbook.")) from exc
+
+
+def _caused_by(exc: BaseException | None, kind: type) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _check_container(path: Path, limits: Limits) -> None:
+    """Refuse, before openpyxl unpacks anything, a file that is too big, encrypted or a zip bomb."""
+    where = Source(path.name, "")
+    with _file_errors(path):
+        size = path.stat().st_size
+        if size > limits.max_file_mb * MB:
+            raise Unreadable(problem(
+                "BB005", where, f"{path.name} is {_mb(size)}; the limit is {_mb(limits.max_file_mb * MB)}.",
+                option="--max-input-mb"))
         with path.open("rb") as f:
-            if f.read(4) == OLE_MAGIC:
-                return [problem("BB006", where, f"{path.name} is protected with a password.")]
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (OSError, zipfile.BadZipFile, InvalidFileException, KeyError, ValueError) as exc:
-        return [problem("BB001", where, f"{path.name} cannot be opened as an Excel workbook ({type(exc).__name__}).")]
+            if f.read(len(OLE_MAGIC)) == OLE_MAGIC:
+                if ENCRYPTED in f.read():
+                    raise Unreadable(problem("BB006", where, f"{path.name} is protected with a password."))
+                raise Unreadable(problem(
+                    "BB001", where, f"{path.name} is an old Excel 97-2003 (.xls) or other Office file, "
+                    "not an Excel workbook (.xlsx)."))
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+            unpacked = sum(part.file_size for part in parts)
+            if unpacked > limits.max_unzipped_mb * MB:
+                raise Unreadable(problem(
+                    "BB007", where, f"{path.name} would unpack to {_mb(unpacked)}, more than the "
+                    f"limit of {_mb(limits.max_unzipped_mb * MB)}."))
+            for part in parts:
+                ratio = part.file_size / max(part.compress_size, 1)
+                if part.file_size > limits.ratio_from_mb * MB and ratio > limits.max_ratio:
+                    raise Unreadable(problem(
+                        "BB007", where, f"{path.name} holds a part ({part.filename}) that unpacks to more than "
+                        f"{limits.max_ratio:,g} times its stored size; real workbooks stay near 10 times, "
+                        "a 'zip bomb' does not."))
+                # Excel never writes a DOCTYPE; one is how entity bombs and external entities come in.
+                # defusedxml refuses them too; this catches them early whatever openpyxl's setup.
+                with archive.open(part) as f:
+                    head = f.read(PROLOG).replace(b"\0", b"")  # \0 gone: UTF-16 markup reads as ASCII
+                if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                    raise Unreadable(problem(
+                        "BB008", where, f"{path.name} holds a part ({part.filename}) with an XML document type "
+                        "declaration, which Excel never writes; such a file can be built to exhaust memory."))
+
+
+def _mb(size: float) -> str:
+    return f"{size / MB:,.0f} MB" if size >= 10 * MB else f"{size / MB:.2g} MB"
+
+
+def _read_file(path: Path, book: RawBook, seen_sheets: set[str], titles: list[str], limits: Limits) -> list[Problem]:
+    _check_container(path, limits)
     problems = []
-    try:
-        by_name = {normalise(name): name for name in SCHEMA}
-        for ws in wb.worksheets:
-            name = by_name.get(normalise(ws.title))
-            if name is not None:
-                seen_sheets.add(name)
-                problems += _read_sheet(path.name, ws, name, book.sheets[name])
-    finally:
-        wb.close()
+    with path.open("rb") as f:
+        with _file_errors(path):
+            # a file object, not a path: openpyxl would refuse a workbook saved as billing.xlsx.bak by its name
+            wb = openpyxl.load_workbook(f, read_only=True, data_only=True)
+            worksheets = wb.worksheets
+        try:
+            titles += wb.sheetnames
+            by_name = {normalise(name): name for name in SCHEMA}
+            for ws in worksheets:
+                name = by_name.get(normalise(ws.title))
+                if name is not None:
+                    seen_sheets.add(name)
+                    problems += _read_sheet(path, ws, name, book, limits)
+        finally:
+            wb.close()
     return problems
 
 
-def _read_sheet(file: str, ws, name: str, out: list[Row]) -> list[Problem]:
+def _rows(path: Path, ws, **bounds) -> Iterator[tuple]:
+    with _file_errors(path):
+        yield from ws.iter_rows(values_only=True, **bounds)
+
+
+def _read_sheet(path: Path, ws, name: str, book: RawBook, limits: Limits) -> list[Problem]:
     columns = SCHEMA[name][1]
     wanted = {normalise(column): column for column in columns}
-    rows = ws.iter_rows(values_only=True)
-    header = next(rows, ())
-    found = {}  # position -> (column, letter)
+    # The size a sheet states about itself is the file's claim, not a fact: never pad rows out to it.
+    ws.reset_dimensions()
+    header = next(_rows(path, ws, max_row=1), ())
+    found: dict[int, tuple[str, str]] = {}  # position -> (column, letter)
     for i, title in enumerate(header):
         column = wanted.get(normalise(title))
         if column is not None and column not in {c for c, _ in found.values()}:
             found[i] = (column, get_column_letter(i + 1))
     missing = [c for c, required in columns.items() if required and c not in {c for c, _ in found.values()}]
     if missing:
+        typed = [" ".join(str(t).split()) for t in header if t is not None and str(t).strip()]
+        has = f"its first row holds {', '.join(typed[:12])}{', …' if len(typed) > 12 else ''}" if typed \
+            else "its first row is empty"
         return [
-            problem("BB003", Source(file, ws.title, 1, column), f"The {ws.title} sheet has no {column} column.")
+            problem("BB003", Source(path.name, ws.title, 1, column),
+                    f"The {ws.title} sheet has no {column} column; {has}.")
             for column in missing
         ]
-    for number, values in enumerate(rows, start=2):
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
-            continue
-        source = Source(file, ws.title, number)
-        cells = {
-            column: Cell(values[i], source.at(column, letter))
-            for i, (column, letter) in found.items()
-            if i < len(values)
-        }
-        out.append(Row(source, cells))
+    out = book.sheets[name]
+    # Only the columns we read: a stray cell in column XFD must not make every row 16,384 wide.
+    for number, values in enumerate(_rows(path, ws, min_row=2, max_col=max(found) + 1), start=2):
+        if number > EXCEL_MAX_ROW:
+            raise Unreadable(problem(
+                "BB001", Source(path.name, ws.title), f"The {ws.title} sheet claims rows after row "
+                f"{EXCEL_MAX_ROW:,}, the last row Excel has: the file is damaged."))
+        cells = [(values[i], column, letter) for i, (column, letter) in found.items() if i < len(values)]
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v, _, _ in cells):
+            continue  # blank, or only notes in columns the batch does not read
+        book.row_count += 1
+        if book.row_count > limits.max_rows:
+            raise Unreadable(problem(
+                "BB005", Source(path.name, ws.title, number), f"The input holds more than {limits.max_rows:,} "
+                "rows of data, the most the batch reads.", option="--max-rows"))
+        source = Source(path.name, ws.title, number)
+        out.append(Row(source, {column: Cell(v, source.at(column, letter)) for v, column, letter in cells}))
     return []
