@@ -42,6 +42,8 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB116": ("ambiguous date", False, "Type the date as an Excel date, or as text in the form 2025-01-31, so day and month cannot be swapped."),
     "BB117": ("number too large", False, "Check the number for a typing mistake; at most {limit} is accepted."),
     "BB118": ("days out of range", False, "Type a whole number of days from {low} to {high}."),
+    "BB119": ("invalid IBAN", False, "Copy the IBAN again from the customer's signed mandate; until then their "
+                                     "invoices are billed but not charged."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

@@ -32,6 +32,7 @@ from billing_batch.model import (
     Subscription,
     Usage,
 )
+from billing_batch.post.charge import iban_problem
 from billing_batch.money import KNOWN_CURRENCIES
 from billing_batch.workbook import Cell, RawBook, Row, normalise
 
@@ -435,6 +436,9 @@ def read_customers(rows, problems, numbers=EN) -> tuple[dict[str, Customer], set
             mandate_id=r.text("Mandate ID"),
             mandate_date=r.date("Mandate Date"),
         )
+        if customer.iban and (why := iban_problem(customer.iban)):
+            # billing does not need the IBAN: report it without setting the customer aside
+            problems.append(problem("BB119", row["IBAN"].source, f"{why}.", value=row["IBAN"].value))
         if r.ok and customer_id not in customers:
             customers[customer_id] = customer
     return customers, ids
