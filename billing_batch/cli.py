@@ -56,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--as-of", type=iso_date, default=date.today(), help="bill as of this date (default: today)")
     common.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="PDF render processes (default: all cores)")
+    common.add_argument("--executor", choices=("process", "dask"), default="process",
+                        help="render PDFs in local processes (default) or on a Dask cluster")
+    common.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler for --executor dask")
     common.add_argument("--max-input-mb", type=float, default=workbook.Limits.max_file_mb,
                         help="refuse an input workbook larger than this (default: %(default)s)")
     common.add_argument("--max-rows", type=int, default=workbook.Limits.max_rows,
@@ -75,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[common, as_json, post_tasks],
                               help="bill every cycle that is due and not billed yet")
     run.add_argument("--preview", action="store_true", help="show what would be billed; write nothing")
+    run.add_argument("--timings-json", type=Path, metavar="PATH", help="write each stage's wall time to PATH")
     commands.add_parser("check", parents=[common, as_json], help="report every problem in the input; bill nothing")
     generate = commands.add_parser("generate", parents=[common, contracts, post_tasks],
                                    help="bill chosen contracts by hand")
@@ -105,8 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         return review_command(args)
     try:
         options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
-                                   jobs=max(1, args.jobs), post_tasks=getattr(args, "post_tasks", ()),
+                                   jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
+                                   post_tasks=getattr(args, "post_tasks", ()),
                                    limits=workbook.Limits(max_file_mb=args.max_input_mb, max_rows=args.max_rows))
+        if options.executor == "dask" and not options.scheduler:
+            console.print("--executor dask needs the cluster's address: --scheduler tcp://HOST:8786.")
+            return EXIT_UNUSABLE
         if not options.input.exists():
             console.print(f"The input {options.input} does not exist. Put the workbook there, or name it with --input.")
             return EXIT_UNUSABLE
@@ -146,6 +154,8 @@ def run_command(args, options: pipeline.Options) -> int:
         return show_preview(report, drafts, args.json)
     with render_progress() as on_rendered:
         report = pipeline.run(options, on_rendered)
+    if args.timings_json:
+        args.timings_json.write_text(json.dumps({"timings": report.timings, "issued": len(report.issued)}))
     if unusable(report):
         return EXIT_UNUSABLE
     show_summary(report, options)

@@ -36,6 +36,8 @@ class Options:
     as_of: date
     ledger: Path | None = None
     jobs: int = 1
+    executor: str = "process"  # or "dask", rendering on the cluster at scheduler
+    scheduler: str | None = None
     templates: Path = TEMPLATES
     post_tasks: tuple[str, ...] = ()  # send, sync, charge: run after billing
     limits: workbook.Limits = workbook.Limits()
@@ -81,6 +83,7 @@ class State:
 
     invoices: list[Invoice] = field(default_factory=list)
     empty: dict[tuple[str, date], date] = field(default_factory=dict)
+    billed: set[str] = field(default_factory=set)  # invoices sent or synced
 
     @property
     def live(self) -> dict[tuple[str, date], Invoice]:
@@ -89,7 +92,8 @@ class State:
 
     @classmethod
     def read(cls, ledger: Ledger) -> State:
-        return cls(ledger.invoices(), ledger.empty_cycles())
+        billed = {number for number, status in task_status(ledger).items() if is_billed(status)}
+        return cls(ledger.invoices(), ledger.empty_cycles(), billed)
 
 
 def failpoint(name: str) -> None:
@@ -209,9 +213,8 @@ def schedules(options: Options) -> tuple[Report, list[ScheduleRow]]:
     if checked is None:
         return report, []
     state = read_state(options)
-    return report, schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices,
-                                 state.empty, options.as_of, differences(checked.inputs, checked.set_aside,
-                                                                         state.live.values()))
+    return report, _schedule_rows(options, checked, state, differences(checked.inputs, checked.set_aside,
+                                                                       state.live.values()))
 
 
 def read_state(options: Options) -> State:
@@ -246,17 +249,19 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
             if on_rendered:
                 on_rendered(count, len(todo))
 
-        render.render_invoices(todo, options.output, options.templates, options.jobs, rendered)
+        render.render_invoices(todo, options.output, options.templates, options.jobs, rendered,
+                               executor=options.executor, scheduler=options.scheduler)
         ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
     if options.post_tasks:
         with report.stage("post tasks"):
             report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,
                                         options.templates)
+            state.billed = State.read(ledger).billed
     with report.stage("cycles and billing"):
         report.differs = differences(checked.inputs, checked.set_aside, state.live.values())
     with report.stage("write workbook"):
-        rows = _schedule_rows(options, checked, state, ledger, report.differs)
+        rows = _schedule_rows(options, checked, state, report.differs)
         unreviewed = ledger.unreviewed()
         to_review = [i for i in state.invoices if i.number in unreviewed]
         review_rows = review.review_rows(to_review, state.invoices, checked.inputs, report.differs,
@@ -275,11 +280,9 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
         ledger.mark_reviewed(unreviewed, run_id)
 
 
-def _schedule_rows(options: Options, checked: Checked, state: State, ledger: Ledger,
-                   differs: dict[str, str]) -> list[ScheduleRow]:
-    billed = {number for number, status in task_status(ledger).items() if is_billed(status)}
+def _schedule_rows(options: Options, checked: Checked, state: State, differs: dict[str, str]) -> list[ScheduleRow]:
     return schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices, state.empty,
-                         options.as_of, differs, billed)
+                         options.as_of, differs, state.billed)
 
 
 def refresh_book(options: Options) -> Path | None:
@@ -291,7 +294,7 @@ def refresh_book(options: Options) -> Path | None:
     with Ledger(options.ledger_path) as ledger:
         state = State.read(ledger)
         differs = differences(checked.inputs, checked.set_aside, state.live.values())
-        rows = _schedule_rows(options, checked, state, ledger, differs)
+        rows = _schedule_rows(options, checked, state, differs)
         return schedule_book.write(options.output, rows, state.invoices)
 
 

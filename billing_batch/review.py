@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from markupsafe import Markup
 
 from billing_batch.cycles import cycle_containing, cycle_start
 from billing_batch.errors import Problem
+from billing_batch.files import write_atomic
 from billing_batch.model import Contract, Draft, Inputs, Invoice, InvoiceStatus, LineKind, Policy
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -470,8 +470,8 @@ def write_review(
     view = review_view(facts, rows, issued, history, set_aside, problems, inputs=inputs, differs=differs or {})
     html = _template(Path(templates).resolve()).render(view)
     page.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(page, html.encode("utf-8"))
-    _write_atomic(page.with_name(FACTS), json.dumps(view["summary"], indent=2).encode("utf-8"))
+    write_atomic(page, html.encode("utf-8"))
+    write_atomic(page.with_name(FACTS), json.dumps(view["summary"], indent=2).encode("utf-8"))
     return page
 
 
@@ -800,14 +800,3 @@ def _inline_svg(svg: str, prefix: str, titles: Mapping[str, str]) -> str:
 # ---------------------------------------------------------------- files
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

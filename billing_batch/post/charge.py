@@ -24,6 +24,7 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
 from billing_batch.model import Customer, Invoice, Settings
+from billing_batch.files import write_atomic
 from billing_batch.post.tasks import (
     DONE,
     FAILED,
@@ -34,7 +35,6 @@ from billing_batch.post.tasks import (
     relative,
     triage,
     unique_path,
-    write_atomic,
 )
 
 PAIN = "pain.008.001.08"  # the EPC's current version (the 2019 rulebook, in use since November 2023)

@@ -32,6 +32,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_percent
 
 from billing_batch.model import Invoice, Settings
+from billing_batch.files import write_atomic
 from billing_batch.post.tasks import (
     DONE,
     FAILED,
@@ -42,7 +43,6 @@ from billing_batch.post.tasks import (
     Outcome,
     relative,
     triage,
-    write_atomic,
 )
 
 PASSWORD_VARIABLE = "BILLING_BATCH_SMTP_PASSWORD"

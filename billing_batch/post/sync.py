@@ -36,6 +36,7 @@ from babel import Locale
 
 from billing_batch.model import Invoice, Line, LineKind, Product
 from billing_batch.money import minor_unit
+from billing_batch.files import write_atomic
 from billing_batch.post.tasks import (
     DONE,
     FAILED,
@@ -44,7 +45,6 @@ from billing_batch.post.tasks import (
     Outcome,
     relative,
     triage,
-    write_atomic,
 )
 
 # Xero, "Import invoices" sales template (SalesInvoiceTemplate.csv). A leading * marks a required column.

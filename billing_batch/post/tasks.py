@@ -18,7 +18,6 @@ Outcomes stored:
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -269,19 +268,7 @@ def unique_path(folder: Path, stem: str, suffix: str) -> Path:
     return path
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write beside the target and rename over it: the file exists whole or not at all."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
 
 
 def relative(ctx: Context, path: Path) -> str:
