@@ -6,14 +6,12 @@ and per templates folder (`_resources`), because building them costs more than a
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import ctypes
 import itertools
 import mimetypes
 import multiprocessing
 import os
-import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +32,8 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from .model import Invoice, InvoiceStatus, Party
+from billing_batch.files import write_atomic
+from billing_batch.model import Invoice, InvoiceStatus, Party
 
 TEMPLATE = "invoice.html"
 STYLESHEET = "invoice.css"
@@ -231,24 +230,8 @@ def render_pdf(invoice: Invoice, templates_dir: Path) -> bytes:
         raise RenderError(f"invoice {invoice.number}: {exc.__cause__ or exc}") from exc
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    # Unique name in the same folder so os.replace is atomic; os.open honours the umask (mkstemp forces 0600).
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _render_to_file(invoice: Invoice, target: Path, templates_dir: Path) -> None:
-    _write_atomic(target, render_pdf(invoice, templates_dir))
+    write_atomic(target, render_pdf(invoice, templates_dir))
 
 
 # ---------------------------------------------------------------- batches: in-process, processes or Dask
@@ -410,7 +393,7 @@ def _render_dask(invoices: Sequence[Invoice], targets: Sequence[Path], templates
 
         for chunk, pdfs in _bounded_dask(client, submit, chunks, workers * IN_FLIGHT_PER_WORKER):
             for (invoice, target), pdf in zip(chunk, pdfs):
-                _write_atomic(target, pdf)
+                write_atomic(target, pdf)
                 if on_done:
                     on_done(invoice)
     finally:
