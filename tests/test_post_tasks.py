@@ -8,10 +8,8 @@ import the fixtures from here.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import email
-import io
 import shutil
 import socket
 import subprocess
@@ -359,21 +357,9 @@ def test_again_must_name_its_invoices(billed: Billed):
 # ---------------------------------------------------------------- through the command line, once wired
 
 
-def _cli_has_post() -> bool:
-    from billing_batch import cli
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            cli.parser().parse_args(["post", "--tasks", "sync"])
-    except SystemExit:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _cli_has_post(), reason="the CLI has no `post` command yet (see docs/post-tasks.md, Wiring)")
 def test_through_the_command_line(tmp_path: Path):
-    """`run --post-tasks` then `post --tasks ... --invoice ... --again`, with the workbook columns
-    and settings the loader is to read (names as proposed in docs/post-tasks.md)."""
+    """`run --post-tasks` then `post --tasks ... --invoice ... --again`, with the optional workbook
+    columns and settings the post tasks read."""
     book = write_book(tmp_path / "billing.xlsx", {
         "Customers": [customer("CUST-1", IBAN="DE89370400440532013000", BIC="COBADEFFXXX",
                                **{"Mandate ID": "M-1", "Mandate Date": date(2025, 1, 1)})],

@@ -1,5 +1,5 @@
 """What the command line and the pipeline call: `billing-batch post`, and `--post-tasks` on run
-and generate. Kept here so cli.py and pipeline.py need a few lines each (docs/post-tasks.md, Wiring)."""
+and generate. Kept here so cli.py and pipeline.py need a few lines each."""
 from __future__ import annotations
 
 import os
