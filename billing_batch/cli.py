@@ -26,7 +26,7 @@ from billing_batch.post import command
 from billing_batch.post.tasks import parse_tasks
 
 EXIT_OK, EXIT_SET_ASIDE, EXIT_UNUSABLE, EXIT_REFUSED, EXIT_INTERNAL = 0, 1, 2, 3, 4
-SHOW_PDF_PATHS = 50  # more than this and the summary names the folder instead
+SHOW_PDF_PATHS = 100  # more than this and the summary names the folder instead
 
 # Logs and pipes get wide tables; a terminal gets its own width.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
