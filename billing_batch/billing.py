@@ -1,6 +1,7 @@
 """The billing run: propose every due cycle, subtract what is settled, bill the rest. Pure."""
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -130,6 +131,9 @@ def plan_manual(
     priced from the current data. A replacement takes the usage the replaced invoice
     carried plus any not yet invoiced up to the cycle's cutoff."""
     proposals = []
+    live_by_contract = defaultdict(list)
+    for (contract_id, _), invoice in live.items():
+        live_by_contract[contract_id].append(invoice)
     for contract_id in dict.fromkeys(contract_ids):
         contract = inputs.contracts.get(contract_id)
         if contract is None or contract_id in set_aside:
@@ -151,7 +155,7 @@ def plan_manual(
                 proposals.append(Proposal(contract_id, problem=f"Every cycle of {contract_id} is billed already"))
                 continue
         existing = live.get((contract_id, cycle.start))
-        on_other_invoices = {line.usage_id for key, inv in live.items() if key[0] == contract_id and inv is not existing
+        on_other_invoices = {line.usage_id for inv in live_by_contract[contract_id] if inv is not existing
                              for line in inv.draft.lines if line.usage_id}
         usage = [u for u in inputs.usage.get(contract_id, ()) if u.usage_id not in on_other_invoices]
         proposals.append(Proposal(contract_id, cycle, draft_for(cycle, contract, inputs, usage), existing))

@@ -92,8 +92,12 @@ class State:
 
     @classmethod
     def read(cls, ledger: Ledger) -> State:
-        billed = {number for number, status in task_status(ledger).items() if is_billed(status)}
-        return cls(ledger.invoices(), ledger.empty_cycles(), billed)
+        return cls(ledger.invoices(), ledger.empty_cycles(), billed(ledger))
+
+
+def billed(ledger: Ledger) -> set[str]:
+    """The invoices sent or synced."""
+    return {number for number, status in task_status(ledger).items() if is_billed(status)}
 
 
 def failpoint(name: str) -> None:
@@ -257,7 +261,7 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
         with report.stage("post tasks"):
             report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,
                                         options.templates)
-            state.billed = State.read(ledger).billed
+            state.billed = billed(ledger)
     with report.stage("cycles and billing"):
         report.differs = differences(checked.inputs, checked.set_aside, state.live.values())
     with report.stage("write workbook"):
