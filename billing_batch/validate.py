@@ -104,23 +104,22 @@ class RowReader:
             contract_id=self.contract_id, customer_id=self.customer_id, **fix_args,
         ))
 
-    def _cell(self, column: str, required: bool) -> Cell | None:
-        cell = self.row[column]
-        value = cell.value
+    def _value(self, column: str, required: bool) -> object:
+        """The cell's value; None when it is empty or shows an error (reported)."""
+        value = self.row.value(column)
         if isinstance(value, str) and value.strip().upper() in ERROR_VALUES:
-            self.fail("BB115", cell, f"The {column} cell shows the Excel error {value.strip()}.")
+            self.fail("BB115", self.row[column], f"The {column} cell shows the Excel error {value.strip()}.")
             return None
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
-                self.fail("BB102", cell, f"The {column} is empty.")
+                self.fail("BB102", self.row[column], f"The {column} is empty.")
             return None
-        return cell
+        return value
 
     def text(self, column: str, required: bool = False) -> str:
-        cell = self._cell(column, required)
-        if cell is None:
+        value = self._value(column, required)
+        if value is None:
             return ""
-        value = cell.value
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # an ID typed as a number
         if isinstance(value, datetime):
@@ -128,10 +127,9 @@ class RowReader:
         return str(value).strip()
 
     def date(self, column: str, required: bool = False) -> date | None:
-        cell = self._cell(column, required)
-        if cell is None:
+        value = self._value(column, required)
+        if value is None:
             return None
-        value = cell.value
         if isinstance(value, datetime):
             value = value.date()
         elif isinstance(value, str):
@@ -140,35 +138,35 @@ class RowReader:
                 try:
                     value = date(int(m[1]), int(m[2]), int(m[3]))
                 except ValueError:
-                    self.fail("BB103", cell, f"The {column} {text} is not a real calendar date.")
+                    self.fail("BB103", self.row[column], f"The {column} {text} is not a real calendar date.")
                     return None
             else:
                 m = DAY_OR_MONTH_FIRST.fullmatch(text)
                 if m and int(m[1]) <= 12 and int(m[2]) <= 12 and m[1] != m[2]:
-                    self.fail("BB116", cell, f"The {column} {text} is text that could be read with day and "
+                    self.fail("BB116", self.row[column], f"The {column} {text} is text that could be read with day and "
                                              "month either way.")
                 else:
-                    self.fail("BB103", cell, f"The {column} {text} is text in a form that is not read as a date.")
+                    self.fail("BB103", self.row[column], f"The {column} {text} is text in a form that is not read as a date.")
                 return None
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            self.fail("BB103", cell, f"The {column} is a plain number, not a date (the cell is not formatted "
-                                     "as a date).")
+            self.fail("BB103", self.row[column], f"The {column} is a plain number, not a date: the cell is not "
+                                                  "formatted as a date, or holds a number no date has.")
             return None
         if not isinstance(value, date):
-            self.fail("BB103", cell, f"The {column} is not a date.")
+            self.fail("BB103", self.row[column], f"The {column} is not a date.")
             return None
         if not EARLIEST <= value <= LATEST:
-            self.fail("BB103", cell, f"The {column} {value.isoformat()} is outside the years 1900 to 2199.")
+            self.fail("BB103", self.row[column], f"The {column} {value.isoformat()} is outside the years 1900 to 2199.")
             return None
         return value
 
     def decimal(self, column: str, required: bool = False, default: Decimal | None = None) -> Decimal | None:
-        cell = self._cell(column, required)
-        if cell is None:
+        value = self._value(column, required)
+        if value is None:
             return default
-        amount = to_decimal(cell.value, self.numbers)
+        amount = to_decimal(value, self.numbers)
         if amount is None:
-            self.fail("BB104", cell, f"The {column} is not a number.")
+            self.fail("BB104", self.row[column], f"The {column} is not a number.")
         return amount
 
     def amount(self, column: str) -> Decimal:
@@ -189,14 +187,13 @@ class RowReader:
                                                        f"{MAX_LINE:,} on one line.", limit=f"{MAX_LINE:,}")
 
     def fraction(self, column: str) -> Decimal:
-        cell = self._cell(column, False)
-        if cell is None:
+        value = self._value(column, False)
+        if value is None:
             return Decimal(0)
-        value = cell.value
         percent = isinstance(value, str) and value.strip().endswith("%")
         rate = to_decimal(value.strip()[:-1] if percent else value, self.numbers)
         if rate is None:
-            self.fail("BB104", cell, f"The {column} is not a number or a percentage.")
+            self.fail("BB104", self.row[column], f"The {column} is not a number or a percentage.")
             return Decimal(0)
         if percent:
             rate /= 100
@@ -204,37 +201,37 @@ class RowReader:
             return rate
         typed = shown(value).strip()
         if not percent and 1 < rate <= 100:
-            self.fail("BB108", cell, f"The {column} {typed} is more than 1, which is 100%; for {typed} percent "
+            self.fail("BB108", self.row[column], f"The {column} {typed} is more than 1, which is 100%; for {typed} percent "
                                      f"type {typed}% or {rate / 100}.")
         else:
-            self.fail("BB108", cell, f"The {column} {typed} is not between 0% and 100%.")
+            self.fail("BB108", self.row[column], f"The {column} {typed} is not between 0% and 100%.")
         return Decimal(0)
 
     def whole(self, column: str, default: int) -> int:
-        cell = self._cell(column, False)
-        if cell is None:
+        value = self._value(column, False)
+        if value is None:
             return default
-        number = to_decimal(cell.value, self.numbers)
+        number = to_decimal(value, self.numbers)
         if number is None or number != number.to_integral_value():
-            self.fail("BB105", cell, f"The {column} is not a whole number.")
+            self.fail("BB105", self.row[column], f"The {column} is not a whole number.")
             return default
         low, high = DAYS[column]
         if not low <= number <= high:
             side = f"below {low}" if number < low else f"above {high}"
-            self.fail("BB118", cell, f"The {column} {shown(cell.value).strip()} is {side}.",
+            self.fail("BB118", self.row[column], f"The {column} {shown(value).strip()} is {side}.",
                       low=str(low), high=str(high))
             return default
         return int(number)
 
     def choice(self, column: str, options: type[enum.Enum], default: enum.Enum | None = None):
         labels = {choice_key(label_of(o)): o for o in options}
-        cell = self._cell(column, default is None)
-        if cell is None:
+        value = self._value(column, default is None)
+        if value is None:
             return default
-        option = labels.get(choice_key(cell.value))
+        option = labels.get(choice_key(value))
         if option is None:
             choices = ", ".join(label_of(o) for o in options)
-            self.fail("BB106", cell, f"The {column} {shown(cell.value).strip()} is not one we know.", choices=choices)
+            self.fail("BB106", self.row[column], f"The {column} {shown(value).strip()} is not one we know.", choices=choices)
         return option or default
 
 
@@ -323,47 +320,46 @@ def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) ->
             owner_ids = owner(row) if owner else {}
             problems.append(problem(
                 "BB110", row[column].source, f"The {column} {row_id} is used on more than one row.",
-                value=row[column].value, first_row=str(original.source.row), **owner_ids,
+                value=row.value(column), first_row=str(original.number), **owner_ids,
             ))
             if owner and row_id not in reported:
                 # the first row's record is no more trustworthy than the repeat
                 reported.add(row_id)
                 problems.append(problem(
                     "BB110", original[column].source, f"The {column} {row_id} is used on more than one row.",
-                    value=original[column].value, first_row=str(original.source.row), **owner(original),
+                    value=original.value(column), first_row=str(original.number), **owner(original),
                 ))
         ids.append((row, row_id))
     return ids
 
 
 def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
-    values: dict[str, Cell] = {}
-    names: dict[str, str] = {}
+    values: dict[str, Row] = {}
     for row in rows:
-        key = normalise(row["Key"].value)
+        key = normalise(row.value("Key"))
         if not key:
             continue
-        name = " ".join(str(row["Key"].value).split())
+        name = " ".join(str(row.value("Key")).split())
         if key in values:
             problems.append(problem(
                 "BB201", row["Key"].source, f"The setting {name} is given twice, here and on row "
-                f"{values[key].source.row}.", value=row["Key"].value, hint="keep only one of the rows."))
-        values[key], names[key] = row["Value"], name
-        value = row["Value"].value
+                f"{values[key].number}.", value=row.value("Key"), hint="keep only one of the rows."))
+        values[key] = row
+        value = row.value("Value")
         if isinstance(value, str) and value.strip().upper() in ERROR_VALUES:
             problems.append(problem(
                 "BB201", row["Value"].source, f"The {name} cell shows the Excel error {value.strip()}.", value=value,
                 hint="type the value, or correct the formula so that the cell shows one."))
 
     def text(key: str, default: str = "") -> str:
-        cell = values.get(normalise(key))
-        if cell is None or cell.value is None or not str(cell.value).strip():
+        row = values.get(normalise(key))
+        if row is None or row.value("Value") is None or not str(row.value("Value")).strip():
             return default
-        return RowReader(Row(cell.source, {"Value": cell}), []).text("Value")
+        return RowReader(row, []).text("Value")
 
     def invalid(key: str, message: str, hint: str) -> None:
-        problems.append(problem("BB201", values[normalise(key)].source, message,
-                                value=values[normalise(key)].value, hint=hint))
+        cell = values[normalise(key)]["Value"]
+        problems.append(problem("BB201", cell.source, message, value=cell.value, hint=hint))
 
     settings = Settings(
         company_name=text("Company Name"),
@@ -384,14 +380,14 @@ def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
     )
     port = values.get(normalise("SMTP Port"))
     if port is not None and text("SMTP Port"):
-        number = to_decimal(port.value)
+        number = to_decimal(port.value("Value"))
         if number is None or number != number.to_integral_value() or not 0 < number < 65536:
             invalid("SMTP Port", "The SMTP Port is not a port number.", "use a whole number such as 587, or leave it blank.")
         else:
             settings = replace(settings, smtp_port=int(number))
     threshold = values.get(normalise("Review Change Threshold"))
-    if threshold is not None and threshold.value not in (None, ""):
-        reader = RowReader(Row(threshold.source, {"Value": threshold}), [])
+    if threshold is not None and threshold.value("Value") not in (None, ""):
+        reader = RowReader(threshold, [])
         rate = reader.fraction("Value")
         if reader.ok:
             settings = replace(settings, review_change_threshold=rate)
@@ -438,7 +434,7 @@ def read_customers(rows, problems, numbers=EN) -> tuple[dict[str, Customer], set
         )
         if customer.iban and (why := iban_problem(customer.iban)):
             # billing does not need the IBAN: report it without setting the customer aside
-            problems.append(problem("BB119", row["IBAN"].source, f"{why}.", value=row["IBAN"].value))
+            problems.append(problem("BB119", row["IBAN"].source, f"{why}.", value=row.value("IBAN")))
         if r.ok and customer_id not in customers:
             customers[customer_id] = customer
     return customers, ids

@@ -6,6 +6,7 @@ failure to read the file becomes a Problem that says so in plain words, never a 
 """
 from __future__ import annotations
 
+import re
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import openpyxl
+from python_calamine import CalamineWorkbook, SheetTypeEnum
 from defusedxml import DefusedXmlException
 from openpyxl.utils import get_column_letter
 
@@ -49,7 +51,15 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted .xlsx and old .xls 
 ENCRYPTED = "EncryptedPackage".encode("utf-16-le")  # the stream that only an encrypted .xlsx holds
 EXCEL_MAX_ROW = 1_048_576
 MB = 1024 * 1024
-PROLOG = 4096  # a DOCTYPE must come before the first element, so it sits at the start of a part
+CHUNK, OVERLAP = 1 << 20, 32  # parts are scanned as a stream, a megabyte at a time
+# calamine reads ten times faster than openpyxl, but lays a sheet out as one grid from its first to
+# its last cell, 32 bytes a cell, and aborts the process when that cannot be allocated; and it shows
+# an error cell (#N/A, t="e") as a blank. So a sheet is left to openpyxl, which streams, when it has
+# an error cell, a cell past column Z, a row past Excel's last, or a row or cell without its
+# position (r="..."): then nothing bounds calamine's grid by the file's size.
+# (Two patterns: each starts with a literal, which the regex engine searches for fast.)
+UNPLACED_OR_WIDE = re.compile(rb'<(?:c|row)(?! r=")[ >/]|<c r="[A-Z]{2}')
+FAR_DOWN = re.compile(rb' r="[A-Z]{0,3}(\d{7,})"')
 
 
 @dataclass(frozen=True)
@@ -68,19 +78,42 @@ def normalise(name: object) -> str:
     return " ".join(str(name).split()).casefold() if name is not None else ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell:
-    value: object  # as openpyxl gives it: str, int, float, datetime, bool or None
+    value: object  # str, int, float, date or datetime, time, bool or None
     source: Source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class SheetRead:
+    """One sheet of one file, as read: the rows' common part."""
+
+    file: str
+    title: str
+    columns: dict[str, tuple[int, str]]  # column name as in SCHEMA -> (position in Row.values, letter)
+
+
 class Row:
-    source: Source
-    cells: dict[str, Cell]  # by the column's name as in SCHEMA
+    """A row's values, as small as a million rows need: a Cell and its Source are made only when
+    something is reported about one."""
+
+    __slots__ = ("sheet", "number", "values")
+
+    def __init__(self, sheet: SheetRead, number: int, values: tuple):
+        self.sheet, self.number, self.values = sheet, number, values
+
+    @property
+    def source(self) -> Source:
+        return Source(self.sheet.file, self.sheet.title, self.number)
+
+    def value(self, column: str) -> object:
+        at = self.sheet.columns.get(column)
+        return self.values[at[0]] if at is not None else None
 
     def __getitem__(self, column: str) -> Cell:
-        return self.cells.get(column) or Cell(None, self.source.at(column, None))
+        at = self.sheet.columns.get(column)
+        return Cell(self.value(column), Source(self.sheet.file, self.sheet.title, self.number, column,
+                                               at[1] if at else None))
 
 
 @dataclass
@@ -172,8 +205,9 @@ def _caused_by(exc: BaseException | None, kind: type) -> bool:
     return False
 
 
-def _check_container(path: Path, limits: Limits) -> None:
-    """Refuse, before openpyxl unpacks anything, a file that is too big, encrypted or a zip bomb."""
+def _check_container(path: Path, limits: Limits) -> bool:
+    """Refuse, before a reader unpacks anything, a file that is too big, encrypted, a zip bomb or
+    holding XML entities. Return whether a worksheet is not safe for calamine to read."""
     where = Source(path.name, "")
     with _file_errors(path):
         size = path.stat().st_size
@@ -202,14 +236,32 @@ def _check_container(path: Path, limits: Limits) -> None:
                         "BB007", where, f"{path.name} holds a part ({part.filename}) that unpacks to more than "
                         f"{limits.max_ratio:,g} times its stored size; real workbooks stay near 10 times, "
                         "a 'zip bomb' does not."))
-                # Excel never writes a DOCTYPE; one is how entity bombs and external entities come in.
-                # defusedxml refuses them too; this catches them early whatever openpyxl's setup.
-                with archive.open(part) as f:
-                    head = f.read(PROLOG).replace(b"\0", b"")  # \0 gone: UTF-16 markup reads as ASCII
-                if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-                    raise Unreadable(problem(
-                        "BB008", where, f"{path.name} holds a part ({part.filename}) with an XML document type "
-                        "declaration, which Excel never writes; such a file can be built to exhaust memory."))
+            return any([_scan_part(archive, part, path) for part in parts])  # every part, to the end
+
+
+def _scan_part(archive: zipfile.ZipFile, part: zipfile.ZipInfo, path: Path) -> bool:
+    """Excel never writes a DOCTYPE; one is how entity bombs and external entities come in:
+    refuse it wherever it sits, whatever the reader. Return whether the part is a worksheet that
+    calamine must not read (see UNPLACED_OR_WIDE)."""
+    sheet = part.filename.startswith("xl/worksheets/") and part.filename.endswith(".xml")
+    unsafe, kept = False, b""
+    with archive.open(part) as f:
+        while True:
+            block = f.read(CHUNK)
+            text = kept + block.replace(b"\0", b"")  # \0 gone: UTF-16 markup reads as ASCII
+            if b"<!DOCTYPE" in text or b"<!ENTITY" in text:
+                raise Unreadable(problem(
+                    "BB008", Source(path.name, ""), f"{path.name} holds a part ({part.filename}) with an XML "
+                    "document type declaration, which Excel never writes; such a file can be built to "
+                    "exhaust memory."))
+            if sheet and not unsafe:
+                # a match in the last bytes may be cut short: those are searched again with the next block
+                end = len(text) - OVERLAP if block else len(text)
+                unsafe = (b't="e"' in text or (m := UNPLACED_OR_WIDE.search(text)) is not None and m.start() < end
+                          or any(int(m[1]) > EXCEL_MAX_ROW for m in FAR_DOWN.finditer(text)))
+            if not block:
+                return unsafe
+            kept = text[-OVERLAP:]
 
 
 def _mb(size: float) -> str:
@@ -217,37 +269,101 @@ def _mb(size: float) -> str:
 
 
 def _read_file(path: Path, book: RawBook, seen_sheets: set[str], titles: list[str], limits: Limits) -> list[Problem]:
-    _check_container(path, limits)
+    calamine_unsafe = _check_container(path, limits)
     problems = []
-    with path.open("rb") as f:
-        with _file_errors(path):
-            # a file object, not a path: openpyxl would refuse a workbook saved as billing.xlsx.bak by its name
-            wb = openpyxl.load_workbook(f, read_only=True, data_only=True)
-            worksheets = wb.worksheets
-        try:
-            titles += wb.sheetnames
-            by_name = {normalise(name): name for name in SCHEMA}
-            for ws in worksheets:
-                name = by_name.get(normalise(ws.title))
-                if name is not None:
-                    seen_sheets.add(name)
-                    problems += _read_sheet(path, ws, name, book, limits)
-        finally:
-            wb.close()
+    by_name = {normalise(name): name for name in SCHEMA}
+    with _file_errors(path):
+        opened = _OpenpyxlFile(path) if calamine_unsafe else _CalamineFile(path)
+    try:
+        titles += opened.titles
+        for sheet in opened.sheets():
+            name = by_name.get(normalise(sheet.title))
+            if name is not None:
+                seen_sheets.add(name)
+                problems += _read_sheet(path, sheet, name, book, limits)
+    finally:
+        opened.close()
     return problems
 
 
-def _rows(path: Path, ws, **bounds) -> Iterator[tuple]:
-    with _file_errors(path):
-        yield from ws.iter_rows(values_only=True, **bounds)
+class _CalamineFile:
+    def __init__(self, path: Path):
+        with path.open("rb") as f:  # by its content: a workbook saved as billing.xlsx.bak is still one
+            self.book = CalamineWorkbook.from_filelike(f)
+        self.path = path
+        self.titles = [m.name for m in self.book.sheets_metadata if m.typ == SheetTypeEnum.WorkSheet]
+
+    def sheets(self) -> Iterator[_CalamineSheet]:
+        for title in self.titles:
+            yield _CalamineSheet(self.path, title, self.book)
+
+    def close(self) -> None:
+        self.book.close()
 
 
-def _read_sheet(path: Path, ws, name: str, book: RawBook, limits: Limits) -> list[Problem]:
+class _CalamineSheet:
+    """Rows as openpyxl gives them: numbered from the sheet's row 1, blanks as None, whole numbers
+    as int (calamine gives every number as a float, and 12.0 would print as such)."""
+
+    def __init__(self, path: Path, title: str, book):
+        self.path, self.title, self.book = path, title, book
+        self._sheet = None
+
+    def _load(self):
+        if self._sheet is None:
+            with _file_errors(self.path):
+                self._sheet = self.book.get_sheet_by_name(self.title)
+        return self._sheet
+
+    def rows(self, min_row: int, max_col: int | None = None) -> Iterator[tuple[int, tuple]]:
+        sheet = self._load()
+        first_row, first_col = sheet.start or (0, 0)
+        pad = (None,) * first_col  # rows start at the first used column: pad, or every letter shifts
+        with _file_errors(self.path):
+            for number, row in enumerate(sheet.iter_rows(), start=first_row + 1):
+                if number < min_row:
+                    continue
+                yield number, tuple(
+                    None if v == "" else int(v) if type(v) is float and v.is_integer() else v
+                    for v in (pad + tuple(row))[:max_col])
+
+
+class _OpenpyxlFile:
+    def __init__(self, path: Path):
+        self._file = path.open("rb")  # by content, as above
+        self.book = openpyxl.load_workbook(self._file, read_only=True, data_only=True)
+        self.path = path
+        self.titles = self.book.sheetnames
+
+    def sheets(self) -> Iterator[_OpenpyxlSheet]:
+        with _file_errors(self.path):
+            worksheets = self.book.worksheets
+        for ws in worksheets:
+            yield _OpenpyxlSheet(self.path, ws)
+
+    def close(self) -> None:
+        self.book.close()
+        self._file.close()
+
+
+class _OpenpyxlSheet:
+    def __init__(self, path: Path, ws):
+        self.path, self.ws, self.title = path, ws, ws.title
+        # The size a sheet states about itself is the file's claim, not a fact: never pad rows out to it.
+        ws.reset_dimensions()
+
+    def rows(self, min_row: int, max_col: int | None = None) -> Iterator[tuple[int, tuple]]:
+        with _file_errors(self.path):
+            yield from enumerate(self.ws.iter_rows(min_row=min_row, max_col=max_col, values_only=True),
+                                 start=min_row)
+
+
+def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits) -> list[Problem]:
     columns = SCHEMA[name][1]
     wanted = {normalise(column): column for column in columns}
-    # The size a sheet states about itself is the file's claim, not a fact: never pad rows out to it.
-    ws.reset_dimensions()
-    header = next(_rows(path, ws, max_row=1), ())
+    number, header = next(sheet.rows(1), (1, ()))
+    if number != 1:
+        header = ()
     found: dict[int, tuple[str, str]] = {}  # position -> (column, letter)
     for i, title in enumerate(header):
         column = wanted.get(normalise(title))
@@ -259,25 +375,39 @@ def _read_sheet(path: Path, ws, name: str, book: RawBook, limits: Limits) -> lis
         has = f"its first row holds {', '.join(typed[:12])}{', …' if len(typed) > 12 else ''}" if typed \
             else "its first row is empty"
         return [
-            problem("BB003", Source(path.name, ws.title, 1, column),
-                    f"The {ws.title} sheet has no {column} column; {has}.")
+            problem("BB003", Source(path.name, sheet.title, 1, column),
+                    f"The {sheet.title} sheet has no {column} column; {has}.")
             for column in missing
         ]
     out = book.sheets[name]
+    positions = list(found)
+    read = SheetRead(path.name, sheet.title, {column: (k, letter) for k, (column, letter) in enumerate(found.values())})
+    # Text repeats down a column (contract IDs, products, descriptions): keep one copy of each.
+    # A column whose values do not repeat (the row's own ID) stops being remembered.
+    seen: list[dict | None] = [{} for _ in positions]
     # Only the columns we read: a stray cell in column XFD must not make every row 16,384 wide.
-    for number, values in enumerate(_rows(path, ws, min_row=2, max_col=max(found) + 1), start=2):
+    for number, row in sheet.rows(2, max(found) + 1):
         if number > EXCEL_MAX_ROW:
             raise Unreadable(problem(
-                "BB001", Source(path.name, ws.title), f"The {ws.title} sheet claims rows after row "
+                "BB001", Source(path.name, sheet.title), f"The {sheet.title} sheet claims rows after row "
                 f"{EXCEL_MAX_ROW:,}, the last row Excel has: the file is damaged."))
-        cells = [(values[i], column, letter) for i, (column, letter) in found.items() if i < len(values)]
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v, _, _ in cells):
+        values = tuple(row[i] if i < len(row) else None for i in positions)
+        if all(v is None or (type(v) is str and not v.strip()) for v in values):
             continue  # blank, or only notes in columns the batch does not read
         book.row_count += 1
         if book.row_count > limits.max_rows:
             raise Unreadable(problem(
-                "BB005", Source(path.name, ws.title, number), f"The input holds more than {limits.max_rows:,} "
+                "BB005", Source(path.name, sheet.title, number), f"The input holds more than {limits.max_rows:,} "
                 "rows of data, the most the batch reads.", option="--max-rows"))
-        source = Source(path.name, ws.title, number)
-        out.append(Row(source, {column: Cell(v, source.at(column, letter)) for v, column, letter in cells}))
+        out.append(Row(read, number, tuple(_shared(v, seen, k) for k, v in enumerate(values))))
     return []
+
+
+def _shared(value: object, seen: list[dict | None], k: int) -> object:
+    memo = seen[k]
+    if memo is None or type(value) is not str:
+        return value
+    value = memo.setdefault(value, value)
+    if len(memo) > 50_000:
+        seen[k] = None
+    return value

@@ -288,7 +288,7 @@ def test_reading_prints_no_warnings(tmp_path, recwarn):
     wb["Contracts"]["D2"] = 10**10  # a serial number no date can have, in a date-formatted cell
     wb["Contracts"]["D2"].number_format = "yyyy-mm-dd"
     wb.save(path)
-    assert codes(load(path)) == ["BB115"]  # openpyxl reads it as #VALUE!
+    assert codes(load(path)) == ["BB103"]
     assert len(recwarn) == 0
 
 
@@ -419,3 +419,51 @@ def test_columns_and_settings_for_the_post_tasks_are_read_as_typed(tmp_path):
 def test_an_smtp_port_that_is_not_a_port_stops_the_run(tmp_path):
     checked = load(one_book(tmp_path, **{"SMTP Port": "five"}))
     assert codes(checked) == ["BB201"]
+
+
+# ---------------------------------------------------------------- the two readers
+
+SAMPLE = Path(__file__).parent.parent / "sample_data" / "billing.xlsx"
+
+
+def read_with(path: Path, monkeypatch, reader: str):
+    """Read with calamine (the default) or with openpyxl (as for a sheet calamine must not read)."""
+    real = workbook._check_container
+    monkeypatch.setattr(workbook, "_check_container", lambda p, limits: real(p, limits) or reader == "openpyxl")
+    opened = []
+    for kind in (workbook._CalamineFile, workbook._OpenpyxlFile):
+        monkeypatch.setattr(workbook, kind.__name__, lambda p, kind=kind: opened.append(kind) or kind(p))
+    checked = load(path)
+    monkeypatch.undo()
+    assert {k.__name__ for k in opened} == {"_CalamineFile" if reader == "calamine" else "_OpenpyxlFile"}
+    return checked
+
+
+def test_calamine_and_openpyxl_read_the_sample_alike(monkeypatch):
+    fast, slow = (read_with(SAMPLE, monkeypatch, reader) for reader in ("calamine", "openpyxl"))
+    assert fast.inputs == slow.inputs and sum(map(len, fast.inputs.usage.values())) > 100
+    assert [p.as_dict() for p in fast.problems] == [p.as_dict() for p in slow.problems]
+
+
+def test_typed_values_read_alike_by_both_readers(tmp_path, monkeypatch):
+    path = one_book(tmp_path, subscriptions=[subscription("SUB-1", "CTR-1", quantity=12.0, price="1,200.50"),
+                                             subscription(1234, "CTR-1", quantity=0.1, price=3)])
+    fast, slow = (read_with(path, monkeypatch, reader) for reader in ("calamine", "openpyxl"))
+    assert fast.inputs == slow.inputs
+    assert [s.subscription_id for s in fast.inputs.subscriptions["CTR-1"]] == ["SUB-1", "1234"]
+    assert [str(s.quantity) for s in fast.inputs.subscriptions["CTR-1"]] == ["12", "0.1"]
+
+
+@pytest.mark.parametrize("edit", [
+    pytest.param(lambda xml: xml.replace(b'<c r="B2"', b"<c"), id="cell without its position"),
+    pytest.param(lambda xml: xml.replace(b'<row r="2"', b"<row"), id="row without its position"),
+    pytest.param(lambda xml: xml.replace(b"</sheetData>", b'<row r="9"><c r="AA9"><v>1</v></c></row></sheetData>'),
+                 id="cell past column Z"),
+])
+def test_sheets_calamine_could_not_bound_are_read_by_openpyxl(tmp_path, monkeypatch, edit):
+    """calamine would lay such a sheet out as one grid whose size the file does not bound."""
+    from test_errors import _rewrite
+    path = simple_book(tmp_path / "billing.xlsx")
+    _rewrite(path, {"xl/worksheets/sheet1.xml": edit})
+    checked = read_with(path, monkeypatch, "openpyxl")
+    assert not checked.problems and sorted(checked.inputs.customers) == ["CUST-1", "CUST-2"]
