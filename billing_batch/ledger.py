@@ -77,6 +77,13 @@ CREATE TABLE IF NOT EXISTS empty_cycles (
     run_date TEXT NOT NULL,
     PRIMARY KEY (contract_id, cycle_start)
 );
+-- What each derived file was last written from, so an unchanged one is not written again.
+CREATE TABLE IF NOT EXISTS outputs (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,  -- of the content written
+    size INTEGER NOT NULL,  -- size and mtime of the file as written: if either changed, someone
+    mtime_ns INTEGER NOT NULL  -- else wrote the file, and it is written again
+);
 """
 
 INVOICE_COLUMNS = (
@@ -159,6 +166,20 @@ class Ledger:
         """Numbers of invoices no run's review has shown yet: a run that died before its
         review leaves its invoices to the next run's."""
         return {number for (number,) in self.db.execute("SELECT number FROM invoices WHERE reviewed_in IS NULL")}
+
+    def last_reviewed(self) -> set[str]:
+        """Numbers of the invoices the latest review showed: the review of the newest invoice."""
+        rows = self.db.execute("SELECT number FROM invoices WHERE reviewed_in = (SELECT reviewed_in FROM invoices "
+                               "WHERE reviewed_in IS NOT NULL ORDER BY seq DESC LIMIT 1)")
+        return {number for (number,) in rows}
+
+    def output_stamp(self, name: str) -> tuple[str, int, int] | None:
+        """(digest, size, mtime_ns) of the output file as last written, or None."""
+        return self.db.execute("SELECT digest, size, mtime_ns FROM outputs WHERE name = ?", (name,)).fetchone()
+
+    def record_output(self, name: str, stamp: tuple[str, int, int]) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?)", (name, *stamp))
 
     def mark_reviewed(self, numbers: Iterable[str], run_id: str) -> None:
         with self.transaction():

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     """Where a value came from, so every message can point at the cell."""
 
@@ -62,7 +62,7 @@ class RunType(enum.Enum):
     MANUAL = "Manual"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     company_name: str = ""
     company_address: str = ""
@@ -85,7 +85,7 @@ class Settings:
     creditor_id: str = ""  # SEPA creditor identifier
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Customer:
     customer_id: str
     name: str
@@ -102,7 +102,7 @@ class Customer:
     mandate_date: date | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Contract:
     contract_id: str
     customer_id: str
@@ -119,7 +119,7 @@ class Contract:
     cc: str = ""  # more addresses for the invoice email, separated by ; or ,
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscription:
     subscription_id: str
     contract_id: str
@@ -133,7 +133,7 @@ class Subscription:
     source: Source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     usage_id: str
     contract_id: str
@@ -145,7 +145,7 @@ class Usage:
     source: Source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cycle:
     """One billing cycle of a contract; all dates inclusive."""
 
@@ -162,7 +162,7 @@ class Cycle:
         return f"{self.contract_id}/{self.start.isoformat()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     kind: LineKind
     product: str
@@ -177,7 +177,7 @@ class Line:
     usage_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Party:
     """A name and address block as printed on the invoice, frozen at issue time."""
 
@@ -188,7 +188,7 @@ class Party:
     bank_details: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Draft:
     """What a cycle would bill: priced, not yet numbered."""
 
@@ -221,7 +221,7 @@ class InvoiceStatus(enum.Enum):
     REPLACED = "Replaced"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Invoice:
     """An issued invoice as stored in the ledger; its PDF is a function of this alone."""
 
@@ -241,7 +241,7 @@ class Invoice:
         return f"invoices/{self.number}.pdf"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Product:
     """Accounting codes for a product, from the optional Products sheet."""
 
@@ -251,7 +251,7 @@ class Product:
     source: Source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inputs:
     """Everything read from the input workbooks that passed validation."""
 

@@ -106,10 +106,10 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _failing_midway(rows: list, name: str) -> Iterator:
+def _failing_midway(rows: list, name: str | None) -> Iterator:
     """The rows, with the failpoint name hit after the first one is written."""
     for i, row in enumerate(rows):
-        if i == 1:
+        if i == 1 and name:
             failpoint(name)
         yield row
 
@@ -136,9 +136,11 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
         return report
     refuse_without_ledger(options)
     with Ledger(options.ledger_path) as ledger:
-        state = State.read(ledger)
-        with report.stage("cycles and billing"):
+        with report.stage("read ledger"):
+            state = State.read(ledger)
+        with report.stage("cycles and pricing"):
             plan = plan_automatic(checked, state, options.as_of)
+        with report.stage("write ledger"):
             issued = ledger.issue(plan.drafts, plan.empty, options.as_of,
                                   lambda seq, draft: make_invoice(seq, draft, checked.inputs, options.as_of,
                                                                   RunType.AUTOMATIC))
@@ -262,16 +264,17 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
             report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,
                                         options.templates)
             state.billed = billed(ledger)
-    with report.stage("cycles and billing"):
+    with report.stage("cycles and pricing"):  # the invoices that current data would bill otherwise
         report.differs = differences(checked.inputs, checked.set_aside, state.live.values())
     with report.stage("write workbook"):
         rows = _schedule_rows(options, checked, state, report.differs)
         unreviewed = ledger.unreviewed()
         to_review = [i for i in state.invoices if i.number in unreviewed]
-        review_rows = review.review_rows(to_review, state.invoices, checked.inputs, report.differs,
-                                         checked.inputs.settings.review_change_threshold)
-        report.book = schedule_book.write(options.output, _failing_midway(rows, "writing-workbook"), state.invoices,
-                                          review_rows=review_rows)
+        review_rows = _review_rows(checked, state, report.differs, unreviewed)
+        # The Review sheet shows the latest invoices to review: a run that issued none keeps the last ones.
+        book_review = review_rows if unreviewed else _review_rows(checked, state, report.differs,
+                                                                  ledger.last_reviewed())
+        report.book = _write_book(options, ledger, rows, state.invoices, book_review, "writing-workbook")
     with report.stage("write review"):
         run_id = review.new_run_id(report.started, command, options.output)
         facts = review.RunFacts(
@@ -282,6 +285,30 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
                                             checked.set_aside, report.problems, inputs=checked.inputs,
                                             differs=report.differs, templates=options.templates)
         ledger.mark_reviewed(unreviewed, run_id)
+
+
+def _review_rows(checked: Checked, state: State, differs: dict[str, str], numbers: set[str]) -> list[review.ReviewRow]:
+    shown = [i for i in state.invoices if i.number in numbers]
+    return review.review_rows(shown, state.invoices, checked.inputs, differs,
+                              checked.inputs.settings.review_change_threshold)
+
+
+def _write_book(options: Options, ledger: Ledger, rows: list[ScheduleRow], invoices: list[Invoice],
+                review_rows: list[review.ReviewRow], failpoint_name: str | None = None) -> Path:
+    """Write the schedule book, unless it holds exactly this already (the unchanged rerun of a
+    large batch would spend most of its time rewriting it)."""
+    path = options.output / schedule_book.BOOK_NAME
+    digest = schedule_book.digest(rows, invoices, review_rows)
+    if path.exists() and ledger.output_stamp(path.name) == (digest, *_size_and_mtime(path)):
+        return path
+    schedule_book.write(options.output, _failing_midway(rows, failpoint_name), invoices, review_rows)
+    ledger.record_output(path.name, (digest, *_size_and_mtime(path)))
+    return path
+
+
+def _size_and_mtime(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _schedule_rows(options: Options, checked: Checked, state: State, differs: dict[str, str]) -> list[ScheduleRow]:
@@ -299,7 +326,8 @@ def refresh_book(options: Options) -> Path | None:
         state = State.read(ledger)
         differs = differences(checked.inputs, checked.set_aside, state.live.values())
         rows = _schedule_rows(options, checked, state, differs)
-        return schedule_book.write(options.output, rows, state.invoices)
+        return _write_book(options, ledger, rows, state.invoices,
+                           _review_rows(checked, state, differs, ledger.unreviewed() or ledger.last_reviewed()))
 
 
 def refuse_without_ledger(options: Options) -> None:

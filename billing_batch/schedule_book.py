@@ -1,8 +1,9 @@
-"""Write billing_schedules.xlsx: schedules, invoices, invoice lines and the run's review, atomically."""
+"""Write billing_schedules.xlsx: schedules, invoices, invoice lines and the latest review, atomically."""
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +37,7 @@ LINE_COLUMNS = [
     ("Description", 36, "text"), ("Period Start", 12, "date"), ("Period End", 12, "date"),
     ("Quantity", 10, "number"), ("Unit Price", 12, "price"), ("Amount", 13, "money"),
 ]
-# The run's review (see review.py): the invoices of this run, one Yes/blank column per flag, then the notes.
+# The latest review (see review.py): its invoices, one Yes/blank column per flag, then the notes.
 REVIEW_COLUMNS = [
     ("Invoice Number", 15, "link"), ("Customer ID", 12, "text"), ("Customer", 28, "text"),
     ("Contract ID", 12, "text"), ("Cycle Start", 12, "date"), ("Cycle End", 12, "date"),
@@ -46,28 +47,44 @@ REVIEW_COLUMNS = [
 ]
 
 
-def write(out_dir: Path, schedules: Sequence[ScheduleRow], invoices: Sequence[Invoice],
+def write(out_dir: Path, schedules: Iterable[ScheduleRow], invoices: Sequence[Invoice],
           review_rows: Sequence[ReviewRow] | None = None) -> Path:
     """Write the book next to its final place, then rename it over the old one, so a
     reader never sees a half-written file and the old book stays until the new is whole.
-    With review_rows (even empty), a last sheet Review holds this run's invoices and their flags."""
+    With review_rows (even empty), a last sheet Review holds them and their flags."""
     final = out_dir / BOOK_NAME
     tmp = out_dir / f".{BOOK_NAME}.tmp"
     book = xlsxwriter.Workbook(tmp, {"constant_memory": True, "strings_to_formulas": False,
                                      "strings_to_urls": False, "strings_to_numbers": False})
     try:
         cells = CellWriter(book)
-        _sheet(book, cells, "Billing Schedules", SCHEDULE_COLUMNS, (_schedule(r) for r in schedules))
-        _sheet(book, cells, "Invoices", INVOICE_COLUMNS, (_invoice(i) for i in invoices))
-        _sheet(book, cells, "Invoice Lines", LINE_COLUMNS, _lines(invoices))
-        if review_rows is not None:
-            _sheet(book, cells, "Review", REVIEW_COLUMNS, (_review(r) for r in review_rows))
+        for name, columns, rows in _sheets(schedules, invoices, review_rows):
+            _sheet(book, cells, name, columns, rows)
         book.close()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, final)
     return final
+
+
+def digest(schedules: Iterable[ScheduleRow], invoices: Sequence[Invoice],
+           review_rows: Sequence[ReviewRow] | None = None) -> str:
+    """A digest of every value the book would hold: equal digests, equal books."""
+    h = hashlib.blake2b(digest_size=20)
+    for name, _, rows in _sheets(schedules, invoices, review_rows):
+        h.update(name.encode())
+        for values in rows:
+            h.update(repr(values).encode())
+    return h.hexdigest()
+
+
+def _sheets(schedules, invoices, review_rows) -> Iterator[tuple[str, list, Iterable[tuple]]]:
+    yield "Billing Schedules", SCHEDULE_COLUMNS, (_schedule(r) for r in schedules)
+    yield "Invoices", INVOICE_COLUMNS, (_invoice(i) for i in invoices)
+    yield "Invoice Lines", LINE_COLUMNS, _lines(invoices)
+    if review_rows is not None:
+        yield "Review", REVIEW_COLUMNS, (_review(r) for r in review_rows)
 
 
 def _schedule(r: ScheduleRow) -> tuple:

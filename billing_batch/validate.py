@@ -251,13 +251,18 @@ def to_decimal(value: object, numbers: NumberText = EN) -> Decimal | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (int, float)):
-        return Decimal(str(value))
+        return _from_number(value)
     if isinstance(value, str):
         try:
             return numbers.read(value)
         except InvalidOperation:
             return None
     return None
+
+
+@lru_cache(maxsize=1 << 16, typed=True)  # typed: 12 and 12.0 are different Decimals; shared, they cost memory once
+def _from_number(value: int | float) -> Decimal:
+    return Decimal(str(value))
 
 
 class Status(enum.Enum):

@@ -11,6 +11,7 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -382,7 +383,7 @@ def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits) -> 
     out = book.sheets[name]
     positions = list(found)
     read = SheetRead(path.name, sheet.title, {column: (k, letter) for k, (column, letter) in enumerate(found.values())})
-    # Text repeats down a column (contract IDs, products, descriptions): keep one copy of each.
+    # Text and dates repeat down a column (contract IDs, products, days): keep one copy of each.
     # A column whose values do not repeat (the row's own ID) stops being remembered.
     seen: list[dict | None] = [{} for _ in positions]
     # Only the columns we read: a stray cell in column XFD must not make every row 16,384 wide.
@@ -403,9 +404,12 @@ def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits) -> 
     return []
 
 
+SHARED = (str, date, datetime)  # not numbers: 1, 1.0 and True are equal keys
+
+
 def _shared(value: object, seen: list[dict | None], k: int) -> object:
     memo = seen[k]
-    if memo is None or type(value) is not str:
+    if memo is None or type(value) not in SHARED:
         return value
     value = memo.setdefault(value, value)
     if len(memo) > 50_000:

@@ -117,6 +117,28 @@ def test_rerun_bills_nothing_twice_and_late_usage_goes_on_the_next_invoice(book:
     assert [(l["Invoice Number"], l["Amount"]) for l in late] == [("INV-000007", 15)]
 
 
+def test_an_unchanged_rerun_leaves_the_schedule_book_as_it_is(book: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    schedule = out / "billing_schedules.xlsx"
+    bill(book, out, "2026-04-02")
+    written = schedule.stat().st_mtime_ns
+    reviewed = [r["Invoice Number"] for r in sheet_rows(schedule, "Review")]
+    assert reviewed == ledger_numbers(out) and len(reviewed) == 6
+
+    assert bill(book, out, "2026-04-02").returncode == 0
+    assert schedule.stat().st_mtime_ns == written  # nothing changed, nothing written
+    assert [r["Invoice Number"] for r in sheet_rows(schedule, "Review")] == reviewed  # still the latest to review
+
+    wb = openpyxl.load_workbook(schedule)
+    wb["Billing Schedules"]["M2"] = "edited by hand"
+    wb.save(schedule)
+    assert bill(book, out, "2026-04-02").returncode == 0
+    assert sheet_rows(schedule, "Billing Schedules")[0]["Message"] != "edited by hand"  # an output: made again
+
+    assert bill(book, out, "2026-05-02").returncode == 0
+    assert [r["Invoice Number"] for r in sheet_rows(schedule, "Review")] == ["INV-000007", "INV-000008"]
+
+
 def test_a_deleted_pdf_is_made_again_from_the_ledger(book: Path, tmp_path: Path):
     out = tmp_path / "out"
     bill(book, out, "2026-02-02")
