@@ -89,6 +89,13 @@ def _children_of() -> dict[int, list[int]]:
     return tree
 
 
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:100].strip()
+    except OSError:
+        return "?"
+
+
 def _descendants(pid: int) -> list[int]:
     tree, found, todo = _children_of(), [], [pid]
     while todo:
@@ -141,6 +148,7 @@ class TreeSampler(threading.Thread):
         self.peak_rss = self.peak_pss = 0
         self.peak_processes = 0
         self.per_process_rss: dict[int, int] = {}
+        self.names: dict[int, str] = {}  # pid -> its command line, shortened
         self.cpu_seen: dict[int, float] = {}  # pid -> user + system seconds, last seen
         self.samples = 0
 
@@ -158,6 +166,8 @@ class TreeSampler(threading.Thread):
                 rss += got[0]
                 pss += got[1] or 0
                 self.per_process_rss[pid] = max(self.per_process_rss.get(pid, 0), got[0])
+                if pid not in self.names:
+                    self.names[pid] = _command(pid)
                 self.cpu_seen[pid] = got[2]
             if with_pss and rss:
                 self._ratio = pss / rss
@@ -193,6 +203,7 @@ class RunResult:
     peak_pss: int
     peak_processes: int
     max_process_rss: int
+    processes: list = field(default_factory=list)  # (command line, peak RSS) of each process seen
     extra: dict = field(default_factory=dict)
 
     @property
@@ -239,6 +250,7 @@ def run_cli(label: str, input_dir: Path, out_dir: Path, jobs: int, interval: flo
         issued=int(data.get("issued", 0)), rendered=_count_pdfs(out_dir) - pdfs_before, exit_code=code,
         peak_rss=sampler.peak_rss, peak_pss=sampler.peak_pss, peak_processes=sampler.peak_processes,
         max_process_rss=max(sampler.per_process_rss.values(), default=0),
+        processes=[(sampler.names.get(pid, "?"), rss) for pid, rss in sampler.per_process_rss.items()],
         extra={"imports": data.get("imports"), "samples": sampler.samples, "cpu_timings": data.get("cpu_timings"),
                "workers_cpu": workers_cpu, "worker_processes": len(sampler.cpu_seen) - 1,
                "foreign_cpu": foreign, "foreign_load": foreign / wall,
@@ -264,8 +276,10 @@ def render_floor(ledger_path: Path, sample: int) -> dict:
 
     with Ledger(ledger_path) as ledger:
         invoices = ledger.invoices()
-    step = max(1, len(invoices) // sample) if sample else 1
+    total = len(invoices)
+    step = max(1, total // sample) if sample else 1
     chosen = invoices[::step][:sample] if sample else invoices
+    del invoices  # a heap of 10,000 invoices would slow every garbage collection of the loop
     started = time.perf_counter()
     htmls = [render.invoice_html(inv, TEMPLATES) for inv in chosen]
     html_seconds = time.perf_counter() - started
@@ -285,7 +299,7 @@ def render_floor(ledger_path: Path, sample: int) -> dict:
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     one_page = [c for pages, _, c in per_invoice if pages == 1]
     return {
-        "invoices_in_ledger": len(invoices), "sampled": len(chosen), "wall": wall, "cpu": cpu,
+        "invoices_in_ledger": total, "sampled": len(chosen), "wall": wall, "cpu": cpu,
         "invoices_per_second": len(chosen) / wall, "cpu_per_invoice": cpu / len(chosen),
         "pages": sum(p for p, _, _ in per_invoice), "html_seconds_per_invoice": html_seconds / len(chosen),
         "one_page_invoices": len(one_page),

@@ -10,6 +10,7 @@ import enum
 import math
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -34,7 +35,7 @@ from billing_batch.model import (
 )
 from billing_batch.post.charge import iban_problem
 from billing_batch.money import KNOWN_CURRENCIES
-from billing_batch.workbook import Cell, RawBook, Row, normalise
+from billing_batch.workbook import RawBook, Row, normalise
 
 EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
 # Excel's error values, including those newer than openpyxl's list (dynamic arrays, data types).
@@ -97,8 +98,9 @@ class RowReader:
         self.numbers = numbers
         self.ok = True
 
-    def fail(self, code: str, cell: Cell, message: str, **fix_args: str) -> None:
+    def fail(self, code: str, column: str, message: str, **fix_args: str) -> None:
         self.ok = False
+        cell = self.row[column]
         self.problems.append(problem(
             code, cell.source, message, value=cell.value,
             contract_id=self.contract_id, customer_id=self.customer_id, **fix_args,
@@ -108,11 +110,11 @@ class RowReader:
         """The cell's value; None when it is empty or shows an error (reported)."""
         value = self.row.value(column)
         if isinstance(value, str) and value.strip().upper() in ERROR_VALUES:
-            self.fail("BB115", self.row[column], f"The {column} cell shows the Excel error {value.strip()}.")
+            self.fail("BB115", column, f"The {column} cell shows the Excel error {value.strip()}.")
             return None
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
-                self.fail("BB102", self.row[column], f"The {column} is empty.")
+                self.fail("BB102", column, f"The {column} is empty.")
             return None
         return value
 
@@ -138,25 +140,25 @@ class RowReader:
                 try:
                     value = date(int(m[1]), int(m[2]), int(m[3]))
                 except ValueError:
-                    self.fail("BB103", self.row[column], f"The {column} {text} is not a real calendar date.")
+                    self.fail("BB103", column, f"The {column} {text} is not a real calendar date.")
                     return None
             else:
                 m = DAY_OR_MONTH_FIRST.fullmatch(text)
                 if m and int(m[1]) <= 12 and int(m[2]) <= 12 and m[1] != m[2]:
-                    self.fail("BB116", self.row[column], f"The {column} {text} is text that could be read with day and "
-                                             "month either way.")
+                    self.fail("BB116", column, f"The {column} {text} is text that could be read with day and "
+                                               "month either way.")
                 else:
-                    self.fail("BB103", self.row[column], f"The {column} {text} is text in a form that is not read as a date.")
+                    self.fail("BB103", column, f"The {column} {text} is text in a form that is not read as a date.")
                 return None
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            self.fail("BB103", self.row[column], f"The {column} is a plain number, not a date: the cell is not "
-                                                  "formatted as a date, or holds a number no date has.")
+            self.fail("BB103", column, f"The {column} is a plain number, not a date: the cell is not "
+                                       "formatted as a date, or holds a number no date has.")
             return None
         if not isinstance(value, date):
-            self.fail("BB103", self.row[column], f"The {column} is not a date.")
+            self.fail("BB103", column, f"The {column} is not a date.")
             return None
         if not EARLIEST <= value <= LATEST:
-            self.fail("BB103", self.row[column], f"The {column} {value.isoformat()} is outside the years 1900 to 2199.")
+            self.fail("BB103", column, f"The {column} {value.isoformat()} is outside the years 1900 to 2199.")
             return None
         return value
 
@@ -166,7 +168,7 @@ class RowReader:
             return default
         amount = to_decimal(value, self.numbers)
         if amount is None:
-            self.fail("BB104", self.row[column], f"The {column} is not a number.")
+            self.fail("BB104", column, f"The {column} is not a number.")
         return amount
 
     def amount(self, column: str) -> Decimal:
@@ -175,16 +177,16 @@ class RowReader:
         if amount is None:
             return Decimal(0)
         if amount < 0:
-            self.fail("BB109", self.row[column], f"The {column} is negative.")
+            self.fail("BB109", column, f"The {column} is negative.")
         elif amount > MAX_AMOUNT:
-            self.fail("BB117", self.row[column], f"The {column} is more than {MAX_AMOUNT:,}.",
+            self.fail("BB117", column, f"The {column} is more than {MAX_AMOUNT:,}.",
                       limit=f"{MAX_AMOUNT:,}")
         return amount
 
     def line(self, quantity: Decimal, unit_price: Decimal) -> None:
         if max(quantity, unit_price) <= MAX_AMOUNT and quantity * unit_price > MAX_LINE:
-            self.fail("BB117", self.row["Unit Price"], f"The Quantity times the Unit Price is more than "
-                                                       f"{MAX_LINE:,} on one line.", limit=f"{MAX_LINE:,}")
+            self.fail("BB117", "Unit Price", f"The Quantity times the Unit Price is more than "
+                                             f"{MAX_LINE:,} on one line.", limit=f"{MAX_LINE:,}")
 
     def fraction(self, column: str) -> Decimal:
         value = self._value(column, False)
@@ -193,7 +195,7 @@ class RowReader:
         percent = isinstance(value, str) and value.strip().endswith("%")
         rate = to_decimal(value.strip()[:-1] if percent else value, self.numbers)
         if rate is None:
-            self.fail("BB104", self.row[column], f"The {column} is not a number or a percentage.")
+            self.fail("BB104", column, f"The {column} is not a number or a percentage.")
             return Decimal(0)
         if percent:
             rate /= 100
@@ -201,10 +203,10 @@ class RowReader:
             return rate
         typed = shown(value).strip()
         if not percent and 1 < rate <= 100:
-            self.fail("BB108", self.row[column], f"The {column} {typed} is more than 1, which is 100%; for {typed} percent "
-                                     f"type {typed}% or {rate / 100}.")
+            self.fail("BB108", column, f"The {column} {typed} is more than 1, which is 100%; for {typed} percent "
+                                       f"type {typed}% or {rate / 100}.")
         else:
-            self.fail("BB108", self.row[column], f"The {column} {typed} is not between 0% and 100%.")
+            self.fail("BB108", column, f"The {column} {typed} is not between 0% and 100%.")
         return Decimal(0)
 
     def whole(self, column: str, default: int) -> int:
@@ -213,12 +215,12 @@ class RowReader:
             return default
         number = to_decimal(value, self.numbers)
         if number is None or number != number.to_integral_value():
-            self.fail("BB105", self.row[column], f"The {column} is not a whole number.")
+            self.fail("BB105", column, f"The {column} is not a whole number.")
             return default
         low, high = DAYS[column]
         if not low <= number <= high:
             side = f"below {low}" if number < low else f"above {high}"
-            self.fail("BB118", self.row[column], f"The {column} {shown(value).strip()} is {side}.",
+            self.fail("BB118", column, f"The {column} {shown(value).strip()} is {side}.",
                       low=str(low), high=str(high))
             return default
         return int(number)
@@ -231,7 +233,7 @@ class RowReader:
         option = labels.get(choice_key(value))
         if option is None:
             choices = ", ".join(label_of(o) for o in options)
-            self.fail("BB106", self.row[column], f"The {column} {shown(value).strip()} is not one we know.", choices=choices)
+            self.fail("BB106", column, f"The {column} {shown(value).strip()} is not one we know.", choices=choices)
         return option or default
 
 
@@ -312,15 +314,14 @@ def check(book: RawBook) -> Checked:
     return Checked(inputs, problems, dict(set_aside), broken_contracts)
 
 
-def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) -> list[tuple[Row, str]]:
-    """The rows with their ID; a repeated ID is a problem on every row that uses it."""
+def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) -> Iterator[tuple[Row, str]]:
+    """Each row with its ID, in order; a repeated ID is a problem on every row that uses it.
+    Rows leave the list as they are given, so a million usage rows are not held beside their records."""
+    ids = [RowReader(row, []).text(column) for row in rows]
     first: dict[str, Row] = {}
-    for row in rows:
-        first.setdefault(RowReader(row, []).text(column), row)
-    ids, reported = [], set()
-    for row in rows:
-        row_id = RowReader(row, []).text(column)
-        original = first[row_id]
+    reported = set()
+    for row, row_id in zip(rows, ids):
+        original = first.setdefault(row_id, row)
         if row_id and original is not row:
             owner_ids = owner(row) if owner else {}
             problems.append(problem(
@@ -334,8 +335,10 @@ def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) ->
                     "BB110", original[column].source, f"The {column} {row_id} is used on more than one row.",
                     value=original.value(column), first_row=str(original.number), **owner(original),
                 ))
-        ids.append((row, row_id))
-    return ids
+    del first
+    for i, row_id in enumerate(ids):
+        row, rows[i] = rows[i], None
+        yield row, row_id
 
 
 def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
@@ -475,17 +478,17 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN) -> tuple[
         customer_id = r.text("Customer ID", required=True)
         # A customer whose own row has problems exists: its problems set this contract aside already.
         if customer_id and customer_id not in customer_ids:
-            r.fail("BB101", row["Customer ID"], f"No customer has the ID {customer_id}"
+            r.fail("BB101", "Customer ID", f"No customer has the ID {customer_id}"
                    + did_you_mean(customer_id, customer_ids))
         start = r.date("Start Date", required=True)
         end = r.date("End Date")
         if start and end and end < start:
-            r.fail("BB112", row["End Date"], f"The contract ends on {end} but starts on {start}.")
+            r.fail("BB112", "End Date", f"The contract ends on {end} but starts on {start}.")
         typed = r.text("Currency")
         currency = typed.upper() or settings.default_currency
         if typed and currency not in KNOWN_CURRENCIES:  # a bad default is the Settings sheet's problem
             hint = CURRENCY_HINTS.get(currency.replace(" ", ""))
-            r.fail("BB107", row["Currency"], f"The Currency {typed} is not a currency code"
+            r.fail("BB107", "Currency", f"The Currency {typed} is not a currency code"
                    + (f"; did you mean {hint}?" if hint else "."))
         contract = Contract(
             contract_id=contract_id,
@@ -524,7 +527,7 @@ def read_subscriptions(rows, contracts, problems, numbers=EN) -> dict[str, tuple
         if contract and start:
             inside(r, "Start Date", start, contract)
         if start and end and end < start:
-            r.fail("BB112", row["End Date"], f"The subscription ends on {end} but starts on {start}.")
+            r.fail("BB112", "End Date", f"The subscription ends on {end} but starts on {start}.")
         sub = Subscription(
             subscription_id=sub_id,
             contract_id=contract_id,
@@ -574,7 +577,7 @@ def known_contract(r: RowReader, contracts: dict[str, Contract | None]) -> Contr
     contract_id = r.text("Contract ID", required=True)
     if contract_id and contract_id not in contracts:
         r.contract_id = None  # nothing to set aside: report it alone
-        r.fail("BB111", r.row["Contract ID"], f"No contract has the ID {contract_id}"
+        r.fail("BB111", "Contract ID", f"No contract has the ID {contract_id}"
                + did_you_mean(contract_id, contracts))
         return None
     return contracts.get(contract_id)
@@ -583,5 +586,5 @@ def known_contract(r: RowReader, contracts: dict[str, Contract | None]) -> Contr
 def inside(r: RowReader, column: str, day: date, contract: Contract) -> None:
     if day < contract.start or (contract.end is not None and day > contract.end):
         period = f"{contract.start} to {contract.end or 'open-ended'}"
-        r.fail("BB113", r.row[column], f"The {column} {day} is outside contract {contract.contract_id}.",
+        r.fail("BB113", column, f"The {column} {day} is outside contract {contract.contract_id}.",
                period=period)

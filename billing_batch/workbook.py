@@ -1,8 +1,9 @@
 """Read the input workbooks into rows whose every cell knows where it came from.
 
-The workbook is untrusted input: its size, its zip container and the start of its XML parts
-are checked before openpyxl reads it, openpyxl parses XML through defusedxml, and every
-failure to read the file becomes a Problem that says so in plain words, never a traceback.
+The workbook is untrusted input: its size, its zip container and its XML parts are checked
+before a reader opens it (calamine, or openpyxl through defusedxml where calamine cannot be
+trusted with a sheet), and every failure to read the file becomes a Problem that says so in
+plain words, never a traceback.
 """
 from __future__ import annotations
 
@@ -304,7 +305,8 @@ class _CalamineFile:
 
 class _CalamineSheet:
     """Rows as openpyxl gives them: numbered from the sheet's row 1, blanks as None, whole numbers
-    as int (calamine gives every number as a float, and 12.0 would print as such)."""
+    as int (calamine gives every number as a float, and 12.0 would print as such; past 2**53 a
+    float is not the number typed, and stays a float as in openpyxl)."""
 
     def __init__(self, path: Path, title: str, book):
         self.path, self.title, self.book = path, title, book
@@ -325,7 +327,7 @@ class _CalamineSheet:
                 if number < min_row:
                     continue
                 yield number, tuple(
-                    None if v == "" else int(v) if type(v) is float and v.is_integer() else v
+                    None if v == "" else int(v) if type(v) is float and v.is_integer() and abs(v) < 2 ** 53 else v
                     for v in (pad + tuple(row))[:max_col])
 
 
