@@ -179,3 +179,23 @@ def test_render_invoices_writes_each_pdf_atomically(tmp_path, jobs):
         assert invoice.number in pdf_pages(path.read_bytes())[0]
     assert sorted(i.number for i in done) == [i.number for i in invoices]
     assert sorted(p.name for p in (tmp_path / "invoices").iterdir()) == [p.name for p in paths]  # no temp files left
+
+
+def test_workers_are_replaced_after_their_share_of_invoices(tmp_path, monkeypatch):
+    pools = []
+
+    class CountedPool(render.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(render, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(render, "INVOICES_PER_WORKER", 2)
+    invoices = [dataclasses.replace(make_invoice(), number=f"INV-00020{i}") for i in range(9)]
+    done = []
+    paths = render.render_invoices(invoices, tmp_path, TEMPLATES, jobs=2, on_done=done.append)
+
+    assert len(pools) == 3  # 2 workers x 2 invoices per pool, 9 invoices
+    assert sorted(i.number for i in done) == [i.number for i in invoices]
+    for invoice, path in zip(invoices, paths):
+        assert invoice.number in pdf_pages(path.read_bytes())[0]
