@@ -334,7 +334,11 @@ class _CalamineSheet:
 class _OpenpyxlFile:
     def __init__(self, path: Path):
         self._file = path.open("rb")  # by content, as above
-        self.book = openpyxl.load_workbook(self._file, read_only=True, data_only=True)
+        try:
+            self.book = openpyxl.load_workbook(self._file, read_only=True, data_only=True)
+        except BaseException:
+            self._file.close()
+            raise
         self.path = path
         self.titles = self.book.sheetnames
 
