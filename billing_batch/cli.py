@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -48,6 +49,7 @@ def task_list(text: str) -> tuple[str, ...]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="billing-batch", description="Invoice the billing workbook.")
+    p.add_argument("--version", action="version", version=f"billing-batch {importlib.metadata.version('billing-batch')}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--input", type=Path, default=Path("inbox"),
                         help="a workbook, or a folder whose *.xlsx are read (default: inbox/)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from billing_batch import render, review, schedule_book, workbook
 from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run
 from billing_batch.errors import Problem
+from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.ledger import Ledger
 from billing_batch.model import Draft, Invoice, InvoiceStatus, RunType
 from billing_batch.post.command import after_billing
@@ -20,7 +21,6 @@ from billing_batch.post.tasks import Outcome, is_billed, task_status
 from billing_batch.schedules import ScheduleRow, schedule_rows
 from billing_batch.validate import Checked, check
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LEDGER_NAME = "ledger.sqlite"
 Progress = Callable[[int, int], None]  # (PDFs rendered, PDFs to render)
 

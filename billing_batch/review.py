@@ -33,10 +33,10 @@ from markupsafe import Markup
 
 from billing_batch.cycles import cycle_containing, cycle_start
 from billing_batch.errors import Problem
+from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.files import write_atomic
 from billing_batch.model import Contract, Draft, Inputs, Invoice, InvoiceStatus, LineKind, Policy
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE = "review.html"
 RUNS = "runs"
 PAGE = "review.html"

@@ -13,8 +13,8 @@ import pytest
 
 from billing_batch import render
 from billing_batch.model import Draft, Invoice, InvoiceStatus, Line, LineKind, Party, RunType
+from billing_batch.templates import FOLDER as TEMPLATES
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 IMG = '<img src="http://example.com/x.png">'
 
 
