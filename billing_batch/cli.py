@@ -21,7 +21,7 @@ from rich.text import Text
 from billing_batch import pipeline, review, workbook
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
-from billing_batch.ledger import LedgerBusy
+from billing_batch.ledger import LedgerBusy, LedgerUnusable
 from billing_batch.model import Draft, Line, LineKind
 from billing_batch.post import command
 from billing_batch.post.tasks import parse_tasks
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"The input {options.input} does not exist. Put the workbook there, or name it with --input.")
             return EXIT_UNUSABLE
         return COMMANDS[args.command](args, options)
-    except (pipeline.Refused, LedgerBusy) as exc:
+    except (pipeline.Refused, LedgerBusy, LedgerUnusable) as exc:
         console.print(Text(refusal(exc)))
         return EXIT_UNUSABLE
     except KeyboardInterrupt:

@@ -7,10 +7,12 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from billing_batch.backups import FOLDER as BACKUP_FOLDER
+from billing_batch.backups import Backups
 from billing_batch.model import (
     Cycle,
     Draft,
@@ -22,7 +24,12 @@ from billing_batch.model import (
     RunType,
 )
 
-SCHEMA = """
+# The ledger's schema, as the migrations that made it: a ledger's PRAGMA user_version counts those it has had.
+# A released migration is never edited (people's ledgers have had it); a schema change is a new one at the end.
+MIGRATIONS: tuple[str, ...] = (
+    # 1 (release 0.2.0): release 0.1.0's schema, which had no version. Its ledgers have every table but
+    # the post-task ones, which it made on first use, so each statement may find its table there already.
+    """
 CREATE TABLE IF NOT EXISTS invoices (
     seq INTEGER PRIMARY KEY,  -- gapless: the next is always max + 1, and rows are never deleted
     number TEXT NOT NULL UNIQUE,
@@ -84,7 +91,34 @@ CREATE TABLE IF NOT EXISTS outputs (
     size INTEGER NOT NULL,  -- size and mtime of the file as written: if either changed, someone
     mtime_ns INTEGER NOT NULL  -- else wrote the file, and it is written again
 );
-"""
+-- What the post-invoicing tasks did, one row per invoice and task.
+CREATE TABLE IF NOT EXISTS post_tasks (
+    number TEXT NOT NULL,
+    task TEXT NOT NULL,
+    done_at TEXT NOT NULL,   -- when it was last done or tried (UTC, ISO 8601)
+    outcome TEXT NOT NULL,   -- done, outbox, failed, skipped or started
+    reference TEXT NOT NULL, -- Message-ID, export file(s), SEPA file and end-to-end ID
+    error TEXT NOT NULL,     -- why it failed or was skipped; blank when done
+    PRIMARY KEY (number, task)
+);
+-- The direct debits collected, for the sequence type (first or recurring) of the next one.
+CREATE TABLE IF NOT EXISTS post_sepa (
+    number TEXT PRIMARY KEY,
+    mandate_id TEXT NOT NULL,
+    iban TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    collection_date TEXT NOT NULL,
+    sequence TEXT NOT NULL,   -- FRST or RCUR
+    end_to_end_id TEXT NOT NULL,
+    file TEXT NOT NULL
+);
+""",
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+# Marks the file as a billing_batch ledger (PRAGMA application_id), so another program's database is
+# never taken for one. Release 0.1.0's ledgers have 0 and are known by their invoices table.
+APPLICATION_ID = 0x42424C47  # "BBLG"
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 INVOICE_COLUMNS = (
     "seq number contract_id customer_id customer_name cycle_start cycle_end scheduled invoice_date "
@@ -101,14 +135,27 @@ class LedgerBusy(Exception):
     """Another run holds the ledger."""
 
 
+class LedgerUnusable(Exception):
+    """The ledger file cannot be used (damaged, foreign, or made by a newer release); nothing was
+    written. The message says what is wrong and how to go on."""
+
+
 class Ledger:
-    def __init__(self, path: Path, read_only: bool = False):
-        """Open for writing, holding the lock for as long as it is open; read_only
-        neither locks nor creates anything."""
+    def __init__(self, path: Path, read_only: bool = False, backups: Backups | None = None):
+        """Open for writing, holding the lock for as long as it is open: an older ledger is backed up,
+        then upgraded, and a ledger this command changed is backed up when closed. read_only neither
+        locks nor writes anything (an older ledger is upgraded in memory)."""
         self.path = path
+        self.backups = backups or Backups(path.parent / BACKUP_FOLDER)
         self._lock = None
         if read_only:
-            self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            if self._version(db) < SCHEMA_VERSION:
+                memory = sqlite3.connect(":memory:", isolation_level=None)
+                db.backup(memory)
+                db.close()
+                _migrate(db := memory)
+            self.db, self._changes = db, None
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = open(path.with_name(path.name + ".lock"), "w")
@@ -118,13 +165,63 @@ class Ledger:
             self._lock.close()
             raise LedgerBusy(str(path)) from None
         self.db = sqlite3.connect(path, isolation_level=None)
+        try:
+            version = self._version(self.db)
+            if version < SCHEMA_VERSION:
+                if version or _tables(self.db):
+                    self.backups.take(self.db)
+                _migrate(self.db)
+        except BaseException:
+            self.db.close()
+            self._lock.close()
+            raise
         self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.executescript(SCHEMA)
+        self._changes = self.db.total_changes
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The file's schema version, after making sure it is a sound ledger this release can read."""
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb") as f:
+                if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                    self._refuse("is not a ledger: it is not an SQLite database at all")
+        try:
+            (check,) = db.execute("PRAGMA quick_check(1)").fetchone()
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            (app,) = db.execute("PRAGMA application_id").fetchone()
+            tables = _tables(db)
+        except sqlite3.DatabaseError as exc:
+            self._refuse(f"is damaged (SQLite says: {exc})")
+        if check != "ok":
+            self._refuse(f"is damaged (SQLite's check says: {' '.join(check.split())})")
+        if app not in (0, APPLICATION_ID) or tables and "invoices" not in tables or version and app != APPLICATION_ID:
+            self._refuse("is not a billing_batch ledger: it is another program's SQLite database")
+        if version > SCHEMA_VERSION:
+            raise LedgerUnusable(
+                f"The ledger {self.path} was made by a newer release of billing-batch (ledger version {version}; "
+                f"this release reads up to version {SCHEMA_VERSION}). Nothing was billed and no file was written. "
+                "Install the newer release (pip install --upgrade billing-batch) and run again.")
+        return version
+
+    def _refuse(self, what: str) -> None:
+        newest = self.backups.newest()
+        if newest:
+            restore = (f"The newest backup is {newest}, made {datetime.fromtimestamp(newest.stat().st_mtime):%Y-%m-%d %H:%M}"
+                       " (one is made after every command that changes the ledger). To restore it, move "
+                       f"{self.path.name} aside (keep it for the record), copy the backup to {self.path}, then run "
+                       "billing-batch ledger check and run again.")
+        else:
+            restore = (f"There is no backup in {self.backups.folder}. Restore {self.path.name} from your own "
+                       "backups, then run again.")
+        raise LedgerUnusable(f"The ledger {self.path} {what}. Nothing was billed and no file was written. {restore}")
 
     def close(self) -> None:
-        self.db.close()
-        if self._lock:
-            self._lock.close()
+        try:
+            if self._changes is not None and self.db.total_changes != self._changes:
+                self.backups.take(self.db)
+        finally:
+            self.db.close()
+            if self._lock:
+                self._lock.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -226,6 +323,38 @@ class Ledger:
                 ((c.contract_id, c.start.isoformat(), c.end.isoformat(), run_date.isoformat()) for c in empty),
             )
         return invoices
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the ledger to SCHEMA_VERSION in one transaction: all the missing migrations or none."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in _statements(script):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script one by one: executescript() would commit the transaction first."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement.strip()
+            statement = ""
+    if statement.strip():
+        yield statement.strip()
 
 
 def _invoice_row(seq: int, inv: Invoice) -> tuple:

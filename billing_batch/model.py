@@ -73,6 +73,7 @@ class Settings:
     default_currency: str = "USD"
     locale: str = "en_US"
     review_change_threshold: Decimal = Decimal("0.25")  # flag totals that move more than this
+    ledger_backups: int = 12  # how many backups of the ledger to keep
     # Sending by email; the password comes only from the environment (BILLING_BATCH_SMTP_PASSWORD).
     smtp_host: str = ""
     smtp_port: int = 0  # 0: 465 for SSL, else 587

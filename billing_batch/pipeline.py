@@ -11,11 +11,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 from billing_batch import render, review, schedule_book, workbook
+from billing_batch.backups import FOLDER as BACKUP_FOLDER
+from billing_batch.backups import Backups
 from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run
 from billing_batch.errors import Problem
 from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.ledger import Ledger
-from billing_batch.model import Draft, Invoice, InvoiceStatus, RunType
+from billing_batch.model import Draft, Invoice, InvoiceStatus, RunType, Settings
 from billing_batch.post.command import after_billing
 from billing_batch.post.tasks import Outcome, is_billed, task_status
 from billing_batch.schedules import ScheduleRow, schedule_rows
@@ -100,6 +102,12 @@ def billed(ledger: Ledger) -> set[str]:
     return {number for number, status in task_status(ledger).items() if is_billed(status)}
 
 
+def open_ledger(options: Options, checked: Checked | None = None, read_only: bool = False) -> Ledger:
+    """The ledger, with its backups in OUTPUT/backups (as many kept as the Settings say)."""
+    keep = (checked.inputs.settings if checked else Settings()).ledger_backups
+    return Ledger(options.ledger_path, read_only, Backups(options.output / BACKUP_FOLDER, keep))
+
+
 def failpoint(name: str) -> None:
     """Die here, as a power cut would, when the crash tests ask for it."""
     if os.environ.get("BILLING_BATCH_FAILPOINT") == name:
@@ -135,7 +143,7 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
     if checked is None:
         return report
     refuse_without_ledger(options)
-    with Ledger(options.ledger_path) as ledger:
+    with open_ledger(options, checked) as ledger:
         with report.stage("read ledger"):
             state = State.read(ledger)
         with report.stage("cycles and pricing"):
@@ -196,7 +204,7 @@ def generate(
     if checked is None:
         return report
     refuse_without_ledger(options)
-    with Ledger(options.ledger_path) as ledger:
+    with open_ledger(options, checked) as ledger:
         state = State.read(ledger)
         proposals = plan_manual(checked.inputs, checked.set_aside, state.live, state.empty, contract_ids, cycle_day)
         chosen = sorted((p for p in approve(proposals) if p.draft and not p.draft.is_empty),
@@ -228,7 +236,7 @@ def read_state(options: Options) -> State:
     refuse_without_ledger(options)
     if not options.ledger_path.exists():
         return State()
-    with Ledger(options.ledger_path, read_only=True) as ledger:
+    with open_ledger(options, read_only=True) as ledger:
         return State.read(ledger)
 
 
@@ -322,7 +330,7 @@ def refresh_book(options: Options) -> Path | None:
     checked = load(options, report)
     if checked is None or not options.ledger_path.exists():
         return None
-    with Ledger(options.ledger_path) as ledger:
+    with open_ledger(options, checked) as ledger:
         state = State.read(ledger)
         differs = differences(checked.inputs, checked.set_aside, state.live.values())
         rows = _schedule_rows(options, checked, state, differs)

@@ -393,6 +393,14 @@ def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
             invalid("SMTP Port", "The SMTP Port is not a port number.", "use a whole number such as 587, or leave it blank.")
         else:
             settings = replace(settings, smtp_port=int(number))
+    backups = values.get(normalise("Ledger Backups"))
+    if backups is not None and text("Ledger Backups"):
+        number = to_decimal(backups.value("Value"))
+        if number is None or number != number.to_integral_value() or not 1 <= number <= 1000:
+            invalid("Ledger Backups", "Ledger Backups is not a number of backups to keep.",
+                    "use a whole number from 1 to 1000, such as 12, or leave it blank for 12.")
+        else:
+            settings = replace(settings, ledger_backups=int(number))
     threshold = values.get(normalise("Review Change Threshold"))
     if threshold is not None and threshold.value("Value") not in (None, ""):
         reader = RowReader(threshold, [])

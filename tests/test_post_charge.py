@@ -17,7 +17,6 @@ from defusedxml import ElementTree as etree
 
 from billing_batch.post import bic_problem, creditor_id_problem, iban_problem, mandate_id_problem
 from billing_batch.post.charge import PAIN, Payment, build_file
-from billing_batch.post.charge import SCHEMA as SEPA_SCHEMA
 from billing_batch.post.tasks import Context, Records
 from billing_batch.ledger import Ledger
 from test_post_tasks import NOW, Billed, billed, billed_once, by_number  # noqa: F401 (fixtures)
@@ -157,7 +156,6 @@ def test_sepaxml_really_validates(billed: Billed):
     customer = dataclasses.replace(billed.inputs.customers["CUST-2"], mandate_id="x" * 36)  # longer than Max35Text
     with Ledger(billed.ledger_path) as ledger:
         ctx = Context(ledger, Records(ledger), billed.inputs, billed.out, billed.out, NOW, False, {})
-        ledger.db.executescript(SEPA_SCHEMA)
         good = Payment(invoice, billed.inputs.customers["CUST-2"], "FR1420041010050500013M02606", "", 118798,
                        date(2026, 3, 16), "")
         xml, _ = build_file(ctx, [good])

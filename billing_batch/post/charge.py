@@ -41,19 +41,6 @@ PAIN = "pain.008.001.08"  # the EPC's current version (the 2019 rulebook, in use
 SEPA_TEXT = re.compile(r"^[A-Za-z0-9/\-?:().,'+ ]+$")  # the SEPA character set for IDs and references
 MAX_ID = 35
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS post_sepa (
-    number TEXT PRIMARY KEY,
-    mandate_id TEXT NOT NULL,
-    iban TEXT NOT NULL,
-    amount TEXT NOT NULL,
-    collection_date TEXT NOT NULL,
-    sequence TEXT NOT NULL,   -- FRST or RCUR
-    end_to_end_id TEXT NOT NULL,
-    file TEXT NOT NULL
-);
-"""
-
 
 # ---------------------------------------------------------------- checks, also for the input check
 
@@ -141,7 +128,6 @@ class Payment:
 
 def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
     outcomes, todo = triage(ctx, "charge", invoices, "charged", files_exist=True)
-    ctx.records.db.executescript(SCHEMA)
     payments: list[Payment] = []
     creditor = None
     for inv in todo:

@@ -83,7 +83,7 @@ def post(options, tasks: Sequence[str], numbers: Sequence[str] = (), again: bool
     if not options.ledger_path.exists():
         raise pipeline.Refused(f"There is no ledger at {options.ledger_path}: nothing has been billed there, so there "
                                "is nothing to send, sync or charge. Point at the ledger with --ledger PATH or --output.")
-    with Ledger(options.ledger_path) as ledger:
+    with pipeline.open_ledger(options, checked) as ledger:
         invoices, unknown = live_invoices(ledger, numbers)
         if unknown:
             return PostResult(report, [], unknown)

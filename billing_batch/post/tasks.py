@@ -18,7 +18,6 @@ Outcomes stored:
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,19 +29,6 @@ from billing_batch.model import Inputs, Invoice, InvoiceStatus
 TASKS = ("send", "sync", "charge")
 
 DONE, OUTBOX, FAILED, SKIPPED, STARTED = "done", "outbox", "failed", "skipped", "started"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS post_tasks (
-    number TEXT NOT NULL,
-    task TEXT NOT NULL,
-    done_at TEXT NOT NULL,   -- when it was last done or tried (UTC, ISO 8601)
-    outcome TEXT NOT NULL,   -- done, outbox, failed, skipped or started
-    reference TEXT NOT NULL, -- Message-ID, export file(s), SEPA file and end-to-end ID
-    error TEXT NOT NULL,     -- why it failed or was skipped; blank when done
-    PRIMARY KEY (number, task)
-);
-"""
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -92,7 +78,6 @@ class Records:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self.db = ledger.db
-        self.db.executescript(SCHEMA)
 
     def get(self, number: str, task: str) -> Record | None:
         row = self.db.execute("SELECT number, task, done_at, outcome, reference, error FROM post_tasks "
@@ -185,10 +170,7 @@ def run_post_tasks(
 def task_status(ledger: Ledger) -> dict[str, dict[str, str]]:
     """Invoice number -> task -> "done", "outbox", "failed", "skipped" or "in doubt".
     An invoice is Billed in the schedule workbook when send or sync is "done"."""
-    try:
-        rows = ledger.db.execute("SELECT number, task, outcome FROM post_tasks").fetchall()
-    except sqlite3.OperationalError:  # a read-only ledger made before post tasks existed: nothing done yet
-        return {}
+    rows = ledger.db.execute("SELECT number, task, outcome FROM post_tasks").fetchall()
     status: dict[str, dict[str, str]] = {}
     for number, task, outcome in rows:
         status.setdefault(number, {})[task] = "in doubt" if outcome == STARTED else outcome
