@@ -60,6 +60,12 @@ class Col:
     open_choices: bool = False  # the drop-down suggests; other values may be typed
 
 
+# Said of the same column on several sheets
+ON_CONTRACT = "the contract it is billed on; must be on the Contracts sheet"
+PRODUCT = "the product's name, printed on the invoice line"
+DESCRIPTION = "printed on the invoice line under the product"
+
+
 def month_start(today: date, months_back: int) -> date:
     months = today.year * 12 + today.month - 1 - months_back
     return date(months // 12, months % 12 + 1, 1)
@@ -127,11 +133,11 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
         "Subscriptions": (
             Col("Subscription ID", "the subscription's own ID, unique on this sheet", fmt=TEXT,
                 examples=("SUB-1001", "SUB-1002")),
-            Col("Contract ID", "the contract it is billed on; must be on the Contracts sheet", fmt=TEXT,
+            Col("Contract ID", ON_CONTRACT, fmt=TEXT,
                 examples=("CTR-1001", "CTR-1002")),
-            Col("Product", "the product's name, printed on the invoice line",
+            Col("Product", PRODUCT,
                 examples=("Platform seats", "Managed hosting")),
-            Col("Description", "printed on the invoice line under the product", "the product alone",
+            Col("Description", DESCRIPTION, "the product alone",
                 examples=("Platform Pro seats", "Managed hosting, EU region")),
             Col("Quantity", "how many units; zero or more", examples=(10, 1)),
             Col("Unit Price", "the price of one unit; per month for Recurring (a Quarterly cycle bills 3 months)",
@@ -146,13 +152,13 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
         "Usage": (
             Col("Usage ID", "the usage row's own ID; never reuse one: a billed ID is not billed again", fmt=TEXT,
                 examples=("USG-1001", "USG-1002")),
-            Col("Contract ID", "the contract it is billed on; must be on the Contracts sheet", fmt=TEXT,
+            Col("Contract ID", ON_CONTRACT, fmt=TEXT,
                 examples=("CTR-1001", "CTR-1001")),
             Col("Date", "the day it was used; inside the contract's period; billed on the first invoice "
                 "whose period it falls in, or the next", fmt=DATE,
                 examples=(start_1 + timedelta(days=4), start_1 + timedelta(days=11))),
-            Col("Product", "the product's name, printed on the invoice line", examples=("API calls", "SMS messages")),
-            Col("Description", "printed on the invoice line under the product", "the product alone",
+            Col("Product", PRODUCT, examples=("API calls", "SMS messages")),
+            Col("Description", DESCRIPTION, "the product alone",
                 examples=("API calls over the plan", "Outbound SMS")),
             Col("Quantity", "how many units were used; zero or more", examples=(12000, 350)),
             Col("Unit Price", "the price of one unit", fmt=PRICE, examples=(Decimal("0.002"), Decimal("0.0125"))),
@@ -186,9 +192,9 @@ SETTINGS = (
         open_choices=True, examples=("USD",)),
     Col("Locale", "the language and number format of invoices, such as en_US, en_GB, de_DE, fr_FR", "en_US",
         examples=("en_US",)),
-    Col("Review Change Threshold", "the review page flags an invoice whose total moved more than this since "
-        "the contract's last one", "25%", fmt=RATE, examples=(Decimal("0.25"),)),
-    Col("Catch-Up Limit", "the most invoices one run may issue for one contract; more are left for review",
+    Col("Review Change Threshold", "the review page flags an invoice whose total moved more than this against "
+        "the contract's previous invoice", "25%", fmt=RATE, examples=(Decimal("0.25"),)),
+    Col("Catch-Up Limit", "the most invoices one run may issue for one contract",
         "3", fmt=WHOLE, examples=(3,)),
     Col("Ledger Backups", "how many backups of the ledger to keep", "12", fmt=WHOLE, examples=(12,)),
     Col("Logo", "a PNG, JPEG or SVG file printed on invoices; a path relative to this workbook's folder",
