@@ -18,7 +18,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from billing_batch import pipeline, review, workbook
+from billing_batch import pipeline, review, starter_workbook, workbook
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy, LedgerUnusable
@@ -102,6 +102,9 @@ def parser() -> argparse.ArgumentParser:
     reviews.add_argument("--run", metavar="RUN_ID", help="the run to review (default: the latest)")
     reviews.add_argument("--list", action="store_true", help="list the past runs")
     reviews.add_argument("--no-open", action="store_true", help="print the page's path; do not open it")
+    init = commands.add_parser("init", help="write a starter workbook, with examples, to FOLDER/inbox/")
+    init.add_argument("folder", type=Path, nargs="?", default=Path("."), metavar="FOLDER",
+                      help="where inbox/ is made (default: the current folder)")
     return p
 
 
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "review":  # reads past outputs only: no input needed
         return review_command(args)
+    if args.command == "init":  # writes the input: none needed
+        return init_command(args)
     try:
         options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
                                    jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
@@ -320,6 +325,38 @@ def review_command(args) -> int:
     console.print(Text(str(page)))
     if not args.no_open:
         review.open_page(page)
+    return EXIT_OK
+
+
+def init_command(args) -> int:
+    inbox = args.folder / "inbox"
+    path = inbox / starter_workbook.BOOK_NAME
+    # Any workbook already there would be billed together with the examples: refuse, not only over billing.xlsx.
+    existing = workbook.input_files(inbox) if inbox.is_dir() else [path] if path.exists() else []
+    if existing:
+        console.print(Text(f"{inbox} already holds {', '.join(p.name for p in existing)}: nothing was written. "
+                           "Move the workbook away to start afresh, or name another folder: billing-batch init FOLDER."))
+        return EXIT_UNUSABLE
+    try:
+        starter_workbook.write(path, date.today())
+    except OSError as exc:
+        console.print(Text(f"Could not write {path}: {exc.strerror or exc}. Nothing was written."))
+        return EXIT_UNUSABLE
+    console.print(Text(f"Wrote {path}: every sheet and column the batch reads, two example rows in each, "
+                       "and the settings."))
+    steps = [] if args.folder.resolve() == Path.cwd().resolve() else [f"cd {args.folder}"]
+    steps += [
+        f"Open inbox/{path.name}: put in your company on the Settings sheet and replace the example rows with "
+        "your own (each header's note says what the column means).",
+        "billing-batch check          lists every problem in the workbook; bills nothing",
+        "billing-batch run --preview  shows what would be billed; writes nothing",
+        "billing-batch run            bills what is due: PDFs and billing_schedules.xlsx in output/",
+    ]
+    console.print("Next:")
+    for number, step in enumerate(steps, start=1):
+        console.print(Text(f"  {number}. {step}"))
+    console.print("The examples bill as they stand: replace them before the first real run, because invoice "
+                  "numbers once issued are kept in output/ledger.sqlite.")
     return EXIT_OK
 
 
