@@ -29,5 +29,5 @@ python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "billing_batch needs Python 3.11 or newer."; exit 1; }
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 extras=""
-[[ "${1:-}" == "test" ]] && extras="[test]"
+[[ "${1:-}" == "test" ]] && extras="[test,dask]"  # dask: the Dask executor is tested on a LocalCluster
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"

@@ -282,7 +282,7 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
         # The Review sheet shows the latest invoices to review: a run that issued none keeps the last ones.
         book_review = review_rows if unreviewed else _review_rows(checked, state, report.differs,
                                                                   ledger.last_reviewed())
-        report.book = _write_book(options, ledger, rows, state.invoices, book_review, "writing-workbook")
+        report.book = _write_book(options, ledger, rows, state, book_review, "writing-workbook")
     with report.stage("write review"):
         run_id = review.new_run_id(report.started, command, options.output)
         facts = review.RunFacts(
@@ -301,15 +301,16 @@ def _review_rows(checked: Checked, state: State, differs: dict[str, str], number
                               checked.inputs.settings.review_change_threshold)
 
 
-def _write_book(options: Options, ledger: Ledger, rows: list[ScheduleRow], invoices: list[Invoice],
+def _write_book(options: Options, ledger: Ledger, rows: list[ScheduleRow], state: State,
                 review_rows: list[review.ReviewRow], failpoint_name: str | None = None) -> Path:
     """Write the schedule book, unless it holds exactly this already (the unchanged rerun of a
     large batch would spend most of its time rewriting it)."""
     path = options.output / schedule_book.BOOK_NAME
-    digest = schedule_book.digest(rows, invoices, review_rows)
+    digest = schedule_book.digest(rows, state.invoices, review_rows, state.billed)
     if path.exists() and ledger.output_stamp(path.name) == (digest, *_size_and_mtime(path)):
         return path
-    schedule_book.write(options.output, _failing_midway(rows, failpoint_name), invoices, review_rows)
+    schedule_book.write(options.output, _failing_midway(rows, failpoint_name), state.invoices, review_rows,
+                        state.billed)
     ledger.record_output(path.name, (digest, *_size_and_mtime(path)))
     return path
 
@@ -334,7 +335,7 @@ def refresh_book(options: Options) -> Path | None:
         state = State.read(ledger)
         differs = differences(checked.inputs, checked.set_aside, state.live.values())
         rows = _schedule_rows(options, checked, state, differs)
-        return _write_book(options, ledger, rows, state.invoices,
+        return _write_book(options, ledger, rows, state,
                            _review_rows(checked, state, differs, ledger.unreviewed() or ledger.last_reviewed()))
 
 

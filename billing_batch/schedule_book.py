@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -11,9 +11,9 @@ from pathlib import Path
 import xlsxwriter
 from babel.numbers import get_currency_precision
 
-from billing_batch.model import Invoice
+from billing_batch.model import Invoice, InvoiceStatus
 from billing_batch.review import FLAG_KINDS, ReviewRow
-from billing_batch.schedules import ScheduleRow
+from billing_batch.schedules import BILLED, ScheduleRow
 
 BOOK_NAME = "billing_schedules.xlsx"
 
@@ -48,17 +48,18 @@ REVIEW_COLUMNS = [
 
 
 def write(out_dir: Path, schedules: Iterable[ScheduleRow], invoices: Sequence[Invoice],
-          review_rows: Sequence[ReviewRow] | None = None) -> Path:
+          review_rows: Sequence[ReviewRow] | None = None, billed: Collection[str] = ()) -> Path:
     """Write the book next to its final place, then rename it over the old one, so a
     reader never sees a half-written file and the old book stays until the new is whole.
-    With review_rows (even empty), a last sheet Review holds them and their flags."""
+    With review_rows (even empty), a last sheet Review holds them and their flags.
+    billed: the invoices sent or synced, whose Status shows Billed."""
     final = out_dir / BOOK_NAME
     tmp = out_dir / f".{BOOK_NAME}.tmp"
     book = xlsxwriter.Workbook(tmp, {"constant_memory": True, "strings_to_formulas": False,
                                      "strings_to_urls": False, "strings_to_numbers": False})
     try:
         cells = CellWriter(book)
-        for name, columns, rows in _sheets(schedules, invoices, review_rows):
+        for name, columns, rows in _sheets(schedules, invoices, review_rows, billed):
             _sheet(book, cells, name, columns, rows)
         book.close()
     except BaseException:
@@ -69,19 +70,19 @@ def write(out_dir: Path, schedules: Iterable[ScheduleRow], invoices: Sequence[In
 
 
 def digest(schedules: Iterable[ScheduleRow], invoices: Sequence[Invoice],
-           review_rows: Sequence[ReviewRow] | None = None) -> str:
+           review_rows: Sequence[ReviewRow] | None = None, billed: Collection[str] = ()) -> str:
     """A digest of every value the book would hold: equal digests, equal books."""
     h = hashlib.blake2b(digest_size=20)
-    for name, _, rows in _sheets(schedules, invoices, review_rows):
+    for name, _, rows in _sheets(schedules, invoices, review_rows, billed):
         h.update(name.encode())
         for values in rows:
             h.update(repr(values).encode())
     return h.hexdigest()
 
 
-def _sheets(schedules, invoices, review_rows) -> Iterator[tuple[str, list, Iterable[tuple]]]:
+def _sheets(schedules, invoices, review_rows, billed) -> Iterator[tuple[str, list, Iterable[tuple]]]:
     yield "Billing Schedules", SCHEDULE_COLUMNS, (_schedule(r) for r in schedules)
-    yield "Invoices", INVOICE_COLUMNS, (_invoice(i) for i in invoices)
+    yield "Invoices", INVOICE_COLUMNS, (_invoice(i, i.number in billed) for i in invoices)
     yield "Invoice Lines", LINE_COLUMNS, _lines(invoices)
     if review_rows is not None:
         yield "Review", REVIEW_COLUMNS, (_review(r) for r in review_rows)
@@ -93,12 +94,13 @@ def _schedule(r: ScheduleRow) -> tuple:
             r.scheduled, r.status, r.reason, invoice, r.run_type, r.run_date, r.message)
 
 
-def _invoice(i: Invoice) -> tuple:
+def _invoice(i: Invoice, billed: bool) -> tuple:
     d = i.draft
+    status = BILLED if billed and i.status is InvoiceStatus.ISSUED else i.status.value
     money = [(amount, d.currency) for amount in (d.subtotal, d.discount, d.tax, d.total)]
     return (
         (i.number, i.pdf_name), d.contract_id, d.customer_id, d.customer_name, d.cycle_start, d.cycle_end,
-        i.invoice_date, i.due_date, d.currency, *money, i.status.value, i.replaced_by or "", i.pdf_name,
+        i.invoice_date, i.due_date, d.currency, *money, status, i.replaced_by or "", i.pdf_name,
     )
 
 

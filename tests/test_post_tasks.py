@@ -19,6 +19,7 @@ from datetime import date, datetime, timezone
 from email import policy
 from pathlib import Path
 
+import openpyxl
 import pytest
 from rich.console import Console
 
@@ -387,6 +388,11 @@ def test_through_the_command_line(tmp_path: Path):
     assert (out / "outbox" / "INV-000001.eml").exists()
     assert len(list((out / "exports").glob("xero-sales-invoices-*.csv"))) == 1
     assert len(list((out / "exports").glob("sepa-direct-debit-*.xml"))) == 1
+    book_out = openpyxl.load_workbook(out / "billing_schedules.xlsx", read_only=True)
+    (invoice_row,) = list(book_out["Invoices"].iter_rows(min_row=2, values_only=True))
+    assert "INV-000001" in invoice_row[0] and "Billed" in invoice_row  # synced: Billed in both sheets
+    assert "Billed" in next(r for r in book_out["Billing Schedules"].iter_rows(min_row=2, values_only=True)
+                            if "INV-000001" in str(r[9]))
 
     result = cli("post", "--input", str(book), "--output", str(out), "--tasks", "sync,charge")
     assert result.returncode == 0, result.stdout + result.stderr
