@@ -18,7 +18,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from billing_batch import pipeline, review, starter_workbook, workbook
+from billing_batch import ledger_check, pipeline, review, starter_workbook, workbook
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy, LedgerUnusable
@@ -105,6 +105,15 @@ def parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="write a starter workbook, with examples, to FOLDER/inbox/")
     init.add_argument("folder", type=Path, nargs="?", default=Path("."), metavar="FOLDER",
                       help="where inbox/ is made (default: the current folder)")
+    ledger = commands.add_parser("ledger", help="look after the ledger").add_subparsers(dest="ledger_command",
+                                                                                       required=True)
+    ledger_check_ = ledger.add_parser("check", parents=[as_json],
+                                      help="check the ledger and every PDF against it; change nothing")
+    ledger_check_.add_argument("--output", type=Path, default=Path("output"),
+                               help="the folder of the ledger and the PDFs (default: output/)")
+    ledger_check_.add_argument("--ledger", type=Path, help="the ledger file (default: OUTPUT/ledger.sqlite)")
+    ledger_check_.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                               help="PDF reading processes (default: all cores)")
     return p
 
 
@@ -115,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init":  # writes the input: none needed
         return init_command(args)
     try:
+        if args.command == "ledger":  # reads the ledger and its PDFs only: no input needed
+            return ledger_check_command(args)
         options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
                                    jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
                                    post_tasks=getattr(args, "post_tasks", ()),
@@ -358,6 +369,26 @@ def init_command(args) -> int:
     console.print("The examples bill as they stand: replace them before the first real run, because invoice "
                   "numbers once issued are kept in output/ledger.sqlite.")
     return EXIT_OK
+
+
+def ledger_check_command(args) -> int:
+    path = args.ledger or args.output / pipeline.LEDGER_NAME
+    try:
+        result = ledger_check.check_ledger(path, args.output, max(1, args.jobs))
+    except ledger_check.NoLedger:
+        console.print(Text(f"There is no ledger at {path}. Name the output folder that holds it with --output DIR, "
+                           "or the file itself with --ledger PATH."))
+        return EXIT_UNUSABLE
+    if args.json:
+        print(json.dumps([{"number": f.number, "check": f.check, "message": f.message} for f in result.findings],
+                         indent=2))
+    else:
+        for finding in result.findings:
+            console.print(Text(finding.message), soft_wrap=True)
+        found = (f"{len(result.findings)} problem(s) found." if result.findings else "no problem found.")
+        console.print(Text(f"Checked {result.checked} invoices: {found}",
+                           style="bold red" if result.findings else "bold"))
+    return EXIT_SET_ASIDE if result.findings else EXIT_OK
 
 
 COMMANDS = {

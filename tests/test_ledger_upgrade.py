@@ -162,6 +162,8 @@ def test_a_damaged_or_foreign_ledger_is_refused_and_a_backup_restores_it(tmp_pat
     if damage is newer:
         return
     shutil.copyfile(newest, out / "ledger.sqlite")  # what the message says to do
+    checked = run_cli("ledger", "check", "--output", str(out))
+    assert checked.returncode == 0, checked.stdout
     again = bill(book, out, "2026-02-02")
     assert again.returncode == 0 and "No new invoice" in again.stdout
     assert rows(out / "ledger.sqlite", "SELECT number, total FROM invoices ORDER BY seq") == billed
