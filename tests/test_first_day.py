@@ -35,10 +35,11 @@ def first_day_book(path: Path, billed_through=None, **setting) -> Path:
 
 
 def invoiced(out: Path) -> list[tuple[str, date]]:
+    """(contract, cycle start) of every invoice in the ledger, in number order."""
     with sqlite3.connect(out / "ledger.sqlite") as db:
-        rows = db.execute("SELECT number FROM invoices ORDER BY seq").fetchall()
-    return [(i["Contract ID"], i["Cycle Start"].date()) for i in sheet_rows(out / "billing_schedules.xlsx", "Invoices")
-            ] if rows else []
+        numbers = [n for (n,) in db.execute("SELECT number FROM invoices ORDER BY seq")]
+    listed = {i["Invoice Number"]: i for i in sheet_rows(out / "billing_schedules.xlsx", "Invoices")}
+    return [(listed[n]["Contract ID"], listed[n]["Cycle Start"].date()) for n in numbers]
 
 
 def schedule_of(out: Path, contract_id: str) -> list[dict]:
