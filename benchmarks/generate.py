@@ -46,8 +46,10 @@ from billing_batch.cycles import due_cycles
 from billing_batch.model import Contract, Frequency, Policy, Source
 
 AS_OF = date(2026, 11, 2)
-GENERATOR_VERSION = 1  # bump when the rows change, so cached inputs are made again
+GENERATOR_VERSION = 2  # bump when the rows change, so cached inputs are made again
 DEFAULT_SEED = 20261102
+# A monthly run bills one or two cycles a contract: the guard must never set one aside here.
+CATCH_UP_LIMIT = 3
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ SETTINGS = [
     ("Invoice Prefix", "INV-"),
     ("Default Currency", "USD"),
     ("Locale", "en_US"),
+    ("Catch-Up Limit", CATCH_UP_LIMIT),
 ]
 
 HEADERS = {
@@ -329,6 +332,7 @@ def expected(contract_rows: list[tuple], usage_rows: list[tuple]) -> dict:
             payment_terms_days=30, discount=Decimal(0), active=True, source=Source("", ""),
         )
         due = list(due_cycles(contract, AS_OF))
+        assert len(due) <= CATCH_UP_LIMIT, f"{cid}: {len(due)} cycles due would be set aside by the catch-up guard"
         invoices += len(due)
         if due:
             cutoff[cid] = due[-1].usage_cutoff

@@ -6,7 +6,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from billing_batch.cycles import cycle_containing, cycles, due_cycles
+from billing_batch.cycles import billed_before, cycle_containing, cycles, due_cycles
+from billing_batch.errors import Problem, problem
 from billing_batch.model import (
     Contract,
     Customer,
@@ -38,13 +39,13 @@ def plan_run(
     as_of: date,
 ) -> Plan:
     """What a run as of as_of bills: every due cycle of every active contract that is not
-    set aside and not settled (invoiced or found empty), numbered by scheduled date,
-    contract and cycle start."""
+    set aside, not settled (invoiced or found empty) and not billed before billing_batch
+    (Billed Through), numbered by scheduled date, contract and cycle start."""
     due = sorted(
         ((cycle, contract) for contract in inputs.contracts.values()
          if contract.active and contract.contract_id not in set_aside
          for cycle in due_cycles(contract, as_of)
-         if (contract.contract_id, cycle.start) not in settled),
+         if (contract.contract_id, cycle.start) not in settled and not billed_before(contract, cycle)),
         key=lambda pair: (pair[0].scheduled, pair[1].contract_id, pair[0].start),
     )
     unbilled = {
@@ -62,6 +63,39 @@ def plan_run(
         taken = {line.usage_id for line in draft.lines if line.usage_id}
         usage[:] = [u for u in usage if u.usage_id not in taken]
     return Plan(tuple(drafts), tuple(empty))
+
+
+def hold_long_catch_ups(plan: Plan, inputs: Inputs) -> tuple[Plan, list[Problem]]:
+    """The plan without the contracts it would issue more invoices for than the Catch-Up Limit,
+    and a problem setting each of them aside: years of invoices at once are more likely a
+    contract whose earlier cycles were billed before billing_batch than a real catch-up."""
+    limit = inputs.settings.catch_up_limit
+    by_contract = defaultdict(list)
+    for draft in plan.drafts:
+        by_contract[draft.contract_id].append(draft)
+    held = {cid: drafts for cid, drafts in by_contract.items() if len(drafts) > limit}
+    if not held:
+        return plan, []
+    problems = []
+    for cid, drafts in held.items():
+        contract = inputs.contracts[cid]
+        problems.append(problem(
+            "BB121", contract.source, f"Contract {cid} has {len(drafts)} cycles due since "
+            f"{min(d.cycle_start for d in drafts)}, more than the Catch-Up Limit of {limit} invoices "
+            "in one run, so none of them was billed.", contract_id=cid))
+    kept = Plan(tuple(d for d in plan.drafts if d.contract_id not in held),
+                tuple(c for c in plan.empty if c.contract_id not in held))
+    return kept, problems
+
+
+def usage_billed_before(inputs: Inputs, billed_usage: Collection[tuple[str, str]]) -> int:
+    """The usage rows no invoice takes because their contract's Billed Through covers their date."""
+    count = 0
+    for cid, rows in inputs.usage.items():
+        contract = inputs.contracts.get(cid)  # None for a contract too broken to read
+        if contract and contract.billed_through:
+            count += sum(1 for u in rows if u.date <= contract.billed_through and (cid, u.usage_id) not in billed_usage)
+    return count
 
 
 def draft_for(cycle: Cycle, contract: Contract, inputs: Inputs, unbilled_usage: Iterable[Usage]) -> Draft:
@@ -150,10 +184,15 @@ def plan_manual(
                 continue
         else:
             cycle = next((c for c in cycles(contract) if (contract_id, c.start) not in live
-                          and (contract_id, c.start) not in empty), None)
+                          and (contract_id, c.start) not in empty and not billed_before(contract, c)), None)
             if cycle is None:
                 proposals.append(Proposal(contract_id, problem=f"Every cycle of {contract_id} is billed already"))
                 continue
+        if billed_before(contract, cycle):
+            proposals.append(Proposal(contract_id, problem=(
+                f"The cycle {cycle.start} to {cycle.end} of {contract_id} was billed before billing_batch "
+                f"(its Billed Through is {contract.billed_through}): it is never invoiced here")))
+            continue
         existing = live.get((contract_id, cycle.start))
         on_other_invoices = {line.usage_id for inv in live_by_contract[contract_id] if inv is not existing
                              for line in inv.draft.lines if line.usage_id}

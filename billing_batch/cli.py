@@ -76,12 +76,16 @@ def parser() -> argparse.ArgumentParser:
     post_tasks.add_argument("--post-tasks", type=task_list, default=(), metavar="TASKS",
                             help="after billing, run these for the new invoices: send,sync,charge")
 
+    catch_up = argparse.ArgumentParser(add_help=False)
+    catch_up.add_argument("--allow-catch-up", action="store_true",
+                          help="bill every due cycle, even more than the Catch-Up Limit for one contract")
+
     commands = p.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", parents=[common, as_json, post_tasks],
+    run = commands.add_parser("run", parents=[common, as_json, post_tasks, catch_up],
                               help="bill every cycle that is due and not billed yet")
     run.add_argument("--preview", action="store_true", help="show what would be billed; write nothing")
     run.add_argument("--timings-json", type=Path, metavar="PATH", help="write each stage's wall time to PATH")
-    commands.add_parser("check", parents=[common, as_json], help="report every problem in the input; bill nothing")
+    commands.add_parser("check", parents=[common, as_json, catch_up], help="report every problem in the input; bill nothing")
     generate = commands.add_parser("generate", parents=[common, contracts, post_tasks],
                                    help="bill chosen contracts by hand")
     generate.add_argument("--contracts-file", type=Path, help="a text file with one contract ID a line")
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
                                    jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
                                    post_tasks=getattr(args, "post_tasks", ()),
+                                   allow_catch_up=getattr(args, "allow_catch_up", False),
                                    limits=workbook.Limits(max_file_mb=args.max_input_mb, max_rows=args.max_rows))
         if options.executor == "dask" and not options.scheduler:
             console.print("--executor dask needs the cluster's address: --scheduler tcp://HOST:8786.")
@@ -181,8 +186,7 @@ def run_command(args, options: pipeline.Options) -> int:
 
 
 def check_command(args, options: pipeline.Options) -> int:
-    report = pipeline.Report()
-    pipeline.load(options, report)
+    report = pipeline.check_input(options)
     if args.json:
         print(json.dumps({"problems": [p.as_dict() for p in report.problems], "exit_code": report.exit_code},
                          indent=2))
@@ -518,6 +522,9 @@ def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
         console.print("No new invoice: every due cycle is billed already.")
     if report.nothing_to_bill:
         console.print(f"{report.nothing_to_bill} due cycle(s) had nothing to bill (marked 'Nothing to bill').")
+    if report.usage_billed_before:
+        console.print(f"{report.usage_billed_before} usage row(s) dated on or before their contract's Billed Through "
+                      "were not billed: billed before billing_batch (the schedule workbook counts them by cycle).")
     if report.set_aside:
         aside = Table(title="Contracts set aside (not billed)", title_justify="left")
         aside.add_column("Contract")

@@ -60,6 +60,11 @@ def cycle_containing(contract: Contract, day: date) -> Cycle | None:
     return None
 
 
+def billed_before(contract: Contract, cycle: Cycle) -> bool:
+    """Whether the cycle ends on or before the contract's Billed Through: billed outside billing_batch."""
+    return contract.billed_through is not None and cycle.end <= contract.billed_through
+
+
 def due_cycles(contract: Contract, as_of: date) -> Iterator[Cycle]:
     """The cycles scheduled on or before as_of, oldest first."""
     for c in cycles(contract):

@@ -44,6 +44,11 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB118": ("days out of range", False, "Type a whole number of days from {low} to {high}."),
     "BB119": ("invalid IBAN", False, "Copy the IBAN again from the customer's signed mandate; until then their "
                                      "invoices are billed but not charged."),
+    "BB120": ("Billed Through inside a cycle", False,
+              "Type the last day of the last cycle billed in full before billing_batch ({ends}), or leave it blank."),
+    "BB121": ("catch-up over the limit", False,
+              "Set Billed Through on the contract to the last day billed before billing_batch, or run again with "
+              "--allow-catch-up to bill every one of them."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

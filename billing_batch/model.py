@@ -74,6 +74,7 @@ class Settings:
     locale: str = "en_US"
     review_change_threshold: Decimal = Decimal("0.25")  # flag totals that move more than this
     ledger_backups: int = 12  # how many backups of the ledger to keep
+    catch_up_limit: int = 3  # a run issuing more invoices than this for one contract sets it aside
     # Sending by email; the password comes only from the environment (BILLING_BATCH_SMTP_PASSWORD).
     smtp_host: str = ""
     smtp_port: int = 0  # 0: 465 for SSL, else 587
@@ -118,6 +119,7 @@ class Contract:
     active: bool
     source: Source
     cc: str = ""  # more addresses for the invoice email, separated by ; or ,
+    billed_through: date | None = None  # cycles ending by then, and usage dated by then, were billed elsewhere
 
 
 @dataclass(frozen=True, slots=True)

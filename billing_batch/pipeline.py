@@ -13,7 +13,16 @@ from pathlib import Path
 from billing_batch import render, review, schedule_book, workbook
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
-from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run
+from billing_batch.billing import (
+    Plan,
+    Proposal,
+    differences,
+    hold_long_catch_ups,
+    make_invoice,
+    plan_manual,
+    plan_run,
+    usage_billed_before,
+)
 from billing_batch.errors import Problem
 from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.ledger import Ledger
@@ -42,6 +51,7 @@ class Options:
     scheduler: str | None = None
     templates: Path = TEMPLATES
     post_tasks: tuple[str, ...] = ()  # send, sync, charge: run after billing
+    allow_catch_up: bool = False  # bill a contract's due cycles even beyond the Catch-Up Limit
     limits: workbook.Limits = workbook.Limits()
 
     @property
@@ -57,6 +67,7 @@ class Report:
     set_aside: dict[str, list[Problem]] = field(default_factory=dict)
     issued: list[Invoice] = field(default_factory=list)
     nothing_to_bill: int = 0
+    usage_billed_before: int = 0  # usage rows left out: dated on or before their contract's Billed Through
     differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
     post: list[Outcome] = field(default_factory=list)
     pdfs: list[Path] = field(default_factory=list)
@@ -147,7 +158,7 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
         with report.stage("read ledger"):
             state = State.read(ledger)
         with report.stage("cycles and pricing"):
-            plan = plan_automatic(checked, state, options.as_of)
+            plan = plan_automatic(checked, state, options, report)
         with report.stage("write ledger"):
             issued = ledger.issue(plan.drafts, plan.empty, options.as_of,
                                   lambda seq, draft: make_invoice(seq, draft, checked.inputs, options.as_of,
@@ -160,15 +171,27 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
     return report
 
 
-def plan_automatic(checked: Checked, state: State, as_of: date) -> Plan:
+def plan_automatic(checked: Checked, state: State, options: Options, report: Report) -> Plan:
+    """What `run` bills now. A contract over the Catch-Up Limit is set aside, as a problem in its
+    rows would set it aside: its due cycles show Error, and the report lists it."""
     live = state.live
-    return plan_run(
+    billed_usage = {(cid, line.usage_id) for (cid, _), i in live.items() for line in i.draft.lines if line.usage_id}
+    plan = plan_run(
         checked.inputs,
         set_aside=checked.set_aside,
         settled=set(live) | set(state.empty),
-        billed_usage={(cid, line.usage_id) for (cid, _), i in live.items() for line in i.draft.lines if line.usage_id},
-        as_of=as_of,
+        billed_usage=billed_usage,
+        as_of=options.as_of,
     )
+    report.usage_billed_before = usage_billed_before(checked.inputs, billed_usage)
+    if options.allow_catch_up:
+        return plan
+    plan, held = hold_long_catch_ups(plan, checked.inputs)
+    for p in held:
+        checked.set_aside[p.contract_id] = [p]
+    report.problems += held
+    report.set_aside = checked.set_aside
+    return plan
 
 
 def preview_run(options: Options) -> tuple[Report, list[Draft]]:
@@ -177,7 +200,18 @@ def preview_run(options: Options) -> tuple[Report, list[Draft]]:
     checked = load(options, report)
     if checked is None:
         return report, []
-    return report, list(plan_automatic(checked, read_state(options), options.as_of).drafts)
+    return report, list(plan_automatic(checked, read_state(options), options, report).drafts)
+
+
+def check_input(options: Options) -> Report:
+    """Every problem in the input, and the contracts a run now would set aside for a long catch-up
+    (from the ledger if there is one); bills and writes nothing."""
+    report = Report()
+    checked = load(options, report)
+    if checked is not None:
+        state = read_state(options) if options.ledger_path.exists() else State()
+        plan_automatic(checked, state, options, report)
+    return report
 
 
 def propose(options: Options, contract_ids: Iterable[str], cycle_day: date | None) -> tuple[Report, list[Proposal]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 
 from billing_batch.model import (
@@ -81,7 +82,8 @@ def price_cycle(
     unbilled_usage: Iterable[Usage],
 ) -> Draft:
     """The draft invoice of a cycle. unbilled_usage holds the contract's usage not yet
-    on any live invoice; the rows dated on or before the cycle's cutoff are taken."""
+    on any live invoice; the rows dated on or before the cycle's cutoff, and after the
+    contract's Billed Through, are taken."""
     subscriptions = tuple(subscriptions)
     line_makers = (
         (ChargeType.RECURRING, recurring_line),
@@ -93,8 +95,10 @@ def price_cycle(
         for sub in subscriptions
         if sub.charge_type is charge_type and (line := make(sub, cycle, contract)) is not None
     ]
+    # usage dated on or before the Billed Through was billed outside billing_batch
+    billed_through = contract.billed_through or date.min
     usage = sorted(
-        (row for row in unbilled_usage if row.date <= cycle.usage_cutoff),
+        (row for row in unbilled_usage if billed_through < row.date <= cycle.usage_cutoff),
         key=lambda row: (row.date, row.usage_id),
     )
     lines += [usage_line(row, contract) for row in usage]

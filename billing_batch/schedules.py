@@ -1,15 +1,17 @@
 """Billing schedules: one row per cycle, derived from the contracts and the ledger. Pure."""
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 
-from billing_batch.cycles import listed_cycles
+from billing_batch.cycles import billed_before, listed_cycles
 from billing_batch.errors import Problem
-from billing_batch.model import Contract, Cycle, Inputs, Invoice, InvoiceStatus
+from billing_batch.model import Contract, Cycle, Inputs, Invoice, InvoiceStatus, Usage
 
 PENDING, ERROR, INVOICED, BILLED, NOTHING = "Pending", "Error", "Invoiced", "Billed", "Nothing to bill"
+BILLED_BEFORE = "Billed before billing_batch"  # the cycle ends on or before the contract's Billed Through
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class ScheduleRow:
     cycle_end: date | None
     scheduled: date | None
     status: str  # Active or Inactive
-    reason: str  # Pending, Error, Invoiced, Nothing to bill
+    reason: str  # Pending, Error, Invoiced, Billed, Nothing to bill, Billed before billing_batch
     invoice: Invoice | None = None
     run_type: str = ""
     run_date: date | None = None
@@ -53,6 +55,9 @@ def schedule_rows(
             invoice = live.pop(key, None)
             if invoice is None and not contract.active:
                 continue  # an inactive contract's history is its invoices alone
+            if invoice is None and billed_before(contract, cycle):
+                rows.append(_billed_before_row(contract, name, cycle, inputs.usage.get(contract.contract_id, ())))
+                continue
             rows.append(_row(contract, name, cycle, invoice, empty.get(key), problems, as_of, differs))
     for contract_id, p in broken.items():
         rows.append(ScheduleRow(contract_id, contract_id, "", "", None, None, None, "Active", ERROR,
@@ -69,12 +74,25 @@ def schedule_rows(
     return [replace(r, reason=BILLED) if r.invoice and r.invoice.number in billed else r for r in rows]
 
 
-def _row(contract: Contract, customer: str, cycle: Cycle, invoice: Invoice | None, empty_on: date | None,
-         problems: list[Problem], as_of: date, differs: dict[str, str]) -> ScheduleRow:
-    common = dict(
+def _common(contract: Contract, customer: str, cycle: Cycle) -> dict:
+    return dict(
         schedule_id=cycle.schedule_id, contract_id=contract.contract_id, customer_id=contract.customer_id,
         customer=customer, cycle_start=cycle.start, cycle_end=cycle.end, scheduled=cycle.scheduled,
     )
+
+
+def _billed_before_row(contract: Contract, customer: str, cycle: Cycle, usage: tuple[Usage, ...]) -> ScheduleRow:
+    """A cycle billed outside billing_batch; its usage rows are left out, and counted so nobody wonders."""
+    on = lambda u: u.date  # noqa: E731 - usage is in date order
+    left_out = bisect_right(usage, cycle.end, key=on) - bisect_left(usage, cycle.start, key=on)
+    message = (f"{left_out} usage row(s) dated in this cycle not billed: the Billed Through "
+               f"{contract.billed_through} says they were billed before billing_batch.") if left_out else ""
+    return ScheduleRow(**_common(contract, customer, cycle), status="Inactive", reason=BILLED_BEFORE, message=message)
+
+
+def _row(contract: Contract, customer: str, cycle: Cycle, invoice: Invoice | None, empty_on: date | None,
+         problems: list[Problem], as_of: date, differs: dict[str, str]) -> ScheduleRow:
+    common = _common(contract, customer, cycle)
     if invoice is not None:
         return ScheduleRow(**common, status="Inactive", reason=INVOICED, invoice=invoice,
                            run_type=invoice.run_type.value, run_date=invoice.invoice_date,

@@ -20,6 +20,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import get_decimal_symbol, get_group_symbol
 from openpyxl.cell.cell import ERROR_CODES
 
+from billing_batch.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import Problem, problem, shown
 from billing_batch.model import (
     ChargeType,
@@ -386,21 +387,25 @@ def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
         creditor_bic=text("Creditor BIC"),
         creditor_id=text("Creditor ID"),
     )
-    port = values.get(normalise("SMTP Port"))
-    if port is not None and text("SMTP Port"):
-        number = to_decimal(port.value("Value"))
-        if number is None or number != number.to_integral_value() or not 0 < number < 65536:
-            invalid("SMTP Port", "The SMTP Port is not a port number.", "use a whole number such as 587, or leave it blank.")
-        else:
-            settings = replace(settings, smtp_port=int(number))
-    backups = values.get(normalise("Ledger Backups"))
-    if backups is not None and text("Ledger Backups"):
-        number = to_decimal(backups.value("Value"))
-        if number is None or number != number.to_integral_value() or not 1 <= number <= 1000:
-            invalid("Ledger Backups", "Ledger Backups is not a number of backups to keep.",
-                    "use a whole number from 1 to 1000, such as 12, or leave it blank for 12.")
-        else:
-            settings = replace(settings, ledger_backups=int(number))
+    def whole(key: str, low: int, high: int | None, message: str, hint: str) -> int | None:
+        """A whole-number setting from low to high; None when blank or reported."""
+        if not text(key):
+            return None
+        number = to_decimal(values[normalise(key)].value("Value"))
+        if number is None or number != number.to_integral_value() or number < low or high and number > high:
+            invalid(key, message, hint)
+            return None
+        return int(number)
+
+    if (port := whole("SMTP Port", 1, 65535, "The SMTP Port is not a port number.",
+                      "use a whole number such as 587, or leave it blank.")) is not None:
+        settings = replace(settings, smtp_port=port)
+    if (limit := whole("Catch-Up Limit", 1, None, "The Catch-Up Limit is not a whole number of invoices of at least 1.",
+                       "type the most invoices one run may issue for one contract, such as 3, or leave it blank.")):
+        settings = replace(settings, catch_up_limit=limit)
+    if (keep := whole("Ledger Backups", 1, 1000, "Ledger Backups is not a number of backups to keep.",
+                      "use a whole number from 1 to 1000, such as 12, or leave it blank for 12.")):
+        settings = replace(settings, ledger_backups=keep)
     threshold = values.get(normalise("Review Change Threshold"))
     if threshold is not None and threshold.value("Value") not in (None, ""):
         reader = RowReader(threshold, [])
@@ -512,7 +517,10 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN) -> tuple[
             active=r.choice("Status", Status, Status.ACTIVE) is Status.ACTIVE,
             source=row.source,
             cc=r.text("CC"),
+            billed_through=r.date("Billed Through"),
         )
+        if contract.billed_through and start and contract.frequency:
+            contract = replace(contract, billed_through=billed_through(r, contract))
         if not contract_id:
             continue
         # a start date and frequency are enough to draw the schedule, even with other faults
@@ -521,6 +529,23 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN) -> tuple[
         else:
             broken[contract_id] = customer_id
     return contracts, broken
+
+
+def billed_through(r: RowReader, contract: Contract) -> date | None:
+    """The Billed Through if it ends a cycle inside the contract period; else None, reported.
+    A day inside a cycle is refused: billing that cycle whole, or not at all, would be a guess."""
+    day = contract.billed_through
+    cycle = cycle_containing(contract, day)
+    if cycle is None:
+        inside(r, "Billed Through", day, contract)
+        return None
+    if cycle.end != day:
+        before = cycle.start - ONE_DAY
+        ends = f"{before} or {cycle.end}" if before >= contract.start else str(cycle.end)
+        r.fail("BB120", "Billed Through", f"The Billed Through {day} falls inside the cycle {cycle.start} to "
+                                          f"{cycle.end} of contract {contract.contract_id}.", ends=ends)
+        return None
+    return day
 
 
 def read_subscriptions(rows, contracts, problems, numbers=EN) -> dict[str, tuple[Subscription, ...]]:

@@ -35,6 +35,7 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
         "Contract ID": True, "Customer ID": True, "Start Date": True, "End Date": False,
         "Billing Frequency": True, "Billing Policy": False, "Billing Offset (Days)": False,
         "Currency": False, "Payment Terms (Days)": False, "Discount": False, "Status": False, "CC": False,
+        "Billed Through": False,
     }),
     "Subscriptions": (True, {
         "Subscription ID": True, "Contract ID": True, "Product": True, "Description": False,

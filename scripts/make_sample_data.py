@@ -27,6 +27,8 @@ SETTINGS = [
     ("Invoice Prefix", "INV-"),
     ("Default Currency", "USD"),
     ("Locale", "en_US"),
+    # The README's run is the first, catching up since June (5 monthly cycles): above the default of 3.
+    ("Catch-Up Limit", 6),
 ]
 
 # Customer ID, Name, Email, Address, City, Postal Code, Country, Tax Rate
