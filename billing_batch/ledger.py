@@ -150,11 +150,15 @@ class Ledger:
         self._lock = None
         if read_only:
             db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            if self._version(db) < SCHEMA_VERSION:
-                memory = sqlite3.connect(":memory:", isolation_level=None)
-                db.backup(memory)
+            try:
+                if self._version(db) < SCHEMA_VERSION:
+                    memory = sqlite3.connect(":memory:", isolation_level=None)
+                    db.backup(memory)
+                    db.close()
+                    _migrate(db := memory)
+            except BaseException:
                 db.close()
-                _migrate(db := memory)
+                raise
             self.db, self._changes = db, None
             return
         path.parent.mkdir(parents=True, exist_ok=True)
