@@ -46,6 +46,11 @@ class Look:
     def folders(self) -> tuple[Path, ...]:
         return (self.custom, self.default) if self.custom else (self.default,)
 
+    @property
+    def where(self) -> str:
+        """The folders, for a message."""
+        return " or ".join(map(str, self.folders))
+
     def find(self, name: str) -> Path | None:
         """The file used for `name`: the custom one if there is one, else the default."""
         return next((folder / name for folder in self.folders if (folder / name).is_file()), None)
@@ -144,15 +149,14 @@ def template_problem(exc: Exception, look: Look) -> Problem:
         file, line = exc.filename, exc.lineno
         what = f"it is not a valid template ({_clause(exc.message)})"
     elif isinstance(exc, jinja2.TemplateNotFound):
-        what = f"no template {exc.name} is in {' or '.join(map(str, look.folders))}"
+        what = f"no template {exc.name} is in {look.where}"
     elif isinstance(exc, jinja2.UndefinedError):
         file, line = _template_frame(exc, look)
         what = f"it uses a value the batch does not provide ({_clause(exc.message)})"
-    elif isinstance(exc, RenderError):
-        url = exc.url or ""
-        file, line = _mention(look, url)
-        what = (f"it refers to {url}, which the invoice may not load: only files inside "
-                f"{' or '.join(map(str, look.folders))} (and the logo) are allowed")
+    elif isinstance(exc, RenderError) and exc.url:
+        file, line = _mention(look, exc.url)
+        what = (f"it refers to {exc.url}, which the invoice may not load: only files inside "
+                f"{look.where} (and the logo) are allowed")
     elif isinstance(exc, OSError):
         file = exc.filename
         what = f"it cannot be read ({exc.strerror or exc})"
@@ -180,7 +184,7 @@ def _mention(look: Look, url: str) -> tuple[str | None, int | None]:
     """The template file (or SVG logo) and line that write this URL, if one writes it as it was fetched."""
     svg = [look.logo] if look.logo and look.logo.suffix.lower() == ".svg" else []
     for path in [look.find(INVOICE), look.find(STYLESHEET), *svg]:
-        if path is None or not url:
+        if path is None:
             continue
         for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if url in text:

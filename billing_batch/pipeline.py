@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+import jinja2
+
 from billing_batch import look, render, review, schedule_book, workbook
 from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run
 from billing_batch.errors import Problem
@@ -270,8 +272,18 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
             if on_rendered:
                 on_rendered(count, len(todo))
 
-        render.render_invoices(todo, options.output, chosen, options.jobs, rendered,
-                               executor=options.executor, scheduler=options.scheduler)
+        try:
+            render.render_invoices(todo, options.output, chosen, options.jobs, rendered,
+                                   executor=options.executor, scheduler=options.scheduler)
+        except (render.RenderError, jinja2.TemplateError) as exc:
+            if isinstance(exc, render.RenderError) and not exc.url:
+                raise
+            # A template branch the preflight's samples did not reach: the invoices stand, their PDFs wait.
+            ledger.mark_rendered(done)
+            raise Refused(f"The invoices are in the ledger ({len(report.issued)} issued by this run), but a PDF "
+                          "could not be made. "
+                          f"{look.template_problem(exc, chosen).message} Correct it and run again: the missing "
+                          "PDFs are made then, and nothing is billed twice.") from None
         ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
     if options.post_tasks:

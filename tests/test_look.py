@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,27 @@ def test_a_custom_text_email_without_its_own_html_is_sent_as_text_only(tmp_path)
     own = look.Look.of(look.Look(templates(tmp_path / "look", **{"email_body.txt": "Hello {{ customer_name }}"})))
     assert send.render_email(own, view)[1:] == ("Hello Globex Corporation", None)
     assert send.render_email(look.Look(), view)[2] is not None  # the default has an HTML body
+
+
+def test_a_template_failing_after_billing_is_told_and_mended_by_the_next_run(tmp_path, monkeypatch):
+    # A branch the preflight's sample invoices do not reach: the invoice is issued, its PDF cannot be made.
+    own = default("invoice.html").replace("<body>", '<body>\n{% if buyer.name == "Customer CUST-1" %}'
+                                          "{{ no_such_value }}{% endif %}", 1)
+    templates(tmp_path / "look", **{"invoice.html": own})
+    book = workbook(tmp_path, **{"Templates Folder": "look"})
+
+    code, stdout = cli_run(book, monkeypatch)
+
+    assert code == 2, stdout  # not an internal error
+    assert "in the ledger (1 issued by this run)" in stdout and "'no_such_value' is undefined" in stdout
+    line = next(n for n, text in enumerate(own.splitlines(), 1) if "no_such_value" in text)
+    assert f"invoice.html on line {line} cannot be used" in stdout
+    assert not (book.parent / "out" / "invoices" / "INV-000001.pdf").exists()
+
+    (tmp_path / "look" / "invoice.html").unlink()  # back to the default
+    # a new process, as each run is (this one keeps the parsed template it was given)
+    rerun = subprocess.run([sys.executable, "-m", "billing_batch", "run", "--input", str(book), "--output",
+                            str(book.parent / "out"), "--as-of", AS_OF, "--jobs", "1"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "No new invoice" in rerun.stdout
+    assert "INV-000001" in the_pdf(book).pages[0].extract_text()

@@ -240,7 +240,7 @@ def build_message(ctx: Context, inv: Invoice) -> tuple[EmailMessage, list[str]]:
     try:
         subject, text, html = render_email(ctx.look, view)
     except jinja2.TemplateError as exc:
-        raise NotSent(f"the email templates in {' or '.join(map(str, ctx.look.folders))} failed: {exc}") from None
+        raise NotSent(f"the email templates in {ctx.look.where} failed: {exc}") from None
 
     try:
         msg = _assemble(ctx, inv, to, cc, subject, text, html, pdf)
