@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
                                    jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
-                                   post_tasks=getattr(args, "post_tasks", ()), templates=getattr(args, "templates", None),
+                                   post_tasks=getattr(args, "post_tasks", ()),
+                                   templates=getattr(args, "templates", None),
                                    limits=workbook.Limits(max_file_mb=args.max_input_mb, max_rows=args.max_rows))
         if options.executor == "dask" and not options.scheduler:
             console.print("--executor dask needs the cluster's address: --scheduler tcp://HOST:8786.")

@@ -164,7 +164,8 @@ def template_problem(exc: Exception, look: Look) -> Problem:
         what = f"it cannot be rendered ({_clause(f'{type(exc).__name__}: {exc}')})"
     file = str(file or look.find(INVOICE) or look.folders[0])
     where = f" on line {line}" if line else ""
-    return problem("BB009", Source(file, "", line), f"The template {Path(file).name}{where} cannot be used: {what}.")
+    noun = "logo" if look.logo and Path(file) == look.logo else "template"
+    return problem("BB009", Source(file, "", line), f"The {noun} {Path(file).name}{where} cannot be used: {what}.")
 
 
 def _clause(text: str | None) -> str:

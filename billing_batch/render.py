@@ -185,14 +185,17 @@ class LocalFetcher(URLFetcher):
         self.roots = tuple(Path(root).resolve() for root in roots)
         self.files = frozenset(Path(file).resolve() for file in files)
         self.allowed = " or ".join(map(str, self.roots))
+        self.refused: list[str] = []  # WeasyPrint's SVG code drops a failed image silently: render_pdf looks here
 
     def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
         parts = urlsplit(url)
         if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+            self.refused.append(url)
             raise RefusedURL(f"refused to fetch {url!r}: only files inside {self.allowed} are allowed", url)
         path = Path(url2pathname(parts.path)).resolve()  # resolve() also defeats ../ and symlinks out
         inside = path in self.files or any(path.is_relative_to(root) for root in self.roots)
         if not inside or not path.is_file():
+            self.refused.append(url)
             raise RefusedURL(f"refused to fetch {url!r}: not a file inside {self.allowed}", url)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return URLFetcherResponse(path.as_uri(), path.read_bytes(), {"Content-Type": content_type})
@@ -256,11 +259,17 @@ def invoice_html(invoice: Invoice, templates: Templates) -> str:
 def render_pdf(invoice: Invoice, templates: Templates) -> bytes:
     res = _get(templates)
     html = _page(invoice, res)
+    res.fetcher.refused.clear()
     try:
         document = HTML(string=html, base_url=res.base_url, url_fetcher=res.fetcher)
-        return document.write_pdf(stylesheets=[res.css], font_config=res.font_config)
+        pdf = document.write_pdf(stylesheets=[res.css], font_config=res.font_config)
     except FatalURLFetchingError as exc:  # a BaseException in WeasyPrint: make it an ordinary error
         raise _render_error(f"invoice {invoice.number}", exc) from exc
+    if res.fetcher.refused:  # e.g. an image inside an SVG: refused, then dropped without a word
+        url = res.fetcher.refused[0]
+        raise RenderError(f"invoice {invoice.number}: refused to fetch {url!r}: "
+                          f"not a file inside {res.fetcher.allowed}", url)
+    return pdf
 
 
 def _render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:

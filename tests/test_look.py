@@ -233,3 +233,18 @@ def test_a_template_failing_after_billing_is_told_and_mended_by_the_next_run(tmp
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "No new invoice" in rerun.stdout
     assert "INV-000001" in the_pdf(book).pages[0].extract_text()
+
+
+def test_an_svg_logo_that_loads_from_the_network_is_refused_before_billing(tmp_path, monkeypatch, listener):
+    address, server = listener
+    # WeasyPrint drops a failed image inside an SVG without a word: the refusal must still stop the run.
+    (tmp_path / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">\n'
+                                       f'<image href="http://{address}/x.png" width="40" height="20"/></svg>')
+    book = workbook(tmp_path, Logo="logo.svg")
+
+    code, stdout = cli_run(book, monkeypatch)
+
+    assert code == 2, stdout
+    assert f"{tmp_path / 'logo.svg'}\n" in stdout and "The logo logo.svg on line 2 cannot be used" in stdout
+    assert nothing_billed(book)
+    assert connections(server) == 0
