@@ -18,7 +18,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from billing_batch import ledger_check, pipeline, review, starter_workbook, workbook
+from billing_batch import ledger_check, look, pipeline, review, starter_workbook, workbook
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy, LedgerUnusable
@@ -72,6 +72,11 @@ def parser() -> argparse.ArgumentParser:
     contracts.add_argument("--cycle", type=iso_date, metavar="DATE", help="the cycle that contains DATE "
                            "(default: each contract's oldest cycle with no invoice)")
 
+    own_look = argparse.ArgumentParser(add_help=False)
+    own_look.add_argument("--templates", type=Path, metavar="DIR",
+                          help="your own templates folder (its files replace the default ones one by one; "
+                               "default: the Templates Folder setting)")
+
     post_tasks = argparse.ArgumentParser(add_help=False)
     post_tasks.add_argument("--post-tasks", type=task_list, default=(), metavar="TASKS",
                             help="after billing, run these for the new invoices: send,sync,charge")
@@ -81,12 +86,13 @@ def parser() -> argparse.ArgumentParser:
                           help="bill every due cycle, even more than the Catch-Up Limit for one contract")
 
     commands = p.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", parents=[common, as_json, post_tasks, catch_up],
+    run = commands.add_parser("run", parents=[common, as_json, post_tasks, catch_up, own_look],
                               help="bill every cycle that is due and not billed yet")
     run.add_argument("--preview", action="store_true", help="show what would be billed; write nothing")
     run.add_argument("--timings-json", type=Path, metavar="PATH", help="write each stage's wall time to PATH")
-    commands.add_parser("check", parents=[common, as_json, catch_up], help="report every problem in the input; bill nothing")
-    generate = commands.add_parser("generate", parents=[common, contracts, post_tasks],
+    commands.add_parser("check", parents=[common, as_json, catch_up, own_look],
+                        help="report every problem in the input; bill nothing")
+    generate = commands.add_parser("generate", parents=[common, contracts, post_tasks, own_look],
                                    help="bill chosen contracts by hand")
     generate.add_argument("--contracts-file", type=Path, help="a text file with one contract ID a line")
     generate.add_argument("--replace", action="store_true", help="replace a cycle's invoice (the old one is kept as Replaced)")
@@ -96,11 +102,14 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("preview", parents=[common, contracts, as_json], help="show what generate would bill")
     schedules = commands.add_parser("schedules", parents=[common], help="show the billing schedules; bill nothing")
     schedules.add_argument("--contract", help="only this contract")
-    post = commands.add_parser("post", parents=[common], help="send, sync or charge invoices already issued")
+    post = commands.add_parser("post", parents=[common, own_look], help="send, sync or charge invoices already issued")
     post.add_argument("--tasks", type=task_list, required=True, help="send,sync,charge (any of them)")
     post.add_argument("--invoice", action="append", default=[], metavar="NUMBER",
                       help="only this invoice (repeatable; default: every live invoice)")
     post.add_argument("--again", action="store_true", help="repeat tasks that succeeded for the named invoices")
+    templates = commands.add_parser("templates", help="copy the default templates to start your own look from")
+    templates.add_argument("--export", type=Path, metavar="DIR", required=True,
+                           help="the folder to copy them to (made if missing; existing files are never overwritten)")
     reviews = commands.add_parser("review", help="open the review page of a run")
     reviews.add_argument("--output", type=Path, default=Path("output"), help="where outputs go (default: output/)")
     reviews.add_argument("--run", metavar="RUN_ID", help="the run to review (default: the latest)")
@@ -127,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return review_command(args)
     if args.command == "init":  # writes the input: none needed
         return init_command(args)
+    if args.command == "templates":
+        return templates_command(args)
     try:
         if args.command == "ledger":  # reads the ledger and its PDFs only: no input needed
             return ledger_check_command(args)
@@ -134,12 +145,18 @@ def main(argv: list[str] | None = None) -> int:
                                    jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
                                    post_tasks=getattr(args, "post_tasks", ()),
                                    allow_catch_up=getattr(args, "allow_catch_up", False),
+                                   templates=getattr(args, "templates", None),
                                    limits=workbook.Limits(max_file_mb=args.max_input_mb, max_rows=args.max_rows))
         if options.executor == "dask" and not options.scheduler:
             console.print("--executor dask needs the cluster's address: --scheduler tcp://HOST:8786.")
             return EXIT_UNUSABLE
         if not options.input.exists():
             console.print(f"The input {options.input} does not exist. Put the workbook there, or name it with --input.")
+            return EXIT_UNUSABLE
+        if options.templates and not options.templates.is_dir():
+            console.print(Text(f"The templates folder {options.templates} does not exist. Name the folder holding "
+                               "your own templates with --templates DIR (make one with billing-batch templates "
+                               "--export DIR)."))
             return EXIT_UNUSABLE
         return COMMANDS[args.command](args, options)
     except (pipeline.Refused, LedgerBusy, LedgerUnusable) as exc:
@@ -320,6 +337,23 @@ def show_post(outcomes) -> int:
     for line in command.attention_lines(outcomes):
         console.print(line)
     return EXIT_SET_ASIDE if any(o.status in ("failed", "in doubt") for o in outcomes) else EXIT_OK
+
+
+def templates_command(args) -> int:
+    try:
+        written = look.export(args.export)
+    except FileExistsError as exc:
+        console.print(Text(f"Nothing was copied: these files exist already: {exc}. Export to an empty "
+                           "folder, or move those files away first."))
+        return EXIT_UNUSABLE
+    except OSError as exc:
+        console.print(Text(f"Nothing was copied: {args.export} cannot be written ({exc.strerror or exc})."))
+        return EXIT_UNUSABLE
+    for path in written:
+        console.print(Text(str(path)))
+    console.print(Text(f"Edit these files, delete the ones you keep as they are, and set Templates Folder in "
+                       f"Settings (or --templates {args.export}) to use them."))
+    return EXIT_OK
 
 
 def review_command(args) -> int:

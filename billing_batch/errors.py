@@ -23,6 +23,8 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
               "Do not open this copy; ask the sender to save the workbook again from Excel and send it again."),
     "BB008": ("unsafe content in workbook", True,
               "Do not open this copy; ask the sender to save the workbook again from Excel and send it again."),
+    "BB009": ("template cannot be used", True,
+              "Correct the template file, or delete it from your templates folder to use the default one."),
     "BB101": ("unknown customer", False, "Add the customer to the Customers sheet, or correct the Customer ID."),
     "BB102": ("value missing", False,
               "Fill in the {column}; if the cell is part of a merged range, unmerge it and fill in every cell."),

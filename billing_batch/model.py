@@ -5,6 +5,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,9 @@ class Settings:
     creditor_iban: str = ""
     creditor_bic: str = ""
     creditor_id: str = ""  # SEPA creditor identifier
+    # The company's own look, resolved against the workbook's folder.
+    logo: Path | None = None  # a PNG, JPEG or SVG file
+    templates_folder: Path | None = None  # its files replace the default templates one by one
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from billing_batch import render, review, schedule_book, workbook
+import jinja2
+
+from billing_batch import look, render, review, schedule_book, workbook
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.billing import (
@@ -24,8 +26,9 @@ from billing_batch.billing import (
     usage_billed_before,
 )
 from billing_batch.errors import Problem
-from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.ledger import Ledger
+from billing_batch.look import Look
+from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.model import Draft, Invoice, InvoiceStatus, RunType, Settings
 from billing_batch.post.command import after_billing
 from billing_batch.post.tasks import Outcome, is_billed, task_status
@@ -49,7 +52,7 @@ class Options:
     jobs: int = 1
     executor: str = "process"  # or "dask", rendering on the cluster at scheduler
     scheduler: str | None = None
-    templates: Path = TEMPLATES
+    templates: Path | None = None  # --templates: one's own templates folder, before Settings' Templates Folder
     post_tasks: tuple[str, ...] = ()  # send, sync, charge: run after billing
     allow_catch_up: bool = False  # bill a contract's due cycles even beyond the Catch-Up Limit
     limits: workbook.Limits = workbook.Limits()
@@ -57,6 +60,9 @@ class Options:
     @property
     def ledger_path(self) -> Path:
         return self.ledger or self.output / LEDGER_NAME
+
+    def look(self, settings: Settings) -> Look:
+        return Look.of(Look(self.templates or settings.templates_folder, TEMPLATES, settings.logo))
 
 
 @dataclass
@@ -133,8 +139,9 @@ def _failing_midway(rows: list, name: str | None) -> Iterator:
         yield row
 
 
-def load(options: Options, report: Report) -> Checked | None:
-    """Read and validate the input; None when it cannot be used at all."""
+def load(options: Options, report: Report, preflight: bool = False) -> Checked | None:
+    """Read and validate the input; None when it cannot be used at all. preflight: for commands that
+    render, also prove that the templates and logo in use render (look.preflight)."""
     with report.stage("load"):
         book, problems = workbook.read(workbook.input_files(options.input), options.limits)
     report.problems += problems
@@ -144,13 +151,22 @@ def load(options: Options, report: Report) -> Checked | None:
         checked = check(book)
     report.problems += checked.problems
     report.set_aside = checked.set_aside
-    return None if checked.fatal else checked
+    if checked.fatal:
+        return None
+    chosen = options.look(checked.inputs.settings)
+    if preflight and not chosen.is_default:  # the defaults are proven by the tests
+        with report.stage("preflight"):
+            trouble = look.preflight(chosen, checked.inputs.settings, options.as_of)
+        report.problems += trouble
+        if trouble:
+            return None
+    return checked
 
 
 def run(options: Options, on_rendered: Progress | None = None) -> Report:
     """The monthly batch: bill every due cycle not yet billed, then bring the outputs up to date."""
     report = Report()
-    checked = load(options, report)
+    checked = load(options, report, preflight=True)
     if checked is None:
         return report
     refuse_without_ledger(options)
@@ -207,7 +223,7 @@ def check_input(options: Options) -> Report:
     """Every problem in the input, and the contracts a run now would set aside for a long catch-up
     (from the ledger if there is one); bills and writes nothing."""
     report = Report()
-    checked = load(options, report)
+    checked = load(options, report, preflight=True)
     if checked is not None:
         state = read_state(options) if options.ledger_path.exists() else State()
         plan_automatic(checked, state, options, report)
@@ -234,7 +250,7 @@ def generate(
     """Bill chosen cycles by hand. approve() sees every proposal (and may ask the user)
     and returns those to bill; it runs while the ledger is held, so nothing changes between."""
     report = Report()
-    checked = load(options, report)
+    checked = load(options, report, preflight=True)
     if checked is None:
         return report
     refuse_without_ledger(options)
@@ -278,6 +294,7 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
                   on_rendered: Progress | None, command: str) -> None:
     """Derive the PDFs, the schedule book and the run's review page from the ledger: whatever
     is missing or stale (a crash, a deleted file, an invoice since replaced) is made again."""
+    chosen = options.look(checked.inputs.settings)
     with report.stage("render"):
         for leftover in (options.output / "invoices").glob(".*.tmp"):
             leftover.unlink()  # from a run that died while rendering
@@ -297,14 +314,24 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
             if on_rendered:
                 on_rendered(count, len(todo))
 
-        render.render_invoices(todo, options.output, options.templates, options.jobs, rendered,
-                               executor=options.executor, scheduler=options.scheduler)
+        try:
+            render.render_invoices(todo, options.output, chosen, options.jobs, rendered,
+                                   executor=options.executor, scheduler=options.scheduler)
+        except (render.RenderError, jinja2.TemplateError) as exc:
+            if isinstance(exc, render.RenderError) and not exc.url:
+                raise
+            # A template branch the preflight's samples did not reach: the invoices stand, their PDFs wait.
+            ledger.mark_rendered(done)
+            raise Refused(f"The invoices are in the ledger ({len(report.issued)} issued by this run), but a PDF "
+                          "could not be made. "
+                          f"{look.template_problem(exc, chosen).message} Correct it and run again: the missing "
+                          "PDFs are made then, and nothing is billed twice.") from None
         ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
     if options.post_tasks:
         with report.stage("post tasks"):
             report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,
-                                        options.templates)
+                                        chosen)
             state.billed = billed(ledger)
     with report.stage("cycles and pricing"):  # the invoices that current data would bill otherwise
         report.differs = differences(checked.inputs, checked.set_aside, state.live.values())
@@ -325,7 +352,7 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
             duration_s=time.perf_counter() - report.clock, nothing_to_bill=report.nothing_to_bill)
         report.review = review.write_review(options.output, facts, review_rows, to_review, state.invoices,
                                             checked.set_aside, report.problems, inputs=checked.inputs,
-                                            differs=report.differs, templates=options.templates)
+                                            differs=report.differs, templates=chosen)
         ledger.mark_reviewed(unreviewed, run_id)
 
 

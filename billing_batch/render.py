@@ -2,7 +2,7 @@
 
 `invoice_view` turns an Invoice into plain formatted strings; the template only loops over them.
 The Jinja environment, the parsed CSS and the font configuration are built once per process
-and per templates folder (`_resources`), because building them costs more than a render.
+and per Look (templates and logo: `_resources`), because building them costs more than a render.
 """
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from billing_batch.files import write_atomic
+from billing_batch.look import INVOICE as TEMPLATE, STYLESHEET, Look
 from billing_batch.model import Invoice, InvoiceStatus, Party
 
-TEMPLATE = "invoice.html"
-STYLESHEET = "invoice.css"
+Templates = Look | Path  # a bare folder is a complete set of templates
 
 LABELS = {
     "invoice": "Invoice",
@@ -72,6 +72,16 @@ LABELS = {
 
 class RenderError(Exception):
     """The invoice could not be rendered (e.g. the template asked for a forbidden URL)."""
+
+    def __init__(self, message: str, url: str | None = None):
+        super().__init__(message)
+        self.url = url
+
+
+class RefusedURL(PermissionError):
+    def __init__(self, message: str, url: str):
+        super().__init__(message)
+        self.url = url
 
 
 # ---------------------------------------------------------------- view model
@@ -166,20 +176,27 @@ def _party(party: Party, with_email: bool) -> dict:
 
 
 class LocalFetcher(URLFetcher):
-    """Serves file: URLs inside one folder and refuses everything else (no network, no other files)."""
+    """Serves file: URLs inside the given folders, and the given files, and refuses everything else
+    (no network, no data: URLs, no other files)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, *roots: Path, files: Sequence[Path] = ()):
         # fail_on_errors: a refused URL aborts the render instead of silently dropping an image.
         super().__init__(fail_on_errors=True)
-        self.root = Path(root).resolve()
+        self.roots = tuple(Path(root).resolve() for root in roots)
+        self.files = frozenset(Path(file).resolve() for file in files)
+        self.allowed = " or ".join(map(str, self.roots))
+        self.refused: list[str] = []  # WeasyPrint's SVG code drops a failed image silently: render_pdf looks here
 
     def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
         parts = urlsplit(url)
         if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
-            raise PermissionError(f"refused to fetch {url!r}: only files inside {self.root} are allowed")
+            self.refused.append(url)
+            raise RefusedURL(f"refused to fetch {url!r}: only files inside {self.allowed} are allowed", url)
         path = Path(url2pathname(parts.path)).resolve()  # resolve() also defeats ../ and symlinks out
-        if not path.is_relative_to(self.root) or not path.is_file():
-            raise PermissionError(f"refused to fetch {url!r}: not a file inside {self.root}")
+        inside = path in self.files or any(path.is_relative_to(root) for root in self.roots)
+        if not inside or not path.is_file():
+            self.refused.append(url)
+            raise RefusedURL(f"refused to fetch {url!r}: not a file inside {self.allowed}", url)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return URLFetcherResponse(path.as_uri(), path.read_bytes(), {"Content-Type": content_type})
 
@@ -191,47 +208,72 @@ class _Resources:
     font_config: FontConfiguration
     fetcher: LocalFetcher
     base_url: str
+    logo: str | None  # the logo's file: URL, for the template
 
 
 @lru_cache(maxsize=4)
-def _resources(templates_dir: Path) -> _Resources:
+def _resources(look: Look) -> _Resources:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
+        loader=look.loader(),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         auto_reload=False,  # the batch never edits templates mid-run: skip a stat per render
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    fetcher = LocalFetcher(templates_dir)
+    fetcher = LocalFetcher(*look.folders, files=[look.logo] if look.logo else [])
     font_config = FontConfiguration()
-    css = CSS(filename=str(templates_dir / STYLESHEET), url_fetcher=fetcher, font_config=font_config)
-    return _Resources(env.get_template(TEMPLATE), css, font_config, fetcher, templates_dir.as_uri() + "/")
+    stylesheet = look.find(STYLESHEET)
+    if stylesheet is None:
+        raise FileNotFoundError(2, f"No {STYLESHEET} in {fetcher.allowed}", str(look.folders[0] / STYLESHEET))
+    css = CSS(filename=str(stylesheet), url_fetcher=fetcher, font_config=font_config)
+    template = env.get_template(TEMPLATE)
+    # Relative URLs in the template are found beside the invoice.html in use.
+    base_url = Path(template.filename).parent.as_uri() + "/"
+    return _Resources(template, css, font_config, fetcher, base_url, look.logo.as_uri() if look.logo else None)
 
 
-def _get(templates_dir: Path) -> _Resources:
-    return _resources(Path(templates_dir).resolve())
+def _render_error(what: str, exc: FatalURLFetchingError) -> RenderError:
+    cause = exc.__cause__ or exc
+    return RenderError(f"{what}: {cause}", getattr(cause, "url", None))
+
+
+def _get(templates: Templates) -> _Resources:
+    try:
+        return _resources(Look.of(templates))
+    except FatalURLFetchingError as exc:  # from an @import in the stylesheet
+        raise _render_error("the stylesheet", exc) from exc
 
 
 # ---------------------------------------------------------------- rendering
 
 
-def invoice_html(invoice: Invoice, templates_dir: Path) -> str:
-    return _get(templates_dir).template.render(invoice_view(invoice))
+def _page(invoice: Invoice, res: _Resources) -> str:
+    return res.template.render({**invoice_view(invoice), "logo": res.logo})
 
 
-def render_pdf(invoice: Invoice, templates_dir: Path) -> bytes:
-    res = _get(templates_dir)
-    html = res.template.render(invoice_view(invoice))
+def invoice_html(invoice: Invoice, templates: Templates) -> str:
+    return _page(invoice, _get(templates))
+
+
+def render_pdf(invoice: Invoice, templates: Templates) -> bytes:
+    res = _get(templates)
+    html = _page(invoice, res)
+    res.fetcher.refused.clear()
     try:
         document = HTML(string=html, base_url=res.base_url, url_fetcher=res.fetcher)
-        return document.write_pdf(stylesheets=[res.css], font_config=res.font_config)
+        pdf = document.write_pdf(stylesheets=[res.css], font_config=res.font_config)
     except FatalURLFetchingError as exc:  # a BaseException in WeasyPrint: make it an ordinary error
-        raise RenderError(f"invoice {invoice.number}: {exc.__cause__ or exc}") from exc
+        raise _render_error(f"invoice {invoice.number}", exc) from exc
+    if res.fetcher.refused:  # e.g. an image inside an SVG: refused, then dropped without a word
+        url = res.fetcher.refused[0]
+        raise RenderError(f"invoice {invoice.number}: refused to fetch {url!r}: "
+                          f"not a file inside {res.fetcher.allowed}", url)
+    return pdf
 
 
-def _render_to_file(invoice: Invoice, target: Path, templates_dir: Path) -> None:
-    write_atomic(target, render_pdf(invoice, templates_dir))
+def _render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:
+    write_atomic(target, render_pdf(invoice, templates))
 
 
 # ---------------------------------------------------------------- batches: in-process, processes or Dask
@@ -262,9 +304,9 @@ def _chunks(items: Sequence, size: int) -> list[Sequence]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _render_chunk_to_files(pairs: Sequence[tuple[Invoice, Path]], templates_dir: Path) -> int:
+def _render_chunk_to_files(pairs: Sequence[tuple[Invoice, Path]], look: Look) -> int:
     for invoice, target in pairs:
-        _render_to_file(invoice, target, templates_dir)
+        _render_to_file(invoice, target, look)
     return len(pairs)
 
 
@@ -277,9 +319,9 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
-def _init_worker(templates_dir: Path) -> None:
+def _init_worker(look: Look) -> None:
     _die_with_parent()
-    res = _get(templates_dir)
+    res = _get(look)
     # Load the fonts now rather than in the first invoice (about 0.1 s).
     HTML(string="<p>0</p>", base_url=res.base_url, url_fetcher=res.fetcher).write_pdf(
         stylesheets=[res.css], font_config=res.font_config)
@@ -288,7 +330,7 @@ def _init_worker(templates_dir: Path) -> None:
 def render_invoices(
     invoices: Sequence[Invoice],
     out_dir: Path,
-    templates_dir: Path,
+    look: Templates,
     jobs: int = 1,
     on_done: Callable[[Invoice], None] | None = None,
     executor: str = "process",
@@ -305,14 +347,14 @@ def render_invoices(
     such as "tcp://10.0.0.5:8786", or a distributed.Client); see _render_dask."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}")
-    templates_dir = Path(templates_dir).resolve()
+    look = Look.of(look)
     targets = [Path(out_dir) / invoice.pdf_name for invoice in invoices]
     for folder in {t.parent for t in targets}:
         folder.mkdir(parents=True, exist_ok=True)
     if not invoices:
         return targets
     if executor == "dask":
-        _render_dask(invoices, targets, templates_dir, on_done, scheduler)
+        _render_dask(invoices, targets, look, on_done, scheduler)
         return targets
 
     workers = min(jobs, len(invoices))
@@ -323,7 +365,7 @@ def render_invoices(
         gc.freeze()
         try:
             for invoice, target in zip(invoices, targets):
-                _render_to_file(invoice, target, templates_dir)
+                _render_to_file(invoice, target, look)
                 if on_done:
                     on_done(invoice)
         finally:
@@ -339,9 +381,9 @@ def render_invoices(
         # A fresh pool now and then: a worker's memory grows with what it has rendered
         # (about 60 kB an invoice, inside WeasyPrint), to 380 MB after 5,000 invoices.
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(templates_dir,)) as pool:
+                                 initargs=(look,)) as pool:
             try:
-                submit = partial(pool.submit, _render_chunk_to_files, templates_dir=templates_dir)
+                submit = partial(pool.submit, _render_chunk_to_files, look=look)
                 for chunk in _bounded(submit, chunks[start:start + per_pool], workers * IN_FLIGHT_PER_WORKER):
                     if on_done:
                         for invoice, _ in chunk:
@@ -374,13 +416,13 @@ def _bounded(submit: Callable[[Sequence], Future], chunks: Sequence[Sequence], l
 # Workers return the PDF bytes and this process (the driver) writes them: the output folder
 # need not be shared with the cluster, and files appear, atomically, only where the ledger is.
 # A PDF is 15-40 kB, so 10,000 invoices move about 250 MB over the network, a few seconds on
-# any LAN: small beside the render time. The templates folder travels with the tasks (its files
-# are read once here and scattered to the workers once; a worker unpacks it into a private
-# temporary folder), so workers need the billing_batch package (pip install
+# any LAN: small beside the render time. The look (templates folders and logo) travels with the
+# tasks (its files are read once here and scattered to the workers once; a worker unpacks them
+# into a private temporary folder), so workers need the billing_batch package (pip install
 # "billing-batch[dask]") of the same version, and nothing else of this machine.
 
 
-def _render_dask(invoices: Sequence[Invoice], targets: Sequence[Path], templates_dir: Path,
+def _render_dask(invoices: Sequence[Invoice], targets: Sequence[Path], look: Look,
                  on_done: Callable[[Invoice], None] | None, scheduler: object) -> None:
     try:
         from distributed import Client
@@ -392,7 +434,7 @@ def _render_dask(invoices: Sequence[Invoice], targets: Sequence[Path], templates
     client = Client(scheduler, set_as_default=False) if own_client else scheduler
     try:
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
-        bundle = client.scatter(_template_bundle(templates_dir), broadcast=True)
+        bundle = client.scatter(_template_bundle(look), broadcast=True)
         pairs = list(zip(invoices, targets))
         chunks = _chunks(pairs, chunk_size(len(pairs), workers))
 
@@ -428,28 +470,36 @@ def _bounded_dask(client, submit, chunks: Sequence[Sequence], limit: int) -> Ite
         yield chunk, pdfs
 
 
-def _template_bundle(templates_dir: Path) -> tuple[tuple[str, bytes], ...]:
-    """The templates folder's files (not subfolders), as (name, bytes) pairs."""
-    return tuple((p.name, p.read_bytes()) for p in sorted(templates_dir.iterdir()) if p.is_file())
+Bundle = tuple[tuple[str, str, bytes], ...]  # (custom, default or logo; file name; its bytes)
 
 
-_BUNDLES: dict[int, Path] = {}
+def _template_bundle(look: Look) -> Bundle:
+    """The look's files (the folders' files, not subfolders, and the logo) as one value."""
+    parts = [(role, p.name, p.read_bytes()) for role, folder in (("custom", look.custom), ("default", look.default))
+             if folder for p in sorted(folder.iterdir()) if p.is_file()]
+    return tuple(parts + ([("logo", look.logo.name, look.logo.read_bytes())] if look.logo else []))
 
 
-def _unpack_bundle(bundle: tuple[tuple[str, bytes], ...]) -> Path:
+_BUNDLES: dict[int, Look] = {}
+
+
+def _unpack_bundle(bundle: Bundle) -> Look:
     """On a worker: the bundle's files in a private temporary folder, unpacked once per content."""
     key = hash(bundle)
-    folder = _BUNDLES.get(key)
-    if folder is None:
+    look = _BUNDLES.get(key)
+    if look is None:
         import tempfile
 
         folder = Path(tempfile.mkdtemp(prefix="billing-batch-templates-"))
-        for name, data in bundle:
-            (folder / name).write_bytes(data)
-        _BUNDLES[key] = folder
-    return folder
+        for role, name, data in bundle:
+            (folder / role).mkdir(exist_ok=True)
+            (folder / role / name).write_bytes(data)
+        roles = {role: folder / role / name for role, name, _ in bundle}
+        look = Look.of(Look(folder / "custom" if "custom" in roles else None, folder / "default", roles.get("logo")))
+        _BUNDLES[key] = look
+    return look
 
 
-def _dask_render_chunk(invoices: Sequence[Invoice], bundle: tuple[tuple[str, bytes], ...]) -> list[bytes]:
-    templates_dir = _unpack_bundle(bundle)
-    return [render_pdf(invoice, templates_dir) for invoice in invoices]
+def _dask_render_chunk(invoices: Sequence[Invoice], bundle: Bundle) -> list[bytes]:
+    look = _unpack_bundle(bundle)
+    return [render_pdf(invoice, look) for invoice in invoices]

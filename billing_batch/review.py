@@ -33,8 +33,8 @@ from markupsafe import Markup
 
 from billing_batch.cycles import cycle_containing, cycle_start
 from billing_batch.errors import Problem
-from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.files import write_atomic
+from billing_batch.look import Look
 from billing_batch.model import Contract, Draft, Inputs, Invoice, InvoiceStatus, LineKind, Policy
 
 TEMPLATE = "review.html"
@@ -460,15 +460,18 @@ def write_review(
     *,
     inputs: Inputs | None = None,
     differs: Mapping[str, str] | None = None,
-    templates: Path = TEMPLATES,
+    templates: Look | Path = Look(),
 ) -> Path:
     """Write out_dir/runs/<run id>/review.html (and run.json beside it) atomically and return
     the page's path. inputs (optional) gives the change threshold, the company name and the
     customers of set-aside contracts; differs (optional) lists earlier invoices that differ
-    from what the current data would bill, shown in their own section."""
+    from what the current data would bill, shown in their own section. The page is always made
+    from the default review template (it is our tool, not the customer's paper), with the look's logo."""
     page = review_path(out_dir, facts.run_id)
-    view = review_view(facts, rows, issued, history, set_aside, problems, inputs=inputs, differs=differs or {})
-    html = _template(Path(templates).resolve()).render(view)
+    look = Look.of(templates)
+    view = review_view(facts, rows, issued, history, set_aside, problems, inputs=inputs, differs=differs or {},
+                       logo=look.logo_data_uri())
+    html = _template(look.default).render(view)
     page.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(page, html.encode("utf-8"))
     write_atomic(page.with_name(FACTS), json.dumps(view["summary"], indent=2).encode("utf-8"))
@@ -506,8 +509,10 @@ def review_view(
     *,
     inputs: Inputs | None = None,
     differs: Mapping[str, str] | None = None,
+    logo: str | None = None,
 ) -> dict:
-    """Everything the template prints, as strings and lists (no formatting in the template)."""
+    """Everything the template prints, as strings and lists (no formatting in the template).
+    logo is the company's logo as a data: URI (the page loads nothing from anywhere)."""
     differs = differs or {}
     locale = rows[0].locale if rows else (inputs.settings.locale if inputs else "en_US")
     threshold = inputs.settings.review_change_threshold if inputs else DEFAULT_THRESHOLD
@@ -571,6 +576,7 @@ def review_view(
         "lang": _locale(locale).language,
         "title": f"Billing run review: {facts.as_of.isoformat()} ({facts.command})",
         "company": company,
+        "logo": logo,
         "run": {
             "id": facts.run_id,
             "command": facts.command,

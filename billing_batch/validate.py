@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import get_decimal_symbol, get_group_symbol
@@ -22,6 +23,7 @@ from openpyxl.cell.cell import ERROR_CODES
 
 from billing_batch.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import Problem, problem, shown
+from billing_batch.look import logo_trouble
 from billing_batch.model import (
     ChargeType,
     Contract,
@@ -289,7 +291,7 @@ class Checked:
 
 def check(book: RawBook) -> Checked:
     problems: list[Problem] = []
-    settings = read_settings(book.sheets["Settings"], problems)
+    settings = read_settings(book.sheets["Settings"], problems, settings_folder(book))
     numbers = number_text(settings.locale)
     customers, customer_ids = read_customers(book.sheets["Customers"], problems, numbers)
     contracts, broken = read_contracts(book.sheets["Contracts"], settings, customer_ids, problems, numbers)
@@ -342,7 +344,14 @@ def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) ->
         yield row, row_id
 
 
-def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
+def settings_folder(book: RawBook) -> Path:
+    """The folder of the workbook holding the Settings sheet: the logo and templates are found from it."""
+    rows = book.sheets["Settings"]
+    named = [p for p in book.files if rows and p.name == rows[0].sheet.file]
+    return (named or book.files or [Path(".")])[0].parent
+
+
+def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(".")) -> Settings:
     values: dict[str, Row] = {}
     for row in rows:
         key = normalise(row.value("Key"))
@@ -427,6 +436,20 @@ def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
     except (ValueError, TypeError, UnknownLocaleError):
         invalid("Locale", f"The Locale {settings.locale} is not one we know.",
                 "use a code such as en_US, en_GB, de_DE or fr_FR.")
+    if text("Logo"):
+        logo = (folder / text("Logo")).resolve()
+        trouble = logo_trouble(logo)
+        if trouble:
+            invalid("Logo", trouble, "name a PNG, JPEG or SVG file, relative to the workbook's folder or in full.")
+        else:
+            settings = replace(settings, logo=logo)
+    if text("Templates Folder"):
+        templates = (folder / text("Templates Folder")).resolve()
+        if templates.is_dir():
+            settings = replace(settings, templates_folder=templates)
+        else:
+            invalid("Templates Folder", f"There is no folder {templates}.",
+                    "name the folder holding your own templates, relative to the workbook's folder or in full.")
     return settings
 
 

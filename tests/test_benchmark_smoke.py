@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from pypdf import PdfReader
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package lives beside billing_batch
 
 from billing_batch import render  # noqa: E402
+from billing_batch.look import Look  # noqa: E402
 from test_render import TEMPLATES, make_invoice  # noqa: E402
+
 STAGES = ("load", "validate", "render", "write workbook")
 
 
@@ -121,6 +124,23 @@ def test_dask_executor_templates_travel_with_the_tasks(tmp_path, cluster):
     (path,) = render.render_invoices(invoices(1), out, templates, executor="dask",
                                      scheduler=cluster.scheduler_address)
     assert "Custom INV-900000" in PdfReader(path).pages[0].extract_text()
+
+
+def test_dask_executor_takes_the_custom_templates_the_defaults_and_the_logo(tmp_path, cluster):
+    # Only invoice.html is the company's own: invoice.css comes from the defaults, the logo from
+    # elsewhere on the driver; the workers get all three.
+    custom = tmp_path / "brand"
+    custom.mkdir()
+    (custom / render.TEMPLATE).write_text('<img src="{{ logo }}"><h1>Brand {{ number }}</h1>')
+    logo = tmp_path / "art" / "logo.png"
+    logo.parent.mkdir()
+    Image.new("RGB", (40, 20), "navy").save(logo)
+    chosen = Look.of(Look(custom, TEMPLATES, logo))
+    (path,) = render.render_invoices(invoices(1), tmp_path / "out", chosen, executor="dask",
+                                     scheduler=cluster.scheduler_address)
+    page = PdfReader(path).pages[0]
+    assert "BRAND INV-900000" in page.extract_text()  # upper case: the default stylesheet's h1
+    assert len(page.images) == 1
 
 
 def test_dask_executor_reports_a_render_error(tmp_path, cluster):

@@ -4,6 +4,7 @@ A case folder is named <CODE>-<short-name> and holds:
   case.json     how to build the input (see build_input) and the exit code `check` must give
   expected.txt  the problem exactly as `billing-batch check` prints it: code and title, the
                 location line, the value as typed, and the message with its one-sentence fix
+                ({input} stands for the input's path, {folder} for the folder it is in)
 
 The workbook is built at test time from a valid two-customer book (tests/workbooks.simple_book),
 edited as case.json says; no binary files are kept.
@@ -94,6 +95,7 @@ def build_input(case: dict, tmp: Path) -> Path:
     size_mb     the saved file is padded to this size
     post        "zip-bomb" | "entity-bomb" | "entity-bomb-padded": the saved file is rewritten
     limits      workbook.Limits fields for this run, e.g. {"max_rows": 5}
+    files       {"look/invoice.html": text}: files written beside the workbook (a templates folder)
     """
     path = tmp / "billing.xlsx"
     kind = case.get("file")
@@ -107,6 +109,9 @@ def build_input(case: dict, tmp: Path) -> Path:
     if kind == "empty-folder":
         (tmp / "inbox").mkdir()
         return tmp / "inbox"
+    for name, text in case.get("files", {}).items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(text)
     simple_book(path)
     wb = openpyxl.load_workbook(path)
     for sheet, rows in case.get("append", {}).items():
@@ -151,7 +156,8 @@ def run_check(case_dir: Path, tmp: Path, monkeypatch, *extra: str) -> tuple[int,
 
 
 def expected_block(case_dir: Path, source: Path) -> list[str]:
-    return (case_dir / "expected.txt").read_text().replace("{input}", str(source)).rstrip("\n").split("\n")
+    text = (case_dir / "expected.txt").read_text().replace("{input}", str(source))
+    return text.replace("{folder}", str(source.parent.resolve())).rstrip("\n").split("\n")
 
 
 # ---------------------------------------------------------------- the tests

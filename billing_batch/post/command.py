@@ -77,7 +77,7 @@ def post(options, tasks: Sequence[str], numbers: Sequence[str] = (), again: bool
         raise pipeline.Refused("--again repeats tasks that succeeded (an email sent, an invoice exported, a debit "
                                "collected): name the invoices to repeat with --invoice NUMBER.")
     report = pipeline.Report()
-    checked = pipeline.load(options, report)
+    checked = pipeline.load(options, report, preflight="send" in tasks)
     if checked is None:
         return PostResult(report)
     if not options.ledger_path.exists():
@@ -87,7 +87,8 @@ def post(options, tasks: Sequence[str], numbers: Sequence[str] = (), again: bool
         invoices, unknown = live_invoices(ledger, numbers)
         if unknown:
             return PostResult(report, [], unknown)
-        outcomes = run_post_tasks(ledger, invoices, checked.inputs, tasks, options.output, options.templates,
+        outcomes = run_post_tasks(ledger, invoices, checked.inputs, tasks, options.output,
+                                  options.look(checked.inputs.settings),
                                   now or datetime.now().astimezone(), again=again, environ=environ)
     return PostResult(report, outcomes, [])
 

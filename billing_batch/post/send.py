@@ -31,6 +31,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_percent
 
+from billing_batch.look import BODY_TEXT, SUBJECT, Look
 from billing_batch.model import Invoice, Settings
 from billing_batch.files import write_atomic
 from billing_batch.post.tasks import (
@@ -47,7 +48,6 @@ from billing_batch.post.tasks import (
 
 PASSWORD_VARIABLE = "BILLING_BATCH_SMTP_PASSWORD"
 CAFILE_VARIABLE = "BILLING_BATCH_SMTP_CAFILE"  # a private CA for the mail relay, when it has one
-SUBJECT, BODY_TEXT, BODY_HTML = "email_subject.txt", "email_body.txt", "email_body.html"
 TIMEOUT = 30  # seconds for connecting and for each reply
 SECURITY = ("STARTTLS", "SSL", "NONE")
 
@@ -238,9 +238,9 @@ def build_message(ctx: Context, inv: Invoice) -> tuple[EmailMessage, list[str]]:
 
     view = email_view(inv, ctx.replaces(inv))
     try:
-        subject, text, html = render_email(ctx.templates_dir, view)
+        subject, text, html = render_email(ctx.look, view)
     except jinja2.TemplateError as exc:
-        raise NotSent(f"the email templates in {ctx.templates_dir} failed: {exc}") from None
+        raise NotSent(f"the email templates in {ctx.look.where} failed: {exc}") from None
 
     try:
         msg = _assemble(ctx, inv, to, cc, subject, text, html, pdf)
@@ -310,9 +310,9 @@ def email_view(inv: Invoice, replaces: list[str]) -> dict:
 
 
 @lru_cache(maxsize=4)
-def _environment(templates_dir: Path) -> jinja2.Environment:
+def _environment(look: Look) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
+        loader=look.loader(),
         autoescape=lambda name: bool(name and name.endswith(".html")),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -321,12 +321,14 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     )
 
 
-def render_email(templates_dir: Path, view: dict) -> tuple[str, str, str | None]:
+def render_email(templates: Look | Path, view: dict) -> tuple[str, str, str | None]:
     """(subject on one line, text body, HTML body or None when there is no HTML template)."""
-    env = _environment(Path(templates_dir).resolve())
+    look = Look.of(templates)
+    env = _environment(look)
     subject = " ".join(env.get_template(SUBJECT).render(view).split())
     text = env.get_template(BODY_TEXT).render(view)
-    html = env.get_template(BODY_HTML).render(view) if (Path(templates_dir) / BODY_HTML).is_file() else None
+    html_file = look.email_html()
+    html = env.get_template(html_file.name).render(view) if html_file else None
     return subject, text, html
 
 

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from billing_batch.ledger import Ledger
+from billing_batch.look import Look
 from billing_batch.model import Inputs, Invoice, InvoiceStatus
 
 TASKS = ("send", "sync", "charge")
@@ -118,7 +119,7 @@ class Context:
     records: Records
     inputs: Inputs
     out_dir: Path
-    templates_dir: Path
+    look: Look
     now: datetime
     again: bool
     environ: Mapping[str, str]
@@ -143,7 +144,7 @@ def run_post_tasks(
     inputs: Inputs,
     tasks: Sequence[str],
     out_dir: Path,
-    templates_dir: Path,
+    templates: Look | Path,
     now: datetime,
     again: bool = False,
     environ: Mapping[str, str] = os.environ,
@@ -156,7 +157,7 @@ def run_post_tasks(
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown post task {', '.join(map(repr, unknown))}: use {', '.join(TASKS)}")
-    ctx = Context(ledger, Records(ledger), inputs, Path(out_dir), Path(templates_dir), now, again, environ)
+    ctx = Context(ledger, Records(ledger), inputs, Path(out_dir), Look.of(templates), now, again, environ)
     candidates = list({i.number: i for i in invoices}.values())
     runners = {"send": send.run, "sync": sync.run, "charge": charge.run}
     outcomes: list[Outcome] = []
