@@ -496,9 +496,8 @@ def build_big_page(out: Path, n: int = 10_000) -> tuple[Path, list[review.Review
     return page, rows, time.perf_counter() - started
 
 
-def test_a_10000_invoice_page_builds_in_a_few_seconds(tmp_path: Path):
-    page, rows, seconds = build_big_page(tmp_path)
-    print(f"10,000-invoice review page built in {seconds:.2f} s ({page.stat().st_size / 1e6:.1f} MB)")
-    assert seconds < 5
+def test_a_10000_invoice_page_holds_every_invoice(tmp_path: Path):
+    # How fast it builds is measured by benchmarks/review_page.py.
+    page, rows, _ = build_big_page(tmp_path)
     assert len(rows) == 10_000 and sum(1 for r in rows if r.has("changed")) == 1000
     assert page.read_text(encoding="utf-8").count("<tr data-k=") == 10_000
