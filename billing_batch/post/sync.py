@@ -30,12 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from fractions import Fraction
 
 from babel import Locale
 
 from billing_batch.model import Invoice, Line, LineKind, Product
-from billing_batch.money import minor_unit
+from billing_batch.money import allocate, minor_unit
 from billing_batch.files import write_atomic
 from billing_batch.post.tasks import (
     DONE,
@@ -224,26 +223,6 @@ def _discount_rows(inv: Invoice, rows: list[Row], discount_product: Product | No
             text = label if len(groups) == 1 else f"{label} on account {code}"
             out.append(Row(members[0].product, text, Decimal(1), -share, -share, code, tax_type, Decimal(0), None))
     return out
-
-
-def allocate(total: Decimal, weights: Sequence[Decimal], unit: Decimal) -> list[Decimal]:
-    """Share total (a whole number of units) between the weights in proportion, each share a whole
-    number of units, the leftover units going to the largest remainders (ties: the first). The
-    shares add up to total exactly."""
-    if not weights:
-        return []
-    units = int(total / unit)
-    whole = sum(weights, Decimal(0))
-    if units == 0:
-        return [Decimal(0) * unit for _ in weights]
-    if whole == 0:
-        return [total] + [Decimal(0) * unit for _ in weights[1:]]
-    exact = [Fraction(units) * Fraction(w) / Fraction(whole) for w in weights]
-    shares = [e.numerator // e.denominator for e in exact]
-    left = units - sum(shares)
-    for i in sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))[:left]:
-        shares[i] += 1
-    return [Decimal(s) * unit for s in shares]
 
 
 def _decimals(value: Decimal) -> int:
