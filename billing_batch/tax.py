@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from stdnum import get_cc_module
 from stdnum.eu import vat as eu_vat
-from stdnum.exceptions import ValidationError
+from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
 from billing_batch.model import Customer, Line, Product, VatGroup
 from billing_batch.money import allocate, minor_unit, round_money
@@ -49,7 +49,7 @@ ROUNDINGS = (PER_GROUP, PER_LINE)
 
 
 def category_choices() -> str:
-    return ", ".join(f"{code} ({name.lower()})" for code, name in CATEGORIES.items())
+    return ", ".join(label(code) for code in CATEGORIES)
 
 
 def _key(text: str) -> str:
@@ -80,11 +80,12 @@ def vat_id_problem(text: str) -> tuple[str, str]:
             return compact, ""
     try:
         return module.validate(compact), ""
-    except ValidationError as exc:
-        why = str(exc).rstrip(".").lower()
-        if "checksum" in why or "check digit" in why:
-            why = "its check digit does not match (a typing mistake)"
-        return compact, f"it is not a valid {compact[:2]} VAT ID: {why}"
+    except InvalidChecksum:
+        return compact, "its check digits do not match, so it holds a typing mistake"
+    except InvalidLength:
+        return compact, f"it has too many or too few characters for a {compact[:2]} VAT ID"
+    except ValidationError:
+        return compact, f"it does not have the form of a {compact[:2]} VAT ID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,11 @@ def vat_groups(lines: Sequence[Line], discount: Decimal, currency: str, rounding
 
 
 def label(category: str) -> str:
-    return f"{category} ({CATEGORIES[category].lower()})"
+    return f"{category} ({_lower(CATEGORIES[category])})"
+
+
+def _lower(name: str) -> str:
+    return name[0].lower() + name[1:]
 
 
 def missing(category: str, reason: str, seller_vat_id: str) -> tuple[str, str] | None:
@@ -173,7 +178,7 @@ def missing(category: str, reason: str, seller_vat_id: str) -> tuple[str, str] |
         return "BB122", f"tax category {label(category)} needs the seller's VAT ID, and the Settings sheet has no VAT ID"
     if category in MUST_STATE_REASON and not reason:
         return "BB124", (f"tax category {label(category)} needs the reason the supply is "
-                         f"{CATEGORIES[category].lower()} printed on the invoice, and none is given")
+                         f"{_lower(CATEGORIES[category])} printed on the invoice, and none is given")
     return None
 
 

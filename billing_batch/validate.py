@@ -426,7 +426,7 @@ def read_settings(rows: list[Row], problems: list[Problem]) -> Settings:
     if text("VAT ID"):
         vat_id, why = tax.vat_id_problem(text("VAT ID"))
         if why:
-            invalid("VAT ID", f"The seller's VAT ID {text('VAT ID')}: {why}.",
+            invalid("VAT ID", f"The VAT ID {text('VAT ID')} is not valid: {why}.",
                     "copy your VAT ID again from your VAT registration, with its country prefix, such as BE0477472701.")
         else:
             settings = replace(settings, vat_id=vat_id)
@@ -479,7 +479,7 @@ def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None)
         if typed := r.text("VAT ID"):
             vat_id, why = tax.vat_id_problem(typed)
             if why:
-                r.fail("BB123", "VAT ID", f"The VAT ID {typed}: {why}.")
+                r.fail("BB123", "VAT ID", f"The VAT ID {typed} is not valid: {why}.")
             customer = replace(customer, vat_id=vat_id)
         if customer.tax_category in tax.NEEDS_VAT_IDS and not customer.vat_id:
             whose = "the customer's and the seller's VAT IDs" if not seller_vat_id else "the customer's VAT ID"
@@ -517,7 +517,7 @@ def read_products(rows, problems, seller_vat_id="") -> tuple[dict[str, Product],
                 product.tax_category not in ("", tax.STANDARD) and product.tax_rate
                 or product.tax_category == tax.STANDARD and not product.tax_rate):
             r.fail("BB125", "Tax Rate", f"Product {name} has the tax category {product.tax_category} and a Tax Rate "
-                                        f"of {shown(row.value('Tax Rate'))}.")
+                                        f"of {format(product.tax_rate * 100, 'f').rstrip('0').rstrip('.')}%.")
         if lacking := tax.missing(product.tax_category, product.tax_exemption_reason, seller_vat_id):
             code, what = lacking
             r.fail(code, "Tax Category" if code == "BB122" else "Tax Exemption Reason", f"Product {name}: {what}.")
