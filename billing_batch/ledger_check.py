@@ -22,7 +22,7 @@ from billing_batch.ledger import GROUP_COLUMNS, INVOICE_COLUMNS, LINE_COLUMNS, L
 from billing_batch.model import Frequency, Invoice, InvoiceStatus, LineKind
 from billing_batch.money import round_money
 from billing_batch.render import LABELS, invoice_view
-from billing_batch.tax import vat_groups
+from billing_batch.tax import percent, vat_groups
 
 POOL_FROM = 200  # fewer PDFs than this are read in this process: starting workers would cost more
 VOID_REPLACED = LABELS["void_replaced"].split("{")[0].strip()  # "VOID — replaced by"
@@ -268,7 +268,7 @@ def tax_findings(invoice: Invoice) -> list[str]:
     stored = d.vat_groups
     reasons = {(g.category, g.rate): g.exemption_reason for g in stored}
     expected = vat_groups(d.lines, d.discount, d.currency, d.tax_rounding, reasons)
-    name = lambda g: f"{g.category} {g.rate * 100:g}%"  # noqa: E731
+    name = lambda g: f"{g.category} {percent(g.rate)}%"  # noqa: E731
     keys = [(g.category, g.rate) for g in stored]
     if keys != [(g.category, g.rate) for g in expected]:
         return [f"its VAT breakdown has the groups {', '.join(map(name, stored)) or 'none'}, but its lines' "

@@ -162,6 +162,11 @@ def vat_groups(lines: Sequence[Line], discount: Decimal, currency: str, rounding
     return tuple(groups)
 
 
+def percent(rate: Decimal) -> str:
+    """A rate as a plain percentage: 0.21 is 21, 0.055 is 5.5."""
+    return format((rate * 100).normalize(), "f")
+
+
 def label(category: str) -> str:
     return f"{category} ({_lower(CATEGORIES[category])})"
 

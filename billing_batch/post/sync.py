@@ -36,6 +36,7 @@ from babel import Locale
 from billing_batch.model import Invoice, Line, LineKind, Product
 from billing_batch.money import allocate, minor_unit
 from billing_batch.files import write_atomic
+from billing_batch.tax import percent
 from billing_batch.post.tasks import (
     DONE,
     FAILED,
@@ -97,8 +98,7 @@ def tax_names(category: str, rate: Decimal) -> tuple[str, str]:
     and "21.0% S"."""
     if category in XERO_TAX_TYPES:
         return XERO_TAX_TYPES[category], QBO_TAX_CODES[category]
-    percent = rate * 100
-    return f"{_plain(percent)}% (VAT on Income)", f"{percent:.1f}% S"
+    return f"{percent(rate)}% (VAT on Income)", f"{rate * 100:.1f}% S"
 
 
 def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
@@ -191,7 +191,7 @@ def invoice_rows(ctx: Context, inv: Invoice) -> list[Row]:
                    if (line.tax_category, line.tax_rate) == (group.category, group.rate)]
         if group.discount:
             members += _discount_rows(inv, members, discount_product, unit, group.discount,
-                                      names, "" if len(d.vat_groups) == 1 else f"{group.category} {_plain(group.rate * 100)}%")
+                                      names, "" if len(d.vat_groups) == 1 else f"{group.category} {percent(group.rate)}%")
         # the group's own tax, shared between its rows in proportion to their amounts
         taxes = allocate(group.tax, [r.amount for r in members], unit)
         rows += [replace(r, tax=t) for r, t in zip(members, taxes)]
