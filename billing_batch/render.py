@@ -155,8 +155,9 @@ def invoice_view(invoice: Invoice) -> dict:
         ],
         "lines": lines,
         "totals": totals,
-        # shown when it says more than the tax line: several groups, a category other than S, or VAT IDs
-        "vat_groups": [] if plain and not (invoice.seller.vat_id or invoice.buyer.vat_id) else [
+        # shown when it says more than the tax line, or to a customer with a VAT ID (a business that
+        # books the VAT it is charged)
+        "vat_groups": [] if plain and not invoice.buyer.vat_id else [
             {"category": f"{g.category} – {CATEGORIES.get(g.category, g.category)}", "rate": percent(g.rate),
              "taxable": money(g.taxable), "tax": money(g.tax)} for g in groups],
         "legends": list(dict.fromkeys(f"{g.category}: {g.exemption_reason}" for g in groups if g.exemption_reason)),
