@@ -9,14 +9,17 @@ plus the tax amount column equals the invoice total in the ledger.
 - A line whose amount is not exactly quantity x unit price (prorated, several months per cycle,
   a price with more decimals than the accounting system keeps) is exported as quantity 1 at its
   amount, with the quantity and price in the description.
-- The invoice's discount is exported as negative lines ("Discount 10%"), one per account code and
-  tax type, the discount shared between them in proportion to their amounts, largest remainder
-  first, so each revenue account is reduced by its own share. With a "Discount" row in the Products
-  sheet, the discount goes to that account instead, on one line. (Xero's Discount column is a
-  percentage per line, rounded line by line: it cannot always give the invoice's discount exactly.)
-- The invoice's tax is shared between the rows in proportion to their amounts (after discount)
-  and written to the tax amount columns, so the accounting system books the invoice's own tax
-  rather than recomputing it line by line.
+- Rows go VAT group by VAT group (billing_batch.tax). Each group's share of the discount is exported
+  as negative lines ("Discount 10%"), one per account code and tax type of the group, its share split
+  between them in proportion to their amounts, largest remainder first, so each revenue account is
+  reduced by its own share. With a "Discount" row in the Products sheet, each group's share goes to
+  that account instead, on one line. (Xero's Discount column is a percentage per line, rounded line
+  by line: it cannot always give the invoice's discount exactly.)
+- Each group's tax is shared between its rows in proportion to their amounts (after discount) and
+  written to the tax amount columns, so the accounting system books the invoice's own tax rather
+  than recomputing it line by line.
+- A line's Xero tax type and QuickBooks tax code follow from its category and rate (tax_names); a
+  product's Tax Type in the Products sheet overrides both.
 
 Exactly once: the invoices of a file are recorded as started (naming the file), the file is
 written beside its final name and renamed into place, then they are recorded as done. If the run
