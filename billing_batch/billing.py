@@ -21,6 +21,7 @@ from billing_batch.model import (
     Usage,
 )
 from billing_batch.pricing import price_cycle
+from billing_batch.tax import Rules
 
 CycleKey = tuple[str, date]  # (contract ID, cycle start)
 
@@ -101,7 +102,8 @@ def usage_billed_before(inputs: Inputs, billed_usage: Collection[tuple[str, str]
 def draft_for(cycle: Cycle, contract: Contract, inputs: Inputs, unbilled_usage: Iterable[Usage]) -> Draft:
     customer = inputs.customers[contract.customer_id]
     subscriptions = inputs.subscriptions.get(contract.contract_id, ())
-    return price_cycle(cycle, contract, customer, subscriptions, unbilled_usage)
+    rules = Rules(inputs.products, inputs.settings.tax_rounding)
+    return price_cycle(cycle, contract, customer, subscriptions, unbilled_usage, rules)
 
 
 def seller(settings: Settings) -> Party:
@@ -111,13 +113,15 @@ def seller(settings: Settings) -> Party:
         email=settings.company_email,
         tax_id=settings.tax_id,
         bank_details=settings.bank_details,
+        vat_id=settings.vat_id,
     )
 
 
 def buyer(customer: Customer) -> Party:
     town = " ".join(part for part in (customer.postal_code, customer.city) if part)
     lines = [*customer.address.splitlines(), town, customer.country]
-    return Party(name=customer.name, address_lines=tuple(line for line in lines if line.strip()), email=customer.email)
+    return Party(name=customer.name, address_lines=tuple(line for line in lines if line.strip()), email=customer.email,
+                 vat_id=customer.vat_id)
 
 
 def invoice_number(settings: Settings, seq: int) -> str:

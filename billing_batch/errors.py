@@ -51,6 +51,14 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB121": ("catch-up over the limit", False,
               "Set Billed Through on the contract to the last day billed before billing_batch, or run again with "
               "--allow-catch-up to bill every one of them."),
+    "BB122": ("VAT ID missing", False,
+              "Type the missing VAT ID (the customer's on the Customers sheet, the seller's as the VAT ID setting), "
+              "or correct the Tax Category."),
+    "BB123": ("invalid VAT ID", False, "Copy the VAT ID again from the customer's documents, with its country prefix."),
+    "BB124": ("exemption reason missing", False,
+              "Type the legal ground in the Tax Exemption Reason column of that row, such as the article that exempts it."),
+    "BB125": ("tax rate does not fit the category", False,
+              "Leave the Tax Rate blank for a category other than S, or give S a rate above 0%."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

@@ -22,6 +22,7 @@ from billing_batch.model import (
     LineKind,
     Party,
     RunType,
+    VatGroup,
 )
 
 # The ledger's schema, as the migrations that made it: a ledger's PRAGMA user_version counts those it has had.
@@ -113,6 +114,27 @@ CREATE TABLE IF NOT EXISTS post_sepa (
     file TEXT NOT NULL
 );
 """,
+    # Taxes as EN 16931 has them: each line's VAT category and rate, and each invoice's VAT breakdown as
+    # issued. A line issued before keeps S and its invoice's one rate, which is what it billed; an invoice
+    # without breakdown rows has one group, S at its tax rate (ledger._invoice).
+    """
+ALTER TABLE invoice_lines ADD COLUMN tax_category TEXT NOT NULL DEFAULT 'S';
+ALTER TABLE invoice_lines ADD COLUMN tax_rate TEXT NOT NULL DEFAULT '0';
+UPDATE invoice_lines SET tax_rate = (SELECT tax_rate FROM invoices WHERE invoices.number = invoice_lines.number)
+    WHERE number IN (SELECT number FROM invoices);
+ALTER TABLE invoices ADD COLUMN tax_rounding TEXT NOT NULL DEFAULT 'Per Group';
+CREATE TABLE invoice_vat_groups (
+    number TEXT NOT NULL REFERENCES invoices (number),
+    position INTEGER NOT NULL,
+    category TEXT NOT NULL,      -- UNCL5305 code
+    rate TEXT NOT NULL,
+    taxable TEXT NOT NULL,       -- the group's lines less its share of the discount
+    tax TEXT NOT NULL,
+    exemption_reason TEXT NOT NULL,
+    discount TEXT NOT NULL,      -- the group's share of the invoice's discount
+    PRIMARY KEY (number, position)
+);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks the file as a billing_batch ledger (PRAGMA application_id), so another program's database is
@@ -123,12 +145,13 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 INVOICE_COLUMNS = (
     "seq number contract_id customer_id customer_name cycle_start cycle_end scheduled invoice_date "
     "due_date currency subtotal discount tax total discount_rate tax_rate status replaced_by run_type "
-    "seller buyer locale rendered_status reviewed_in"
+    "seller buyer locale rendered_status reviewed_in tax_rounding"
 ).split()
 LINE_COLUMNS = (
     "number line kind product description period_start period_end quantity unit_price amount "
-    "prorated subscription_id usage_id"
+    "prorated subscription_id usage_id tax_category tax_rate"
 ).split()
+GROUP_COLUMNS = "number position category rate taxable tax exemption_reason discount".split()
 
 
 class LedgerBusy(Exception):
@@ -250,8 +273,11 @@ class Ledger:
         lines: dict[str, list[Line]] = {}
         for row in self.db.execute(f"SELECT {', '.join(LINE_COLUMNS)} FROM invoice_lines ORDER BY number, line"):
             lines.setdefault(row[0], []).append(_line(row))
+        groups: dict[str, list[VatGroup]] = {}
+        for row in self.db.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM invoice_vat_groups ORDER BY number, position"):
+            groups.setdefault(row[0], []).append(_group(row))
         rows = self.db.execute(f"SELECT {', '.join(INVOICE_COLUMNS)} FROM invoices ORDER BY seq")
-        return [_invoice(row, lines.get(row[1], [])) for row in rows]
+        return [_invoice(row, lines.get(row[1], []), groups.get(row[1], [])) for row in rows]
 
     def stale_pdfs(self) -> set[str]:
         """Numbers of invoices whose PDF is not made yet or shows an older status."""
@@ -315,18 +341,28 @@ class Ledger:
                 ((inv.number, replaces[inv.draft.schedule_id]) for inv in invoices if inv.draft.schedule_id in replaces),
             )
             self.db.executemany(
-                f"INSERT INTO invoices VALUES ({', '.join('?' * len(INVOICE_COLUMNS))})",
+                _insert("invoices", INVOICE_COLUMNS),
                 (_invoice_row(last + i, inv) for i, inv in enumerate(invoices, start=1)),
             )
             self.db.executemany(
-                f"INSERT INTO invoice_lines VALUES ({', '.join('?' * len(LINE_COLUMNS))})",
+                _insert("invoice_lines", LINE_COLUMNS),
                 (_line_row(inv.number, n, line) for inv in invoices for n, line in enumerate(inv.draft.lines, 1)),
+            )
+            self.db.executemany(
+                _insert("invoice_vat_groups", GROUP_COLUMNS),
+                ((inv.number, n, g.category, str(g.rate), str(g.taxable), str(g.tax), g.exemption_reason, str(g.discount))
+                 for inv in invoices for n, g in enumerate(inv.draft.vat_groups, 1)),
             )
             self.db.executemany(
                 "INSERT INTO empty_cycles VALUES (?, ?, ?, ?)",
                 ((c.contract_id, c.start.isoformat(), c.end.isoformat(), run_date.isoformat()) for c in empty),
             )
         return invoices
+
+
+def _insert(table: str, columns: list[str]) -> str:
+    # by name: the columns later migrations add come last in the table, in the order they were added
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:
@@ -368,7 +404,7 @@ def _invoice_row(seq: int, inv: Invoice) -> tuple:
         d.cycle_end.isoformat(), d.scheduled.isoformat(), inv.invoice_date.isoformat(),
         inv.due_date.isoformat(), d.currency, str(d.subtotal), str(d.discount), str(d.tax), str(d.total),
         str(d.discount_rate), str(d.tax_rate), inv.status.value, inv.replaced_by, inv.run_type.value,
-        json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale, None, None,
+        json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale, None, None, d.tax_rounding,
     )
 
 
@@ -376,12 +412,18 @@ def _line_row(number: str, n: int, line: Line) -> tuple:
     return (
         number, n, line.kind.value, line.product, line.description, line.period_start.isoformat(),
         line.period_end.isoformat(), str(line.quantity), str(line.unit_price), str(line.amount),
-        int(line.prorated), line.subscription_id, line.usage_id,
+        int(line.prorated), line.subscription_id, line.usage_id, line.tax_category, str(line.tax_rate),
     )
 
 
+def _group(row: tuple) -> VatGroup:
+    (_, _, category, rate, taxable, tax, reason, discount) = row
+    return VatGroup(category, Decimal(rate), Decimal(taxable), Decimal(tax), reason, Decimal(discount))
+
+
 def _line(row: tuple) -> Line:
-    (_, _, kind, product, description, start, end, quantity, unit_price, amount, prorated, sub_id, usage_id) = row
+    (_, _, kind, product, description, start, end, quantity, unit_price, amount, prorated, sub_id, usage_id,
+     tax_category, tax_rate) = row
     return Line(
         kind=LineKind(kind),
         product=product,
@@ -394,6 +436,8 @@ def _line(row: tuple) -> Line:
         prorated=bool(prorated),
         subscription_id=sub_id,
         usage_id=usage_id,
+        tax_category=tax_category,
+        tax_rate=Decimal(tax_rate),
     )
 
 
@@ -403,8 +447,13 @@ def _party(text: str) -> Party:
     return Party(**fields)
 
 
-def _invoice(row: tuple, lines: list[Line]) -> Invoice:
+def _invoice(row: tuple, lines: list[Line], groups: list[VatGroup] = ()) -> Invoice:
+    """groups: the VAT breakdown as issued; an invoice issued before the ledger kept one had one
+    group, S at its tax rate, holding every line less the discount."""
     r = dict(zip(INVOICE_COLUMNS, row))
+    if not groups:
+        groups = [VatGroup("S", Decimal(r["tax_rate"]), Decimal(r["subtotal"]) - Decimal(r["discount"]),
+                           Decimal(r["tax"]), "", Decimal(r["discount"]))]
     draft = Draft(
         contract_id=r["contract_id"],
         customer_id=r["customer_id"],
@@ -420,6 +469,8 @@ def _invoice(row: tuple, lines: list[Line]) -> Invoice:
         total=Decimal(r["total"]),
         discount_rate=Decimal(r["discount_rate"]),
         tax_rate=Decimal(r["tax_rate"]),
+        vat_groups=tuple(groups),
+        tax_rounding=r["tax_rounding"],
     )
     return Invoice(
         number=r["number"],

@@ -18,10 +18,11 @@ from pypdf import PdfReader
 from billing_batch import ledger as ledger_module
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
-from billing_batch.ledger import INVOICE_COLUMNS, LINE_COLUMNS, Ledger, LedgerUnusable
+from billing_batch.ledger import GROUP_COLUMNS, INVOICE_COLUMNS, LINE_COLUMNS, Ledger, LedgerUnusable
 from billing_batch.model import Frequency, Invoice, InvoiceStatus, LineKind
 from billing_batch.money import round_money
 from billing_batch.render import LABELS, invoice_view
+from billing_batch.tax import percent, vat_groups
 
 POOL_FROM = 200  # fewer PDFs than this are read in this process: starting workers would cost more
 VOID_REPLACED = LABELS["void_replaced"].split("{")[0].strip()  # "VOID — replaced by"
@@ -34,7 +35,7 @@ class NoLedger(Exception):
 @dataclass(frozen=True)
 class Finding:
     number: str  # the invoice concerned; blank when it concerns the ledger as a whole
-    check: str  # integrity, foreign keys, numbering, dates, one live invoice, replaced, totals, lines, pdf
+    check: str  # integrity, foreign keys, numbering, dates, one live invoice, replaced, totals, tax, lines, pdf
     message: str
 
 
@@ -205,9 +206,15 @@ def _read_invoices(ledger: Ledger, fix: _Remedies) -> tuple[list[Invoice], list[
             lines.setdefault(row[0], []).append(ledger_module._line(row))
         except bad_value as exc:
             bad.setdefault(row[0], f"line {row[1]}: {exc}")
+    groups = {}
+    for row in db.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM invoice_vat_groups ORDER BY number, position"):
+        try:
+            groups.setdefault(row[0], []).append(ledger_module._group(row))
+        except bad_value as exc:
+            bad.setdefault(row[0], f"VAT group {row[1]}: {exc}")
     for row in db.execute(f"SELECT {', '.join(INVOICE_COLUMNS)} FROM invoices ORDER BY seq"):
         try:
-            invoice = ledger_module._invoice(row, lines.get(row[1], []))
+            invoice = ledger_module._invoice(row, lines.get(row[1], []), groups.get(row[1], []))
         except bad_value as exc:
             bad.setdefault(row[1], str(exc))
             continue
@@ -244,12 +251,37 @@ def invoice_findings(invoice: Invoice, fix: _Remedies) -> list[Finding]:
     if d.discount != discount:
         wrong("totals", f"the discount {money(d.discount)} does not equal subtotal x {d.discount_rate} = "
                         f"{money(discount)}")
-    tax = round_money((d.subtotal - d.discount) * d.tax_rate, d.currency)
+    found += [Finding(n, "tax", f"{n}: {what}. {fix.edited}") for what in tax_findings(invoice)]
+    tax = sum((g.tax for g in d.vat_groups), Decimal(0))
     if d.tax != tax:
-        wrong("totals", f"the tax {money(d.tax)} does not equal (subtotal - discount) x {d.tax_rate} = {money(tax)}")
+        wrong("totals", f"the tax {money(d.tax)} does not equal the sum of its VAT groups' tax, {money(tax)}")
     total = d.subtotal - d.discount + d.tax
     if d.total != total:
         wrong("totals", f"the total {money(d.total)} does not equal subtotal - discount + tax = {money(total)}")
+    return found
+
+
+def tax_findings(invoice: Invoice) -> list[str]:
+    """The VAT breakdown against the lines, computed as pricing computes it: each group's lines,
+    their share of the discount, and its tax by the invoice's Tax Rounding."""
+    d = invoice.draft
+    stored = d.vat_groups
+    reasons = {(g.category, g.rate): g.exemption_reason for g in stored}
+    expected = vat_groups(d.lines, d.discount, d.currency, d.tax_rounding, reasons)
+    name = lambda g: f"{g.category} {percent(g.rate)}%"  # noqa: E731
+    keys = [(g.category, g.rate) for g in stored]
+    if keys != [(g.category, g.rate) for g in expected]:
+        return [f"its VAT breakdown has the groups {', '.join(map(name, stored)) or 'none'}, but its lines' "
+                f"categories and rates make {', '.join(map(name, expected))}"]
+    found = []
+    for g, e in zip(stored, expected):
+        if (g.discount, g.taxable) != (e.discount, e.taxable):
+            found.append(f"the VAT group {name(g)} has taxable amount {g.taxable:,} after a discount share of "
+                         f"{g.discount:,}, but its lines less their share of the discount give {e.taxable:,} after "
+                         f"{e.discount:,}")
+        elif g.tax != e.tax:
+            how = f"round({e.taxable:,} x {g.rate})" if d.tax_rounding != "Per Line" else "rounded line by line"
+            found.append(f"the VAT group {name(g)} has tax {g.tax:,}, but {how} = {e.tax:,}")
     return found
 
 

@@ -68,7 +68,9 @@ class Settings:
     company_name: str = ""
     company_address: str = ""
     company_email: str = ""
-    tax_id: str = ""
+    tax_id: str = ""  # other registrations, printed as typed
+    vat_id: str = ""  # the seller's VAT identification number, checked
+    tax_rounding: str = "Per Group"  # or "Per Line" (billing_batch.tax)
     bank_details: str = ""
     invoice_prefix: str = "INV-"
     default_currency: str = "USD"
@@ -106,6 +108,9 @@ class Customer:
     bic: str = ""
     mandate_id: str = ""
     mandate_date: date | None = None
+    vat_id: str = ""  # checked, in its compact form (BE0477472701)
+    tax_category: str = ""  # UNCL5305 code overriding every line of the customer; "" for none
+    tax_exemption_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,21 @@ class Line:
     prorated: bool = False
     subscription_id: str | None = None
     usage_id: str | None = None
+    tax_category: str = "S"  # UNCL5305 code (billing_batch.tax), set by pricing.make_draft
+    tax_rate: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class VatGroup:
+    """One line of an invoice's VAT breakdown: the lines of one category and rate, less their share
+    of the discount (billing_batch.tax)."""
+
+    category: str
+    rate: Decimal
+    taxable: Decimal  # the lines' amounts less the group's share of the discount
+    tax: Decimal
+    exemption_reason: str = ""  # the legend printed for a category other than S
+    discount: Decimal = Decimal(0)  # the group's share of the invoice's discount
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +213,7 @@ class Party:
     email: str = ""
     tax_id: str = ""
     bank_details: str = ""
+    vat_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +233,9 @@ class Draft:
     tax: Decimal
     total: Decimal
     discount_rate: Decimal = Decimal(0)
-    tax_rate: Decimal = Decimal(0)
+    tax_rate: Decimal = Decimal(0)  # the customer's rate: the default for category S
+    vat_groups: tuple[VatGroup, ...] = ()  # the VAT breakdown; tax is the sum of their taxes
+    tax_rounding: str = "Per Group"
 
     @property
     def is_empty(self) -> bool:
@@ -254,8 +277,11 @@ class Product:
 
     product: str
     account_code: str
-    tax_type: str
+    tax_type: str  # overrides the tax type the sync task derives from the line's category and rate
     source: Source
+    tax_category: str = ""  # UNCL5305 code; "" for S at the customer's rate
+    tax_rate: Decimal | None = None  # for category S; None: the customer's Tax Rate
+    tax_exemption_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from billing_batch.model import (
     Usage,
 )
 from billing_batch.money import round_money
+from billing_batch.tax import Rules, vat_groups, with_tax
 
 
 def recurring_line(sub: Subscription, cycle: Cycle, contract: Contract) -> Line | None:
@@ -80,6 +81,7 @@ def price_cycle(
     customer: Customer,
     subscriptions: Iterable[Subscription],
     unbilled_usage: Iterable[Usage],
+    tax_rules: Rules = Rules(),
 ) -> Draft:
     """The draft invoice of a cycle. unbilled_usage holds the contract's usage not yet
     on any live invoice; the rows dated on or before the cycle's cutoff, and after the
@@ -102,14 +104,19 @@ def price_cycle(
         key=lambda row: (row.date, row.usage_id),
     )
     lines += [usage_line(row, contract) for row in usage]
-    return make_draft(cycle, contract, customer, lines)
+    return make_draft(cycle, contract, customer, lines, tax_rules)
 
 
-def make_draft(cycle: Cycle, contract: Contract, customer: Customer, lines: list[Line]) -> Draft:
+def make_draft(cycle: Cycle, contract: Contract, customer: Customer, lines: list[Line],
+               tax_rules: Rules = Rules()) -> Draft:
+    """Totals of the lines: the discount a document-level allowance, the tax that of the VAT
+    groups (billing_batch.tax)."""
     currency = contract.currency
+    lines, reasons = with_tax(lines, customer, tax_rules)
     subtotal = sum((line.amount for line in lines), Decimal(0))
     discount = round_money(subtotal * contract.discount, currency)
-    tax = round_money((subtotal - discount) * customer.tax_rate, currency)
+    groups = vat_groups(lines, discount, currency, tax_rules.rounding, reasons)
+    tax = sum((group.tax for group in groups), Decimal(0))
     return Draft(
         contract_id=contract.contract_id,
         customer_id=customer.customer_id,
@@ -125,4 +132,6 @@ def make_draft(cycle: Cycle, contract: Contract, customer: Customer, lines: list
         total=subtotal - discount + tax,
         discount_rate=contract.discount,
         tax_rate=customer.tax_rate,
+        vat_groups=groups,
+        tax_rounding=tax_rules.rounding,
     )

@@ -35,6 +35,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 from billing_batch.files import write_atomic
 from billing_batch.look import INVOICE as TEMPLATE, STYLESHEET, Look
 from billing_batch.model import Invoice, InvoiceStatus, Party
+from billing_batch.tax import CATEGORIES, STANDARD
 
 Templates = Look | Path  # a bare folder is a complete set of templates
 
@@ -59,6 +60,12 @@ LABELS = {
     "discount": "Discount",
     "discount_rate": "Discount ({rate})",
     "tax": "Tax ({rate})",
+    "vat": "VAT",
+    "vat_id": "VAT ID: {vat_id}",
+    "vat_breakdown": "VAT breakdown",
+    "vat_category": "VAT category",
+    "vat_rate": "Rate",
+    "taxable": "Taxable amount",
     "total": "Total",
     "payment_terms": "Payment terms",
     "terms_net": "Net {days} days: please pay by {due}, quoting invoice {number}.",
@@ -115,6 +122,7 @@ def invoice_view(invoice: Invoice) -> dict:
             # At least the currency's digits, but never round away a price like 0.0125.
             "unit_price": format_currency(line.unit_price, cur, locale=locale, decimal_quantization=False),
             "amount": money(line.amount),
+            "vat": f"{line.tax_category} {percent(line.tax_rate)}",
         }
         for line in draft.lines
     ]
@@ -124,7 +132,11 @@ def invoice_view(invoice: Invoice) -> dict:
         label = LABELS["discount_rate"].format(rate=percent(draft.discount_rate)) if draft.discount_rate else LABELS["discount"]
         # Shown as a deduction whatever sign convention the pricing uses.
         totals.append({"label": label, "value": money(-abs(draft.discount)), "total": False})
-    totals.append({"label": LABELS["tax"].format(rate=percent(draft.tax_rate)), "value": money(draft.tax), "total": False})
+    groups = draft.vat_groups
+    # One standard-rate group is what an invoice always showed: "Tax (21%)"; else the breakdown tells.
+    plain = len(groups) <= 1 and all(g.category == STANDARD for g in groups)
+    tax_label = LABELS["tax"].format(rate=percent(groups[0].rate if groups else draft.tax_rate)) if plain else LABELS["vat"]
+    totals.append({"label": tax_label, "value": money(draft.tax), "total": False})
     totals.append({"label": LABELS["total"], "value": money(draft.total), "total": True})
 
     days = (invoice.due_date - invoice.invoice_date).days
@@ -153,6 +165,12 @@ def invoice_view(invoice: Invoice) -> dict:
         ],
         "lines": lines,
         "totals": totals,
+        # shown when it says more than the tax line, or to a customer with a VAT ID (a business that
+        # books the VAT it is charged)
+        "vat_groups": [] if plain and not invoice.buyer.vat_id else [
+            {"category": f"{g.category} – {CATEGORIES.get(g.category, g.category)}", "rate": percent(g.rate),
+             "taxable": money(g.taxable), "tax": money(g.tax)} for g in groups],
+        "legends": list(dict.fromkeys(f"{g.category}: {g.exemption_reason}" for g in groups if g.exemption_reason)),
         "terms": terms.format(days=days, due=day(invoice.due_date), number=invoice.number),
         "bank_lines": _split_lines([invoice.seller.bank_details]),
     }
@@ -167,6 +185,8 @@ def _party(party: Party, with_email: bool) -> dict:
     details = _split_lines(party.address_lines)
     if with_email and party.email:
         details.append(party.email)
+    if party.vat_id:
+        details.append(LABELS["vat_id"].format(vat_id=party.vat_id))
     if party.tax_id:
         details.append(LABELS["tax_id"].format(tax_id=party.tax_id))
     return {"name": party.name, "lines": details}

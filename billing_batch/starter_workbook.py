@@ -22,6 +22,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from billing_batch.files import write_atomic
 from billing_batch.model import ChargeType, Frequency, Policy
 from billing_batch.post.send import SECURITY
+from billing_batch.tax import CATEGORIES, ROUNDINGS
 from billing_batch.validate import Status, label_of
 from billing_batch.workbook import SCHEMA
 
@@ -41,6 +42,7 @@ FREQUENCIES = tuple(label_of(f) for f in Frequency)
 POLICIES = tuple(p.value for p in Policy)
 CHARGE_TYPES = tuple(c.value for c in ChargeType)
 STATUSES = tuple(s.value for s in Status)
+TAX_CATEGORIES = tuple(CATEGORIES)
 SMTP_SECURITY = tuple("None" if s == "NONE" else s for s in SECURITY)
 # Common ISO 4217 codes for the drop-down; any other code the batch knows may still be typed.
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "NZD", "CHF", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK",
@@ -99,6 +101,13 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 "no mandate: not charged", fmt=TEXT, examples=(None, "MNDT-1002")),
             Col("Mandate Date", "the day the customer signed the SEPA mandate", "no mandate: not charged",
                 fmt=DATE, examples=(None, start_2)),
+            Col("VAT ID", "the customer's VAT number with its country prefix, printed on invoices; checked",
+                "none printed", fmt=TEXT, examples=(None, "DE136695976")),
+            Col("Tax Category", "overrides every line of the customer: S standard, Z zero rated, E exempt, "
+                "AE reverse charge, K intra-community supply, G export outside the EU, O outside the scope of VAT",
+                "each product's category, else S", choices=TAX_CATEGORIES, examples=(None, None)),
+            Col("Tax Exemption Reason", "the legend printed for the customer's Tax Category (needed for E and O)",
+                "the category's standard legend", examples=(None, None)),
         ),
         "Contracts": (
             Col("Contract ID", "the contract's own ID, unique on this sheet", fmt=TEXT,
@@ -169,8 +178,14 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 examples=("Platform seats", "Managed hosting")),
             Col("Account Code", "the sales account in the accounting system", "the product is not exported",
                 fmt=TEXT, examples=("200", "210")),
-            Col("Tax Type", "the tax rate's name as the accounting system shows it", "the product is not exported",
-                examples=("Tax on Sales", "Tax on Sales")),
+            Col("Tax Type", "the tax rate's name as the accounting system shows it, for both exports",
+                "named from the line's tax category and rate", examples=(None, None)),
+            Col("Tax Category", "the product's VAT category: S, Z, E, AE, K, G or O", "S",
+                choices=TAX_CATEGORIES, examples=(None, None)),
+            Col("Tax Rate", "the product's rate for category S, such as a reduced rate", "the customer's Tax Rate",
+                fmt=RATE, examples=(None, None)),
+            Col("Tax Exemption Reason", "the legend printed for the product's Tax Category (needed for E and O)",
+                "the category's standard legend", examples=(None, None)),
         ),
     }
 
@@ -183,7 +198,12 @@ SETTINGS = (
         examples=("1 Example Street\nSpringfield 12345\nUnited States",)),
     Col("Company Email", "printed on invoices; the sender and Reply-To of invoice emails", "none",
         examples=("billing@example.com",)),
-    Col("Tax ID", "the seller's tax or VAT number, printed on invoices", "none", examples=("US EIN 12-3456789",)),
+    Col("Tax ID", "the seller's other tax registration, printed on invoices as typed", "none",
+        examples=("US EIN 12-3456789",)),
+    Col("VAT ID", "the seller's VAT number with its country prefix, printed on invoices; checked; needed for "
+        "reverse charge (AE) and intra-community supplies (K)", "none", fmt=TEXT, examples=(None,)),
+    Col("Tax Rounding", "Per Group rounds the tax of each category and rate once (EN 16931); Per Line each line",
+        "Per Group", choices=ROUNDINGS, examples=(None,)),
     Col("Bank Details", "how to pay, printed on invoices; line breaks are kept", "none",
         examples=("Example Bank\nAccount 12345678",)),
     Col("Invoice Prefix", "before every invoice number; letters, digits, - and _, at most 20", "INV-",

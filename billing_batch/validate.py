@@ -33,11 +33,13 @@ from billing_batch.model import (
     Policy,
     Product,
     Settings,
+    Source,
     Subscription,
     Usage,
 )
 from billing_batch.post.charge import iban_problem
 from billing_batch.money import KNOWN_CURRENCIES
+from billing_batch import tax
 from billing_batch.workbook import RawBook, Row, normalise
 
 EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
@@ -293,12 +295,14 @@ def check(book: RawBook) -> Checked:
     problems: list[Problem] = []
     settings = read_settings(book.sheets["Settings"], problems, settings_folder(book))
     numbers = number_text(settings.locale)
-    customers, customer_ids = read_customers(book.sheets["Customers"], problems, numbers)
+    vat_cells: dict[str, Source] = {}
+    customers, customer_ids = read_customers(book.sheets["Customers"], problems, numbers, settings.vat_id, vat_cells)
     contracts, broken = read_contracts(book.sheets["Contracts"], settings, customer_ids, problems, numbers)
     known = {**dict.fromkeys(broken), **contracts}
     subscriptions = read_subscriptions(book.sheets["Subscriptions"], known, problems, numbers)
     usage = read_usage(book.sheets["Usage"], known, problems, numbers)
-    products = read_products(book.sheets["Products"], problems)
+    products, troubled = read_products(book.sheets["Products"], problems, settings.vat_id)
+    problems += tax_problems(contracts, customers, subscriptions, usage, products, vat_cells)
 
     set_aside: dict[str, list[Problem]] = defaultdict(list)
     contracts_of = defaultdict(list)
@@ -312,6 +316,9 @@ def check(book: RawBook) -> Checked:
         elif p.customer_id:
             for contract_id in contracts_of[p.customer_id]:
                 set_aside[contract_id].append(p)
+    for contract_id, names in products_billed(contracts, subscriptions, usage).items():
+        for name in names & troubled.keys():  # a product whose tax is not known
+            set_aside[contract_id] += troubled[name]
     broken_contracts = {cid: set_aside[cid][0] for cid in broken if cid not in contracts}
     inputs = Inputs(settings, customers, contracts, subscriptions, usage, products)
     return Checked(inputs, problems, dict(set_aside), broken_contracts)
@@ -385,6 +392,7 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
         company_email=text("Company Email"),
         tax_id=text("Tax ID"),
         bank_details=text("Bank Details"),
+        tax_rounding=text("Tax Rounding", tax.PER_GROUP),
         invoice_prefix=text("Invoice Prefix", "INV-"),
         default_currency=text("Default Currency", "USD").upper(),
         locale=text("Locale", "en_US").replace("-", "_"),  # en-US as well as en_US
@@ -424,6 +432,18 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
         else:
             invalid("Review Change Threshold", "The Review Change Threshold is not a percentage.",
                     "type a percentage such as 25%.")
+    if text("VAT ID"):
+        vat_id, why = tax.vat_id_problem(text("VAT ID"))
+        if why:
+            invalid("VAT ID", f"The VAT ID {text('VAT ID')} is not valid: {why}.",
+                    "copy your VAT ID again from your VAT registration, with its country prefix, such as BE0477472701.")
+        else:
+            settings = replace(settings, vat_id=vat_id)
+    rounding = {choice_key(r): r for r in tax.ROUNDINGS}.get(choice_key(settings.tax_rounding))
+    if rounding is None:
+        invalid("Tax Rounding", f"The Tax Rounding {settings.tax_rounding} is not one we know.",
+                f"use {' or '.join(tax.ROUNDINGS)}, or leave it blank for {tax.PER_GROUP}.")
+    settings = replace(settings, tax_rounding=rounding or tax.PER_GROUP)
     if not PREFIX.fullmatch(settings.invoice_prefix):
         invalid("Invoice Prefix", "The Invoice Prefix may hold only letters, digits, - and _.",
                 "use at most 20 letters, digits, - or _, such as INV-.")
@@ -453,8 +473,9 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
     return settings
 
 
-def read_customers(rows, problems, numbers=EN) -> tuple[dict[str, Customer], set[str]]:
-    """The customers that could be read, and the ID of every customer row, readable or not."""
+def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None) -> tuple[dict[str, Customer], set[str]]:
+    """The customers that could be read, and the ID of every customer row, readable or not.
+    vat_cells, if given, gets each customer's VAT ID cell, for problems found later."""
     customers, ids = {}, set()
     for row, customer_id in unique(rows, "Customer ID", problems, lambda r: {"customer_id": RowReader(r, []).text("Customer ID")}):
         ids.add(customer_id)
@@ -475,7 +496,24 @@ def read_customers(rows, problems, numbers=EN) -> tuple[dict[str, Customer], set
             bic=r.text("BIC"),
             mandate_id=r.text("Mandate ID"),
             mandate_date=r.date("Mandate Date"),
+            tax_category=tax_category(r),
+            tax_exemption_reason=r.text("Tax Exemption Reason"),
         )
+        if typed := r.text("VAT ID"):
+            vat_id, why = tax.vat_id_problem(typed)
+            if why:
+                r.fail("BB123", "VAT ID", f"The VAT ID {typed} is not valid: {why}.")
+            customer = replace(customer, vat_id=vat_id)
+        if customer.tax_category in tax.NEEDS_VAT_IDS and not customer.vat_id:
+            whose = "the customer's and the seller's VAT IDs" if not seller_vat_id else "the customer's VAT ID"
+            r.fail("BB122", "VAT ID", f"Tax category {tax.label(customer.tax_category)} needs {whose}; customer "
+                                      f"{customer_id} has none.")
+        elif lacking := tax.missing(customer.tax_category, customer.tax_exemption_reason, seller_vat_id):
+            code, what = lacking
+            column = "Tax Category" if code == "BB122" else "Tax Exemption Reason"
+            r.fail(code, column, f"Customer {customer_id}: {what}.")
+        if vat_cells is not None:
+            vat_cells[customer_id] = row["VAT ID"].source
         if customer.iban and (why := iban_problem(customer.iban)):
             # billing does not need the IBAN: report it without setting the customer aside
             problems.append(problem("BB119", row["IBAN"].source, f"{why}.", value=row.value("IBAN")))
@@ -484,18 +522,73 @@ def read_customers(rows, problems, numbers=EN) -> tuple[dict[str, Customer], set
     return customers, ids
 
 
-def read_products(rows, problems) -> dict[str, Product]:
-    """Account codes by product name, for the sync post task; a product's row sets nothing aside."""
-    products, repeated = {}, set()
+def read_products(rows, problems, seller_vat_id="") -> tuple[dict[str, Product], dict[str, list[Problem]]]:
+    """Account codes and tax by product name, and the problems of each product whose tax cannot be
+    known: those set aside the contracts that bill the product (check). Account codes serve the sync
+    post task only, so a problem with them sets nothing aside."""
+    products, repeated, troubled, taxed = {}, set(), defaultdict(list), set()
+    start = len(problems)
     for row, name in unique(rows, "Product", problems, owner=lambda r: {}):  # report both rows, use neither
+        before = len(problems)
         r = RowReader(row, problems)
         r.text("Product", required=True)
-        product = Product(name, r.text("Account Code"), r.text("Tax Type"), row.source)
+        product = Product(name, r.text("Account Code"), r.text("Tax Type"), row.source,
+                          tax_category=tax_category(r), tax_exemption_reason=r.text("Tax Exemption Reason"))
+        if r.text("Tax Rate"):
+            product = replace(product, tax_rate=r.fraction("Tax Rate"))
+        if r.ok and product.tax_rate is not None and (
+                product.tax_category not in ("", tax.STANDARD) and product.tax_rate
+                or product.tax_category == tax.STANDARD and not product.tax_rate):
+            r.fail("BB125", "Tax Rate", f"Product {name} has the tax category {product.tax_category} and a Tax Rate "
+                                        f"of {format(product.tax_rate * 100, 'f').rstrip('0').rstrip('.')}%.")
+        if lacking := tax.missing(product.tax_category, product.tax_exemption_reason, seller_vat_id):
+            code, what = lacking
+            r.fail(code, "Tax Category" if code == "BB122" else "Tax Exemption Reason", f"Product {name}: {what}.")
         if name in products:
             repeated.add(name)
         if r.ok:
             products[name] = product
-    return {name: p for name, p in products.items() if name not in repeated}
+        if any(RowReader(row, []).text(column) for column in ("Tax Category", "Tax Rate", "Tax Exemption Reason")):
+            taxed.add(name)
+            if not r.ok:
+                troubled[name] += problems[before:]
+    for p in problems[start:]:  # a repeated product's tax is not known either, when its rows give one
+        if p.code == "BB110" and str(p.value).strip() in taxed & repeated:
+            troubled[str(p.value).strip()].append(p)
+    return {name: p for name, p in products.items() if name not in repeated}, dict(troubled)
+
+
+def products_billed(contracts, subscriptions, usage) -> dict[str, set[str]]:
+    """Contract ID -> the products its subscriptions and usage bill."""
+    return {cid: {s.product for s in subscriptions.get(cid, ())} | {u.product for u in usage.get(cid, ())}
+            for cid in contracts}
+
+
+def tax_problems(contracts, customers, subscriptions, usage, products, vat_cells) -> list[Problem]:
+    """A customer without a VAT ID billed a product whose category needs one (AE, K): once per customer."""
+    found = {}
+    for cid, names in products_billed(contracts, subscriptions, usage).items():
+        customer = customers.get(contracts[cid].customer_id)
+        if customer is None or customer.customer_id in found:
+            continue
+        if needing := tax.needing_customer_vat_id(customer, sorted(names), products):
+            name, category = needing
+            found[customer.customer_id] = problem(
+                "BB122", vat_cells[customer.customer_id], f"Product {name}, billed to customer {customer.customer_id} "
+                f"on contract {cid}, has the tax category {tax.label(category)}, which needs the customer's VAT ID; "
+                f"customer {customer.customer_id} has none.", customer_id=customer.customer_id)
+    return list(found.values())
+
+
+def tax_category(r: RowReader) -> str:
+    """The Tax Category typed as its code or name; "" when blank or unknown (reported)."""
+    typed = r.text("Tax Category")
+    if not typed:
+        return ""
+    code = tax.parse_category(typed)
+    if code is None:
+        r.fail("BB106", "Tax Category", f"The Tax Category {typed} is not one we know.", choices=tax.category_choices())
+    return code or ""
 
 
 def did_you_mean(typed: str, known) -> str:

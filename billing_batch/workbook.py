@@ -30,6 +30,7 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
         "Customer ID": True, "Name": True, "Email": False, "Address": False, "City": False,
         "Postal Code": False, "Country": False, "Tax Rate": False,
         "IBAN": False, "BIC": False, "Mandate ID": False, "Mandate Date": False,  # SEPA Direct Debit (post tasks)
+        "VAT ID": False, "Tax Category": False, "Tax Exemption Reason": False,
     }),
     "Contracts": (True, {
         "Contract ID": True, "Customer ID": True, "Start Date": True, "End Date": False,
@@ -46,7 +47,8 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
         "Usage ID": True, "Contract ID": True, "Date": True, "Product": True,
         "Description": False, "Quantity": True, "Unit Price": True,
     }),
-    "Products": (False, {"Product": True, "Account Code": False, "Tax Type": False}),  # for the sync post task
+    "Products": (False, {"Product": True, "Account Code": False, "Tax Type": False,  # for the sync post task
+                         "Tax Category": False, "Tax Rate": False, "Tax Exemption Reason": False}),
     "Settings": (False, {"Key": True, "Value": True}),
 }
 

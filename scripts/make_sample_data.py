@@ -17,12 +17,15 @@ from openpyxl.styles import Alignment, Font, PatternFill
 
 OUT = Path(__file__).resolve().parent.parent / "sample_data" / "billing.xlsx"
 AS_OF = date(2026, 11, 2)  # the date the README runs the batch "as of"
+N = None  # a blank cell: the batch applies the documented default
 
 SETTINGS = [
     ("Company Name", "Lumenfield Software, Inc."),
     ("Company Address", "500 Harbor Boulevard, Suite 210\nSan Mateo, CA 94402\nUnited States"),
     ("Company Email", "billing@example.com"),
     ("Tax ID", "US EIN 94-3187265"),
+    # Registered for VAT in Ireland (fictitious number, valid check letter) for its EU customers.
+    ("VAT ID", "IE4830216N"),
     ("Bank Details", "Harborline Bank, N.A.\nAccount 4401-2210-9931 / ABA 123456780\nSWIFT HRBLUS33"),
     ("Invoice Prefix", "INV-"),
     ("Default Currency", "USD"),
@@ -31,7 +34,9 @@ SETTINGS = [
     ("Catch-Up Limit", 6),
 ]
 
-# Customer ID, Name, Email, Address, City, Postal Code, Country, Tax Rate
+# Customer ID, Name, Email, Address, City, Postal Code, Country, Tax Rate[, VAT ID, Tax Category, Tax Exemption
+# Reason]. The EU customers with VAT IDs come last (numbers fictitious, check digits valid), so the invoices
+# of the others keep their order.
 CUSTOMERS = [
     ("CUST-001", "Northwind Analytics Inc.", "ap.northwind@example.com", "1200 Market Street", "San Francisco", "94102", "United States", 0.085),
     ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19),
@@ -57,10 +62,13 @@ CUSTOMERS = [
     ("CUST-022", "Ironclad Manufacturing", "payables.ironclad@example.com", "5800 Commerce Drive", "Detroit", "48226", "United States", 0.06),
     ("CUST-023", "Fiore Design Studio S.à r.l.", "amministrazione.fiore@example.net", "Avenue de la Liberté 12", "Luxembourg", "L-1930", "Luxembourg", 0.17),
     ("CUST-024", "Southbank Capital Advisors", "ops.southbank@example.com", "12 Collins Street", "Melbourne", "3000", "Australia", 0.10),
+    # A Belgian business: reverse charge (AE), with the standard legend.
+    ("CUST-025", "Verhaegen Logistiek NV", "facturen.verhaegen@example.net", "Frankrijklei 88", "Antwerpen", "2000", "Belgium", 0.21, "BE 0815.739.217", "AE", N),
+    # An Irish business: standard rate, both VAT IDs on the invoice.
+    ("CUST-026", "Liffey Robotics Ltd", "accounts.liffey@example.ie", "12 Hanover Quay", "Dublin", "D02 VY79", "Ireland", 0.23, "IE9174305B", N, N),
 ]
 
 # Contract ID, Customer ID, Start, End, Frequency, Policy, Offset, Currency, Terms, Discount, Status
-N = None  # a blank cell: the batch applies the documented default
 CONTRACTS = [
     ("CTR-1001", "CUST-001", "2026-06-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
     ("CTR-1002", "CUST-002", "2026-07-01", N, "Monthly", "Advance", 0, "EUR", 14, N, "Active"),
@@ -89,6 +97,8 @@ CONTRACTS = [
     ("CTR-1025", "CUST-023", "2026-10-12", N, "Monthly", "Advance", N, "EUR", 30, N, "Active"),
     ("CTR-1026", "CUST-024", "2026-07-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
     ("CTR-1027", "CUST-008", "2026-10-01", N, "Quarterly", "Advance", 0, "USD", 30, N, "Active"),
+    ("CTR-1028", "CUST-025", "2026-09-01", N, "Monthly", "Arrears", N, "EUR", 30, 0.05, "Active"),
+    ("CTR-1029", "CUST-026", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 30, N, "Active"),
 ]
 
 R, O = "Recurring", "One-Time"
@@ -148,6 +158,9 @@ SUBSCRIPTIONS = [
     ("CTR-1026", "Platform Pro", "Platform Pro seats", 10, 39.90, N, N, R),
     ("CTR-1026", "Managed Hosting", "Managed hosting (APAC region)", 1, 1250.00, N, N, R),
     ("CTR-1027", "Platform Team", "Platform Team seats", 10, 29.50, N, N, R),
+    ("CTR-1028", "Platform Pro", "Platform Pro seats", 14, 36.50, N, N, R),
+    ("CTR-1028", "Managed Hosting", "Managed hosting (EU region)", 1, 1975.00, N, N, R),
+    ("CTR-1029", "Platform Team", "Platform Team seats", 8, 29.50, N, N, R),
 ]
 
 # Metered contracts: contract -> (kinds of usage it reports, support rate per hour in its currency)
@@ -196,7 +209,8 @@ def usage_rows() -> list[tuple]:
 DATE, PCT, MONEY, PRICE, INT = "yyyy-mm-dd", "0.0%", "#,##0.00", "#,##0.00##", "0"
 SHEETS = {  # sheet -> [(header, number format or None)]
     "Customers": [("Customer ID", N), ("Name", N), ("Email", N), ("Address", N), ("City", N),
-                  ("Postal Code", N), ("Country", N), ("Tax Rate", PCT)],
+                  ("Postal Code", N), ("Country", N), ("Tax Rate", PCT), ("VAT ID", N), ("Tax Category", N),
+                  ("Tax Exemption Reason", N)],
     "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
                   ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
                   ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N)],

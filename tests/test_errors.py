@@ -87,7 +87,8 @@ def build_input(case: dict, tmp: Path) -> Path:
     """The input for a case. Keys of case.json, applied in this order:
     file        "text" | "password" | "xls" | "empty-folder": not a workbook at all
     append      {sheet: [row as {header: value}]}: rows added to the valid book
-    cells       {"Sheet!E2": value}: cells overwritten; {"date": "2026-01-31"} is a date,
+    cells       {"Sheet!E2": value}: cells overwritten (on a new sheet if the book has none of that name);
+                {"date": "2026-01-31"} is a date,
                 "#REF!" and the like are stored as Excel error cells
     merge       ["Sheet!E3:E4"]: ranges merged, as a person merges cells
     rename      {sheet: new title}
@@ -119,7 +120,8 @@ def build_input(case: dict, tmp: Path) -> Path:
             wb[sheet].append([cell_value(row.get(h)) for h in HEADERS[sheet]])
     for ref, value in case.get("cells", {}).items():
         sheet, address = ref.split("!")
-        wb[sheet][address] = cell_value(value)
+        ws = wb[sheet] if sheet in wb.sheetnames else wb.create_sheet(sheet)
+        ws[address] = cell_value(value)
     for ref in case.get("merge", []):
         sheet, cells = ref.split("!")
         wb[sheet].merge_cells(cells)

@@ -15,6 +15,7 @@ from billing_batch import cli, starter_workbook
 from billing_batch.model import ChargeType, Frequency, Policy
 from billing_batch.money import KNOWN_CURRENCIES
 from billing_batch.post.send import SECURITY
+from billing_batch.tax import CATEGORIES
 from billing_batch.validate import Status, label_of
 from billing_batch.workbook import SCHEMA
 
@@ -25,6 +26,7 @@ CHOICES = {
     "Billing Policy": [p.value for p in Policy],
     "Charge Type": [c.value for c in ChargeType],
     "Status": [s.value for s in Status],
+    "Tax Category": list(CATEGORIES),
 }
 DATES = {"Start Date", "End Date", "Date", "Mandate Date", "Billed Through"}
 RATES = {"Tax Rate", "Discount"}

@@ -121,14 +121,17 @@ def test_a_hole_in_the_numbering_and_two_live_invoices_for_a_cycle_are_reported(
     duplicate = f"INV-{last + 1:06d}"
     edit(out, f"""
         DELETE FROM invoice_lines WHERE number = '{gone}';
+        DELETE FROM invoice_vat_groups WHERE number = '{gone}';
         DELETE FROM invoices WHERE seq = 4;
         DROP INDEX one_live_invoice_per_cycle;
         CREATE TEMP TABLE copy AS SELECT * FROM invoices WHERE number = '{copied}';
         UPDATE copy SET seq = {last + 1}, number = '{duplicate}';
         INSERT INTO invoices SELECT * FROM copy;
         INSERT INTO invoice_lines SELECT '{duplicate}', line, kind, product, description, period_start, period_end,
-            quantity, unit_price, amount, prorated, subscription_id, usage_id
+            quantity, unit_price, amount, prorated, subscription_id, usage_id, tax_category, tax_rate
             FROM invoice_lines WHERE number = '{copied}';
+        INSERT INTO invoice_vat_groups SELECT '{duplicate}', position, category, rate, taxable, tax, exemption_reason,
+            discount FROM invoice_vat_groups WHERE number = '{copied}';
         """)
     shutil.copy(out / "invoices" / f"{copied}.pdf", out / "invoices" / f"{duplicate}.pdf")
     found = findings(out)

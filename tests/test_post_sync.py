@@ -137,8 +137,8 @@ def test_missing_account_codes_are_reported_and_the_invoice_waits(billed: Billed
     outcomes = by_number(billed.post(("sync",), inputs=inputs), "sync")
     assert not outcomes["INV-000001"].ok
     assert outcomes["INV-000001"].error == (
-        "not exported: no Account Code and Tax Type for product 'API calls' in the Products sheet; "
-        "add them (Product, Account Code, Tax Type) and run post --tasks sync again.")
+        "not exported: no Account Code for product 'API calls' in the Products sheet; "
+        "add it (Product, Account Code) and run post --tasks sync again.")
     assert "'Support'" in outcomes["INV-000002"].error
     assert [n for n, o in outcomes.items() if o.ok] == ["INV-000003", "INV-000004", "INV-000005", "INV-000007",
                                                         "INV-000008"]

@@ -9,14 +9,17 @@ plus the tax amount column equals the invoice total in the ledger.
 - A line whose amount is not exactly quantity x unit price (prorated, several months per cycle,
   a price with more decimals than the accounting system keeps) is exported as quantity 1 at its
   amount, with the quantity and price in the description.
-- The invoice's discount is exported as negative lines ("Discount 10%"), one per account code and
-  tax type, the discount shared between them in proportion to their amounts, largest remainder
-  first, so each revenue account is reduced by its own share. With a "Discount" row in the Products
-  sheet, the discount goes to that account instead, on one line. (Xero's Discount column is a
-  percentage per line, rounded line by line: it cannot always give the invoice's discount exactly.)
-- The invoice's tax is shared between the rows in proportion to their amounts (after discount)
-  and written to the tax amount columns, so the accounting system books the invoice's own tax
-  rather than recomputing it line by line.
+- Rows go VAT group by VAT group (billing_batch.tax). Each group's share of the discount is exported
+  as negative lines ("Discount 10%"), one per account code and tax type of the group, its share split
+  between them in proportion to their amounts, largest remainder first, so each revenue account is
+  reduced by its own share. With a "Discount" row in the Products sheet, each group's share goes to
+  that account instead, on one line. (Xero's Discount column is a percentage per line, rounded line
+  by line: it cannot always give the invoice's discount exactly.)
+- Each group's tax is shared between its rows in proportion to their amounts (after discount) and
+  written to the tax amount columns, so the accounting system books the invoice's own tax rather
+  than recomputing it line by line.
+- A line's Xero tax type and QuickBooks tax code follow from its category and rate (tax_names); a
+  product's Tax Type in the Products sheet overrides both.
 
 Exactly once: the invoices of a file are recorded as started (naming the file), the file is
 written beside its final name and renamed into place, then they are recorded as done. If the run
@@ -27,16 +30,16 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
-from fractions import Fraction
 
 from babel import Locale
 
 from billing_batch.model import Invoice, Line, LineKind, Product
-from billing_batch.money import minor_unit
+from billing_batch.money import allocate, minor_unit
 from billing_batch.files import write_atomic
+from billing_batch.tax import percent
 from billing_batch.post.tasks import (
     DONE,
     FAILED,
@@ -80,9 +83,25 @@ class Row:
     unit_amount: Decimal
     amount: Decimal  # quantity x unit_amount, exactly
     account_code: str
-    tax_type: str
+    tax_type: str  # Xero's tax rate name
     tax: Decimal
     service_date: date | None
+    tax_code: str = ""  # QuickBooks' VAT code
+
+
+# What each category and rate is called by default (a UK organisation's names; docs/post-tasks.md).
+# The Products sheet's Tax Type, where given, is used in both files instead.
+XERO_TAX_TYPES = {"Z": "Zero Rated Income", "E": "Exempt Income", "AE": "Zero Rated EC Services",
+                  "K": "Zero Rated EC Goods Income", "G": "Zero Rated Income", "O": "No VAT"}
+QBO_TAX_CODES = {"Z": "0.0% Z", "E": "Exempt", "AE": "0.0% ECS", "K": "0.0% ECG", "G": "0.0% Z", "O": "No VAT"}
+
+
+def tax_names(category: str, rate: Decimal) -> tuple[str, str]:
+    """(Xero tax type, QuickBooks tax code) of a category and rate: 21% S is "21% (VAT on Income)"
+    and "21.0% S"."""
+    if category in XERO_TAX_TYPES:
+        return XERO_TAX_TYPES[category], QBO_TAX_CODES[category]
+    return f"{percent(rate)}% (VAT on Income)", f"{rate * 100:.1f}% S"
 
 
 def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
@@ -154,33 +173,31 @@ def _replaces_note(ctx: Context, inv: Invoice) -> str:
 
 
 def invoice_rows(ctx: Context, inv: Invoice) -> list[Row]:
-    """The invoice's rows, reconciled to its totals. SyncProblem if a product has no account code."""
+    """The invoice's rows, VAT group by VAT group, reconciled to its totals. SyncProblem if a product
+    has no account code."""
     d = inv.draft
     unit = minor_unit(d.currency)
     products = ctx.inputs.products
-    missing = []
-    codes: list[Product] = []
-    for line in d.lines:
-        product = products.get(line.product)
-        if product is None or not product.account_code.strip() or not product.tax_type.strip():
-            missing.append(line.product)
-        else:
-            codes.append(product)
-    discount_product = products.get(DISCOUNT_PRODUCT) if d.discount else None
+    missing = [line.product for line in d.lines
+               if (product := products.get(line.product)) is None or not product.account_code.strip()]
     if missing:
         unique = list(dict.fromkeys(missing))
         names = ("product " if len(unique) == 1 else "products ") + ", ".join(repr(m) for m in unique)
         raise SyncProblem(
-            f"not exported: no Account Code and Tax Type for {names} in the Products sheet; "
-            f"add them (Product, Account Code, Tax Type) and run post --tasks sync again.")
-
-    rows = [_line_row(line, product, unit) for line, product in zip(d.lines, codes)]
-    if d.discount:
-        rows += _discount_rows(inv, rows, discount_product, unit)
-    weights = [r.amount for r in rows]
-    taxes = allocate(d.tax, weights, unit)
-    rows = [Row(r.product, r.description, r.quantity, r.unit_amount, r.amount, r.account_code, r.tax_type, t,
-                r.service_date) for r, t in zip(rows, taxes)]
+            f"not exported: no Account Code for {names} in the Products sheet; "
+            f"add it (Product, Account Code) and run post --tasks sync again.")
+    discount_product = products.get(DISCOUNT_PRODUCT) if d.discount else None
+    rows = []
+    for group in d.vat_groups:
+        names = tax_names(group.category, group.rate)
+        members = [_line_row(line, products[line.product], unit, names) for line in d.lines
+                   if (line.tax_category, line.tax_rate) == (group.category, group.rate)]
+        if group.discount:
+            members += _discount_rows(inv, members, discount_product, unit, group.discount,
+                                      names, "" if len(d.vat_groups) == 1 else f"{group.category} {percent(group.rate)}%")
+        # the group's own tax, shared between its rows in proportion to their amounts
+        taxes = allocate(group.tax, [r.amount for r in members], unit)
+        rows += [replace(r, tax=t) for r, t in zip(members, taxes)]
     computed = sum((r.amount + r.tax for r in rows), Decimal(0))
     if computed != d.total:  # cannot happen unless the ledger's totals do not add up
         raise SyncProblem(f"not exported: its rows add up to {computed} but the invoice total is {d.total}; "
@@ -188,7 +205,13 @@ def invoice_rows(ctx: Context, inv: Invoice) -> list[Row]:
     return rows
 
 
-def _line_row(line: Line, product: Product, unit: Decimal) -> Row:
+def _tax_of(product: Product | None, names: tuple[str, str]) -> tuple[str, str]:
+    """The product's Tax Type in both files where it gives one, else the category's names."""
+    override = product.tax_type.strip() if product is not None else ""
+    return (override, override) if override else names
+
+
+def _line_row(line: Line, product: Product, unit: Decimal, names: tuple[str, str]) -> Row:
     description = line.description.strip() or line.product
     if line.period_start != line.period_end:
         description += f" ({line.period_start.isoformat()} to {line.period_end.isoformat()})"
@@ -204,46 +227,34 @@ def _line_row(line: Line, product: Product, unit: Decimal) -> Row:
         if line.kind is LineKind.RECURRING:
             basis += " a month"
         description += f": {basis}" + (", prorated" if line.prorated else "")
+    tax_type, tax_code = _tax_of(product, names)
     return Row(line.product, description, quantity, unit_amount, quantity * unit_amount,
-               product.account_code.strip(), product.tax_type.strip(), Decimal(0), line.period_start)
+               product.account_code.strip(), tax_type, Decimal(0), line.period_start, tax_code)
 
 
-def _discount_rows(inv: Invoice, rows: list[Row], discount_product: Product | None, unit: Decimal) -> list[Row]:
+def _discount_rows(inv: Invoice, rows: list[Row], discount_product: Product | None, unit: Decimal,
+                   discount: Decimal, names: tuple[str, str], group: str) -> list[Row]:
+    """A VAT group's share of the discount as negative rows: on the Discount product's account, or
+    shared between the group's accounts and tax types in proportion to their amounts."""
     d = inv.draft
     label = f"Discount {_plain(d.discount_rate * 100)}%" if d.discount_rate else "Discount"
-    if discount_product is not None and discount_product.account_code.strip() and discount_product.tax_type.strip():
-        return [Row(DISCOUNT_PRODUCT, label, Decimal(1), -d.discount, -d.discount,
-                    discount_product.account_code.strip(), discount_product.tax_type.strip(), Decimal(0), None)]
-    groups: dict[tuple[str, str], list[Row]] = {}
+    if group:
+        label += f" on VAT {group}"
+    if discount_product is not None and discount_product.account_code.strip():
+        tax_type, tax_code = _tax_of(discount_product, names)
+        return [Row(DISCOUNT_PRODUCT, label, Decimal(1), -discount, -discount,
+                    discount_product.account_code.strip(), tax_type, Decimal(0), None, tax_code)]
+    groups: dict[tuple[str, str, str], list[Row]] = {}
     for r in rows:
-        groups.setdefault((r.account_code, r.tax_type), []).append(r)
-    shares = allocate(d.discount, [sum((r.amount for r in g), Decimal(0)) for g in groups.values()], unit)
+        groups.setdefault((r.account_code, r.tax_type, r.tax_code), []).append(r)
+    shares = allocate(discount, [sum((r.amount for r in g), Decimal(0)) for g in groups.values()], unit)
     out = []
-    for ((code, tax_type), members), share in zip(groups.items(), shares):
+    for ((code, tax_type, tax_code), members), share in zip(groups.items(), shares):
         if share:
             text = label if len(groups) == 1 else f"{label} on account {code}"
-            out.append(Row(members[0].product, text, Decimal(1), -share, -share, code, tax_type, Decimal(0), None))
+            out.append(Row(members[0].product, text, Decimal(1), -share, -share, code, tax_type, Decimal(0), None,
+                           tax_code))
     return out
-
-
-def allocate(total: Decimal, weights: Sequence[Decimal], unit: Decimal) -> list[Decimal]:
-    """Share total (a whole number of units) between the weights in proportion, each share a whole
-    number of units, the leftover units going to the largest remainders (ties: the first). The
-    shares add up to total exactly."""
-    if not weights:
-        return []
-    units = int(total / unit)
-    whole = sum(weights, Decimal(0))
-    if units == 0:
-        return [Decimal(0) * unit for _ in weights]
-    if whole == 0:
-        return [total] + [Decimal(0) * unit for _ in weights[1:]]
-    exact = [Fraction(units) * Fraction(w) / Fraction(whole) for w in weights]
-    shares = [e.numerator // e.denominator for e in exact]
-    left = units - sum(shares)
-    for i in sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))[:left]:
-        shares[i] += 1
-    return [Decimal(s) * unit for s in shares]
 
 
 def _decimals(value: Decimal) -> int:
@@ -347,7 +358,7 @@ def qbo_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: s
                 "ItemQuantity": _plain(r.quantity),
                 "ItemRate": _price(r.unit_amount, unit),
                 "ItemAmount": _money(r.amount, unit),
-                "ItemTaxCode": r.tax_type,
+                "ItemTaxCode": r.tax_code,
                 "ItemTaxAmount": _money(r.tax, unit),
                 "Currency": d.currency,
                 "Service Date": r.service_date.strftime(date_format) if r.service_date else "",
