@@ -44,6 +44,7 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB118": ("days out of range", False, "Type a whole number of days from {low} to {high}."),
     "BB119": ("invalid IBAN", False, "Copy the IBAN again from the customer's signed mandate; until then their "
                                      "invoices are billed but not charged."),
+    "BB121": ("unknown usage column", False, "Use column names of the Usage sheet, separated by commas: {columns}."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.model import (
+    BilledUsage,
     Cycle,
     Draft,
     Invoice,
@@ -113,6 +114,28 @@ CREATE TABLE IF NOT EXISTS post_sepa (
     file TEXT NOT NULL
 );
 """,
+    # 2 (release 0.3.0): every billed usage row and the invoice line it went on, since a summary line
+    # carries many. Release 0.1.0's ledgers billed one line per row: each such line becomes its row,
+    # grouped by Product and Description, so no row billed then is billed again.
+    """
+CREATE TABLE usage_rows (
+    number TEXT NOT NULL REFERENCES invoices (number),
+    line INTEGER NOT NULL,
+    usage_id TEXT NOT NULL,
+    usage_date TEXT NOT NULL,
+    product TEXT NOT NULL,
+    description TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    unit_price TEXT NOT NULL,
+    groups TEXT NOT NULL,  -- JSON [[column, value], ...]: the Usage columns its line was grouped by
+    PRIMARY KEY (number, usage_id),
+    FOREIGN KEY (number, line) REFERENCES invoice_lines (number, line)
+);
+INSERT INTO usage_rows
+    SELECT number, line, usage_id, period_start, product, description, quantity, unit_price,
+           json_array(json_array('Product', product), json_array('Description', description))
+    FROM invoice_lines WHERE kind = 'Usage' AND usage_id IS NOT NULL ORDER BY number, line;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks the file as a billing_batch ledger (PRAGMA application_id), so another program's database is
@@ -129,6 +152,7 @@ LINE_COLUMNS = (
     "number line kind product description period_start period_end quantity unit_price amount "
     "prorated subscription_id usage_id"
 ).split()
+USAGE_COLUMNS = "number line usage_id usage_date product description quantity unit_price groups".split()
 
 
 class LedgerBusy(Exception):
@@ -243,9 +267,12 @@ class Ledger:
 
     def invoices(self) -> list[Invoice]:
         """Every invoice ever issued, in number order."""
+        usage: dict[tuple[str, int], list[BilledUsage]] = {}
+        for row in self.db.execute(f"SELECT {', '.join(USAGE_COLUMNS)} FROM usage_rows ORDER BY number, line, rowid"):
+            usage.setdefault((row[0], row[1]), []).append(_usage_row(row))
         lines: dict[str, list[Line]] = {}
         for row in self.db.execute(f"SELECT {', '.join(LINE_COLUMNS)} FROM invoice_lines ORDER BY number, line"):
-            lines.setdefault(row[0], []).append(_line(row))
+            lines.setdefault(row[0], []).append(_line(row, tuple(usage.get((row[0], row[1]), ()))))
         rows = self.db.execute(f"SELECT {', '.join(INVOICE_COLUMNS)} FROM invoices ORDER BY seq")
         return [_invoice(row, lines.get(row[1], [])) for row in rows]
 
@@ -319,6 +346,12 @@ class Ledger:
                 (_line_row(inv.number, n, line) for inv in invoices for n, line in enumerate(inv.draft.lines, 1)),
             )
             self.db.executemany(
+                f"INSERT INTO usage_rows VALUES ({', '.join('?' * len(USAGE_COLUMNS))})",
+                ((inv.number, n, u.usage_id, u.date.isoformat(), u.product, u.description, str(u.quantity),
+                  str(u.unit_price), json.dumps(u.groups))
+                 for inv in invoices for n, line in enumerate(inv.draft.lines, 1) for u in line.usage_rows),
+            )
+            self.db.executemany(
                 "INSERT INTO empty_cycles VALUES (?, ?, ?, ?)",
                 ((c.contract_id, c.start.isoformat(), c.end.isoformat(), run_date.isoformat()) for c in empty),
             )
@@ -376,7 +409,13 @@ def _line_row(number: str, n: int, line: Line) -> tuple:
     )
 
 
-def _line(row: tuple) -> Line:
+def _usage_row(row: tuple) -> BilledUsage:
+    (_, _, usage_id, day, product, description, quantity, unit_price, groups) = row
+    return BilledUsage(usage_id, date.fromisoformat(day), product, description, Decimal(quantity),
+                       Decimal(unit_price), tuple(tuple(pair) for pair in json.loads(groups)))
+
+
+def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = ()) -> Line:
     (_, _, kind, product, description, start, end, quantity, unit_price, amount, prorated, sub_id, usage_id) = row
     return Line(
         kind=LineKind(kind),
@@ -390,6 +429,7 @@ def _line(row: tuple) -> Line:
         prorated=bool(prorated),
         subscription_id=sub_id,
         usage_id=usage_id,
+        usage_rows=usage_rows,
     )
 
 

@@ -57,6 +57,15 @@ class LineKind(enum.Enum):
     USAGE = "Usage"
 
 
+class UsageLines(enum.Enum):
+    SUMMARY = "Summary"  # one line per group of usage rows (see Contract.usage_group_by)
+    DETAIL = "Detail"  # one line per usage row
+
+
+# The usage columns a summary line is grouped by when nothing else is set; Unit Price always splits a group.
+DEFAULT_GROUP_BY = ("Product", "Description")
+
+
 class RunType(enum.Enum):
     AUTOMATIC = "Automatic"
     MANUAL = "Manual"
@@ -84,6 +93,8 @@ class Settings:
     creditor_iban: str = ""
     creditor_bic: str = ""
     creditor_id: str = ""  # SEPA creditor identifier
+    usage_lines: UsageLines = UsageLines.SUMMARY
+    usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY  # Usage sheet column names
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +129,8 @@ class Contract:
     active: bool
     source: Source
     cc: str = ""  # more addresses for the invoice email, separated by ; or ,
+    usage_lines: UsageLines = UsageLines.SUMMARY  # the Settings' unless the contract's row says otherwise
+    usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +157,34 @@ class Usage:
     quantity: Decimal
     unit_price: Decimal
     source: Source
+    extra: tuple[tuple[str, str], ...] = ()  # the Usage sheet's other columns: (header as typed, value as text)
+
+    def value(self, column: str) -> str:
+        """The row's value in a Usage column, as text, for grouping; column as Contract.usage_group_by has it."""
+        standard = {"Usage ID": self.usage_id, "Contract ID": self.contract_id, "Product": self.product,
+                    "Description": self.description, "Date": self.date.isoformat(),
+                    "Quantity": str(self.quantity), "Unit Price": str(self.unit_price)}
+        if column in standard:
+            return standard[column]
+        return next((value for name, value in self.extra if name == column), "")
+
+
+@dataclass(frozen=True, slots=True)
+class BilledUsage:
+    """One usage row as billed on an invoice line, kept in the ledger for the usage detail file."""
+
+    usage_id: str
+    date: date
+    product: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    groups: tuple[tuple[str, str], ...] = ()  # the columns its line was grouped by, with its values
+
+    @property
+    def amount(self) -> Decimal:
+        """Exact, never rounded: the line rounds the sum of its rows once."""
+        return self.quantity * self.unit_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +198,9 @@ class Cycle:
     full_end: date  # end of the uncut cycle, the proration denominator
     scheduled: date  # when it is due to be invoiced
     usage_cutoff: date  # usage dated on or before this goes on its invoice
+    # The closing cycle of an Advance contract with an End Date: the day after the End Date, billing
+    # only the usage of the last cycle, which no Advance invoice takes (see cycles.closing_cycle).
+    closing: bool = False
 
     @property
     def schedule_id(self) -> str:
@@ -175,7 +219,8 @@ class Line:
     amount: Decimal  # rounded to the currency's minor unit
     prorated: bool = False
     subscription_id: str | None = None
-    usage_id: str | None = None
+    usage_id: str | None = None  # the row of a Detail usage line
+    usage_rows: tuple[BilledUsage, ...] = ()  # every usage row on the line (one for Detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +285,12 @@ class Invoice:
     @property
     def pdf_name(self) -> str:
         return f"invoices/{self.number}.pdf"
+
+    @property
+    def usage_name(self) -> str | None:
+        """The usage detail workbook, for an invoice with usage rows."""
+        has_usage = any(line.usage_rows for line in self.draft.lines)
+        return f"invoices/{self.number}-usage.xlsx" if has_usage else None
 
 
 @dataclass(frozen=True, slots=True)

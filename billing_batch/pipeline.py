@@ -13,7 +13,7 @@ from pathlib import Path
 from billing_batch import render, review, schedule_book, workbook
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
-from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run
+from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run, usage_ids
 from billing_batch.errors import Problem
 from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.ledger import Ledger
@@ -166,7 +166,7 @@ def plan_automatic(checked: Checked, state: State, as_of: date) -> Plan:
         checked.inputs,
         set_aside=checked.set_aside,
         settled=set(live) | set(state.empty),
-        billed_usage={(cid, line.usage_id) for (cid, _), i in live.items() for line in i.draft.lines if line.usage_id},
+        billed_usage={(cid, u) for (cid, _), i in live.items() for u in usage_ids(i.draft)},
         as_of=as_of,
     )
 
