@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from billing_batch import render, review, schedule_book, workbook
+from billing_batch import render, review, schedule_book, usage_book, workbook
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.billing import Plan, Proposal, differences, make_invoice, plan_manual, plan_run, usage_ids
@@ -267,6 +267,9 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
                                executor=options.executor, scheduler=options.scheduler)
         ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
+        for invoice in state.invoices:  # the usage detail files: from the ledger alone, like the PDFs
+            if invoice.usage_name and not (options.output / invoice.usage_name).exists():
+                usage_book.write(options.output, invoice)
     if options.post_tasks:
         with report.stage("post tasks"):
             report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,

@@ -67,6 +67,7 @@ LABELS = {
     "void": "VOID",
     "void_replaced": "VOID — replaced by {number}",
     "no_lines": "No charges this period.",
+    "usage_details": "Usage details: {name}",
 }
 
 
@@ -142,6 +143,7 @@ def invoice_view(invoice: Invoice) -> dict:
             (LABELS["currency"], cur),
         ],
         "lines": lines,
+        "usage_note": LABELS["usage_details"].format(name=Path(invoice.usage_name).name) if invoice.usage_name else "",
         "totals": totals,
         "terms": terms.format(days=days, due=day(invoice.due_date), number=invoice.number),
         "bank_lines": _split_lines([invoice.seller.bank_details]),
