@@ -161,12 +161,14 @@ class Usage:
 
     def value(self, column: str) -> str:
         """The row's value in a Usage column, as text, for grouping; column as Contract.usage_group_by has it."""
-        standard = {"Usage ID": self.usage_id, "Contract ID": self.contract_id, "Product": self.product,
-                    "Description": self.description, "Date": self.date.isoformat(),
-                    "Quantity": str(self.quantity), "Unit Price": str(self.unit_price)}
-        if column in standard:
-            return standard[column]
+        if column in _USAGE_FIELDS:
+            value = getattr(self, _USAGE_FIELDS[column])
+            return value.isoformat() if isinstance(value, date) else str(value)
         return next((value for name, value in self.extra if name == column), "")
+
+
+_USAGE_FIELDS = {"Usage ID": "usage_id", "Contract ID": "contract_id", "Date": "date", "Product": "product",
+                 "Description": "description", "Quantity": "quantity", "Unit Price": "unit_price"}
 
 
 @dataclass(frozen=True, slots=True)

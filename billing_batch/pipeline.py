@@ -247,6 +247,19 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
     with report.stage("render"):
         for leftover in (options.output / "invoices").glob(".*.tmp"):
             leftover.unlink()  # from a run that died while rendering
+    # The usage workbooks, from the ledger alone like the PDFs, are written meanwhile.
+    usage_files = usage_book.Writing(options.output, [i for i in state.invoices if i.usage_name and not (
+        options.output / i.usage_name).exists()], options.jobs)
+    try:
+        _derive(options, checked, state, ledger, report, on_rendered, command, usage_files)
+    finally:
+        with report.stage("usage details"):
+            usage_files.wait()
+
+
+def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, report: Report,
+            on_rendered: Progress | None, command: str, usage_files: usage_book.Writing) -> None:
+    with report.stage("render"):
         stale = ledger.stale_pdfs()
         todo = [i for i in state.invoices if i.number in stale or not (options.output / i.pdf_name).exists()]
         done: list[Invoice] = []
@@ -267,10 +280,9 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
                                executor=options.executor, scheduler=options.scheduler)
         ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
-        for invoice in state.invoices:  # the usage detail files: from the ledger alone, like the PDFs
-            if invoice.usage_name and not (options.output / invoice.usage_name).exists():
-                usage_book.write(options.output, invoice)
+
     if options.post_tasks:
+        usage_files.wait()  # send attaches them
         with report.stage("post tasks"):
             report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,
                                         options.templates)
