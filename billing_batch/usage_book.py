@@ -9,7 +9,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
-from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -94,25 +93,34 @@ def write_all(out_dir: Path, invoices: list[Invoice]) -> None:
         write(out_dir, invoice)
 
 
+def _write_all_quietly(out_dir: Path, invoices: list[Invoice]) -> None:
+    """In the child: a failure shows as its exit code only; the parent then writes again and reports."""
+    try:
+        write_all(out_dir, invoices)
+    except BaseException:  # noqa: BLE001 - the parent's own attempt reports it, without a traceback here
+        os._exit(1)
+
+
 class Writing:
-    """The usage workbooks of some invoices being written: in a process of their own when jobs > 1, so
-    they are written while the PDFs render (20,000 rows take xlsxwriter seconds), else at once."""
+    """The usage workbooks of some invoices being written: in a forked process when jobs > 1, so they
+    are written while the PDFs render (20,000 rows take xlsxwriter seconds), else at once. The child
+    only writes and exits: killed with the batch or not, it never waits on anything."""
 
     def __init__(self, out_dir: Path, invoices: list[Invoice], jobs: int):
-        self._pool = self._future = None
-        if jobs > 1 and invoices:
+        self.out_dir, self.invoices, self._child = out_dir, invoices, None
+        if jobs > 1 and invoices and "fork" in multiprocessing.get_all_start_methods():
             # forked: a spawned process would import the whole batch again before writing a row
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
-            self._future = self._pool.submit(write_all, out_dir, invoices)
+            self._child = multiprocessing.get_context("fork").Process(
+                target=_write_all_quietly, args=(out_dir, invoices), daemon=True)
+            self._child.start()
         else:
             write_all(out_dir, invoices)
 
     def wait(self) -> None:
-        """Until every workbook is written; raises what writing one raised."""
-        if self._pool is not None:
-            try:
-                self._future.result()
-            finally:
-                self._pool.shutdown()
-                self._pool = None
+        """Until every workbook is written; what failed in the child is tried again here, to raise."""
+        if self._child is not None:
+            self._child.join()
+            failed = self._child.exitcode != 0
+            self._child = None
+            if failed:
+                write_all(self.out_dir, [i for i in self.invoices if not (self.out_dir / i.usage_name).exists()])

@@ -76,7 +76,7 @@ def usage_lines(invoice: Invoice) -> list:
 def test_usage_is_summarised_per_product_description_and_price_with_a_detail_workbook(tmp_path: Path):
     out = tmp_path / "out"
     book = usage_book(tmp_path, extra_settings={"Company Email": "billing@acme.example"})
-    assert run(book, out, "2026-02-02", "--post-tasks", "send") == 0
+    assert run(book, out, "2026-02-02", "--post-tasks", "send", "--jobs", "2") == 0  # written beside rendering
     first = invoices(out)[0]
     got = [(ln.product, ln.description, ln.period_start.day, ln.period_end.day, ln.quantity, ln.unit_price, ln.amount)
            for ln in usage_lines(first)]
