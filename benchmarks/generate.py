@@ -8,6 +8,7 @@ Sizes (contracts, customers, subscriptions, usage rows):
     S       100       50      1,000       10,000
     M     1,000      500     10,000      100,000
     L    10,000    5,000    100,000    1,000,000   (usage in a second workbook, usage.xlsx)
+    U         1        1          3       20,000   (usage at scale: 40 metered products in one cycle)
 
 The data look like a SaaS book of business billed as of AS_OF (2026-11-02):
 
@@ -59,6 +60,7 @@ class Size:
     subscriptions: int
     usage: int
     split_usage: bool  # usage rows in a second workbook, usage.xlsx
+    meters: int = 0  # U: one Monthly Arrears contract whose due cycle carries every usage row, over this many products
 
 
 SIZES = {
@@ -66,6 +68,7 @@ SIZES = {
     "S": Size(100, 50, 1_000, 10_000, False),
     "M": Size(1_000, 500, 10_000, 100_000, False),
     "L": Size(10_000, 5_000, 100_000, 1_000_000, True),
+    "U": Size(1, 1, 3, 20_000, False, meters=40),
 }
 
 SETTINGS = [
@@ -273,6 +276,22 @@ def usage(rng: random.Random, contract_rows: list[tuple], counts: list[int]) -> 
     return [(f"USG-{i:07d}", *r) for i, r in enumerate(rows, 1)]
 
 
+def metered(rng: random.Random, count: int, meters: int) -> tuple[list[tuple], list[tuple]]:
+    """Size U: one Monthly Arrears contract billed for October 2026 on AS_OF, with count usage rows dated
+    in October over meters products (a cloud reseller's month of one customer's meters)."""
+    start = date(2026, 10, 1)
+    contract = ("CTR-000001", "CUST-00001", start, None, "Monthly", "Arrears", None, None, 30, None, "Active")
+    products = [(f"Meter {k:02d}", f"{rng.choice(['Compute', 'Storage', 'Network', 'Database'])} meter {k:02d}",
+                 rng.choice([0.0008, 0.004, 0.0125, 0.045, 0.11, 1.25])) for k in range(1, meters + 1)]
+    rows = []
+    for i in range(1, count + 1):
+        product, description, price = products[rng.randrange(meters)]
+        rows.append((f"USG-{i:07d}", contract[0], start + timedelta(days=rng.randrange(31)), product, description,
+                     round(rng.uniform(0.1, 500), 3), price))
+    rows.sort(key=lambda r: (r[2], r[0]))
+    return [contract], rows
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -347,9 +366,13 @@ def generate(size: str, out: Path, seed: int = DEFAULT_SEED, split_usage: bool |
     rng = random.Random(f"{seed}/{size}")
     started = time.perf_counter()
     customer_rows = customers(rng, spec.customers)
-    contract_rows = contracts(rng, spec.contracts, customer_rows)
-    sub_rows = subscriptions(rng, contract_rows, subscription_counts(rng, spec.contracts, spec.subscriptions))
-    usage_rows = usage(rng, contract_rows, usage_counts(rng, contract_rows, spec.usage))
+    if spec.meters:
+        contract_rows, usage_rows = metered(rng, spec.usage, spec.meters)
+        sub_rows = subscriptions(rng, contract_rows, [spec.subscriptions])
+    else:
+        contract_rows = contracts(rng, spec.contracts, customer_rows)
+        sub_rows = subscriptions(rng, contract_rows, subscription_counts(rng, spec.contracts, spec.subscriptions))
+        usage_rows = usage(rng, contract_rows, usage_counts(rng, contract_rows, spec.usage))
     made = time.perf_counter()
 
     out.mkdir(parents=True, exist_ok=True)

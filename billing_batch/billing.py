@@ -15,12 +15,13 @@ from billing_batch.model import (
     Draft,
     Inputs,
     Invoice,
+    LineKind,
     Party,
     RunType,
     Settings,
     Usage,
 )
-from billing_batch.pricing import price_cycle
+from billing_batch.pricing import make_draft, price_cycle
 from billing_batch.tax import Rules
 
 CycleKey = tuple[str, date]  # (contract ID, cycle start)
@@ -61,7 +62,7 @@ def plan_run(
             empty.append(cycle)
             continue
         drafts.append(draft)
-        taken = {line.usage_id for line in draft.lines if line.usage_id}
+        taken = usage_ids(draft)
         usage[:] = [u for u in usage if u.usage_id not in taken]
     return Plan(tuple(drafts), tuple(empty))
 
@@ -198,8 +199,8 @@ def plan_manual(
                 f"(its Billed Through is {contract.billed_through}): it is never invoiced here")))
             continue
         existing = live.get((contract_id, cycle.start))
-        on_other_invoices = {line.usage_id for inv in live_by_contract[contract_id] if inv is not existing
-                             for line in inv.draft.lines if line.usage_id}
+        on_other_invoices = {u for inv in live_by_contract[contract_id] if inv is not existing
+                             for u in usage_ids(inv.draft)}
         usage = [u for u in inputs.usage.get(contract_id, ()) if u.usage_id not in on_other_invoices]
         proposals.append(Proposal(contract_id, cycle, draft_for(cycle, contract, inputs, usage), existing))
     return proposals
@@ -218,10 +219,16 @@ def differences(inputs: Inputs, set_aside: Collection[str], live: Iterable[Invoi
         if cycle is None or cycle.start != d.cycle_start:
             found[invoice.number] = f"{invoice.number}: its cycle is no longer in the contract's schedule."
             continue
-        carried = {line.usage_id for line in d.lines if line.usage_id}
+        carried = usage_ids(d)
         usage = [u for u in inputs.usage.get(d.contract_id, ()) if u.usage_id in carried]
         now = draft_for(replace(cycle, usage_cutoff=date.max), contract, inputs, usage)
-        if _charges(now) != _charges(d):
+        # How usage is laid out in lines (Summary or Detail, the grouping) is not a charge: the rows
+        # are compared, and the totals as the invoice's own usage lines make them.
+        kept = [line for line in now.lines if line.kind is not LineKind.USAGE]
+        kept += [line for line in d.lines if line.kind is LineKind.USAGE]
+        customer = inputs.customers[contract.customer_id]
+        kept_draft = make_draft(cycle, contract, customer, kept, Rules(inputs.products, inputs.settings.tax_rounding))
+        if _charges(now) != _charges(d) or _totals(kept_draft) != _totals(d):
             found[invoice.number] = (
                 f"{invoice.number} differs from what the current data would bill "
                 f"(total {d.total} {d.currency}, now {now.total} {now.currency}); use generate --replace to reissue it."
@@ -229,10 +236,20 @@ def differences(inputs: Inputs, set_aside: Collection[str], live: Iterable[Invoi
     return found
 
 
+def usage_ids(draft: Draft) -> set[str]:
+    """The usage rows the draft bills."""
+    return {row.usage_id for line in draft.lines for row in line.usage_rows}
+
+
+def _totals(draft: Draft) -> tuple:
+    return draft.subtotal, draft.discount, draft.tax, draft.total
+
+
 def _charges(draft: Draft) -> tuple:
     lines = tuple(sorted(
         (line.kind.value, line.product, line.period_start, line.period_end, line.quantity, line.unit_price,
-         line.amount, line.subscription_id or "", line.usage_id or "")
-        for line in draft.lines
+         line.amount, line.subscription_id or "")
+        for line in draft.lines if line.kind is not LineKind.USAGE
     ))
-    return lines, draft.currency, draft.subtotal, draft.discount, draft.tax, draft.total
+    rows = sorted((row.usage_id, row.quantity, row.unit_price) for line in draft.lines for row in line.usage_rows)
+    return lines, rows, draft.currency

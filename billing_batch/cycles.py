@@ -38,16 +38,40 @@ def cycle(contract: Contract, k: int) -> Cycle | None:
     )
 
 
-def cycles(contract: Contract) -> Iterator[Cycle]:
-    """Every cycle of the contract in order; endless when it has no End Date."""
+def closing_cycle(contract: Contract, k: int | None = None) -> Cycle | None:
+    """The closing cycle of an Advance contract with an End Date: an Advance invoice takes the usage
+    dated before its cycle starts, so the usage of the last cycle needs an invoice after the End Date.
+    It starts (and ends) the day after the End Date, is scheduled the Billing Offset after that, and
+    bills usage only. k: its index, one past the last cycle's."""
+    if contract.policy is not Policy.ADVANCE or contract.end is None:
+        return None
+    if k is None:
+        k = sum(1 for _ in _regular_cycles(contract))
+    day = contract.end + ONE_DAY
+    return Cycle(contract_id=contract.contract_id, index=k, start=day, end=day, full_end=day,
+                 scheduled=day + timedelta(days=contract.offset_days), usage_cutoff=contract.end, closing=True)
+
+
+def _regular_cycles(contract: Contract) -> Iterator[Cycle]:
     k = 0
     while (c := cycle(contract, k)) is not None:
         yield c
         k += 1
 
 
+def cycles(contract: Contract) -> Iterator[Cycle]:
+    """Every cycle of the contract in order, the closing one last; endless when it has no End Date."""
+    k = 0
+    for k, c in enumerate(_regular_cycles(contract), start=1):
+        yield c
+    if (closing := closing_cycle(contract, k)) is not None:
+        yield closing
+
+
 def cycle_containing(contract: Contract, day: date) -> Cycle | None:
-    """The cycle whose period contains day, if any."""
+    """The cycle whose period contains day, if any (the closing cycle for the day after the End Date)."""
+    if contract.end is not None and day == contract.end + ONE_DAY:
+        return closing_cycle(contract)
     if day < contract.start or (contract.end is not None and day > contract.end):
         return None
     months = relativedelta(day, contract.start)

@@ -59,6 +59,7 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
               "Type the legal ground in the Tax Exemption Reason column of that row, such as the article that exempts it."),
     "BB125": ("tax rate does not fit the category", False,
               "Leave the Tax Rate blank for a category other than S, or give S a rate above 0%."),
+    "BB126": ("unknown usage column", False, "Use column names of the Usage sheet, separated by commas: {columns}."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

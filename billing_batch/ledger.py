@@ -14,6 +14,7 @@ from pathlib import Path
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.model import (
+    BilledUsage,
     Cycle,
     Draft,
     Invoice,
@@ -114,7 +115,7 @@ CREATE TABLE IF NOT EXISTS post_sepa (
     file TEXT NOT NULL
 );
 """,
-    # Taxes as EN 16931 has them: each line's VAT category and rate, and each invoice's VAT breakdown as
+    # 2 (release 0.2.0): taxes as EN 16931 has them: each line's VAT category and rate, and each invoice's VAT breakdown as
     # issued. A line issued before keeps S and its invoice's one rate, which is what it billed; an invoice
     # without breakdown rows has one group, S at its tax rate (ledger._invoice).
     """
@@ -135,6 +136,28 @@ CREATE TABLE invoice_vat_groups (
     PRIMARY KEY (number, position)
 );
 """,
+    # 3 (release 0.2.0): every billed usage row and the invoice line it went on, since a summary line
+    # carries many. Release 0.1.0's ledgers billed one line per row: each such line becomes its row,
+    # grouped by Product and Description, so no row billed then is billed again.
+    """
+CREATE TABLE usage_rows (
+    number TEXT NOT NULL REFERENCES invoices (number),
+    line INTEGER NOT NULL,
+    usage_id TEXT NOT NULL,
+    usage_date TEXT NOT NULL,
+    product TEXT NOT NULL,
+    description TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    unit_price TEXT NOT NULL,
+    groups TEXT NOT NULL,  -- JSON [[column, value], ...]: the Usage columns its line was grouped by
+    PRIMARY KEY (number, usage_id),
+    FOREIGN KEY (number, line) REFERENCES invoice_lines (number, line)
+);
+INSERT INTO usage_rows
+    SELECT number, line, usage_id, period_start, product, description, quantity, unit_price,
+           json_array(json_array('Product', product), json_array('Description', description))
+    FROM invoice_lines WHERE kind = 'Usage' AND usage_id IS NOT NULL ORDER BY number, line;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks the file as a billing_batch ledger (PRAGMA application_id), so another program's database is
@@ -152,6 +175,7 @@ LINE_COLUMNS = (
     "prorated subscription_id usage_id tax_category tax_rate"
 ).split()
 GROUP_COLUMNS = "number position category rate taxable tax exemption_reason discount".split()
+USAGE_COLUMNS = "number line usage_id usage_date product description quantity unit_price groups".split()
 
 
 class LedgerBusy(Exception):
@@ -270,9 +294,12 @@ class Ledger:
 
     def invoices(self) -> list[Invoice]:
         """Every invoice ever issued, in number order."""
+        usage: dict[tuple[str, int], list[BilledUsage]] = {}
+        for row in self.db.execute(f"SELECT {', '.join(USAGE_COLUMNS)} FROM usage_rows ORDER BY number, line, rowid"):
+            usage.setdefault((row[0], row[1]), []).append(_usage_row(row))
         lines: dict[str, list[Line]] = {}
         for row in self.db.execute(f"SELECT {', '.join(LINE_COLUMNS)} FROM invoice_lines ORDER BY number, line"):
-            lines.setdefault(row[0], []).append(_line(row))
+            lines.setdefault(row[0], []).append(_line(row, tuple(usage.get((row[0], row[1]), ()))))
         groups: dict[str, list[VatGroup]] = {}
         for row in self.db.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM invoice_vat_groups ORDER BY number, position"):
             groups.setdefault(row[0], []).append(_group(row))
@@ -354,6 +381,12 @@ class Ledger:
                  for inv in invoices for n, g in enumerate(inv.draft.vat_groups, 1)),
             )
             self.db.executemany(
+                _insert("usage_rows", USAGE_COLUMNS),
+                ((inv.number, n, u.usage_id, u.date.isoformat(), u.product, u.description, str(u.quantity),
+                  str(u.unit_price), json.dumps(u.groups))
+                 for inv in invoices for n, line in enumerate(inv.draft.lines, 1) for u in line.usage_rows),
+            )
+            self.db.executemany(
                 "INSERT INTO empty_cycles VALUES (?, ?, ?, ?)",
                 ((c.contract_id, c.start.isoformat(), c.end.isoformat(), run_date.isoformat()) for c in empty),
             )
@@ -421,7 +454,13 @@ def _group(row: tuple) -> VatGroup:
     return VatGroup(category, Decimal(rate), Decimal(taxable), Decimal(tax), reason, Decimal(discount))
 
 
-def _line(row: tuple) -> Line:
+def _usage_row(row: tuple) -> BilledUsage:
+    (_, _, usage_id, day, product, description, quantity, unit_price, groups) = row
+    return BilledUsage(usage_id, date.fromisoformat(day), product, description, Decimal(quantity),
+                       Decimal(unit_price), tuple(tuple(pair) for pair in json.loads(groups)))
+
+
+def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = ()) -> Line:
     (_, _, kind, product, description, start, end, quantity, unit_price, amount, prorated, sub_id, usage_id,
      tax_category, tax_rate) = row
     return Line(
@@ -438,6 +477,7 @@ def _line(row: tuple) -> Line:
         usage_id=usage_id,
         tax_category=tax_category,
         tax_rate=Decimal(tax_rate),
+        usage_rows=usage_rows,
     )
 
 

@@ -58,6 +58,15 @@ class LineKind(enum.Enum):
     USAGE = "Usage"
 
 
+class UsageLines(enum.Enum):
+    SUMMARY = "Summary"  # one line per group of usage rows (see Contract.usage_group_by)
+    DETAIL = "Detail"  # one line per usage row
+
+
+# The usage columns a summary line is grouped by when nothing else is set; Unit Price always splits a group.
+DEFAULT_GROUP_BY = ("Product", "Description")
+
+
 class RunType(enum.Enum):
     AUTOMATIC = "Automatic"
     MANUAL = "Manual"
@@ -91,6 +100,8 @@ class Settings:
     # The company's own look, resolved against the workbook's folder.
     logo: Path | None = None  # a PNG, JPEG or SVG file
     templates_folder: Path | None = None  # its files replace the default templates one by one
+    usage_lines: UsageLines = UsageLines.SUMMARY
+    usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY  # Usage sheet column names
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +140,8 @@ class Contract:
     source: Source
     cc: str = ""  # more addresses for the invoice email, separated by ; or ,
     billed_through: date | None = None  # cycles ending by then, and usage dated by then, were billed elsewhere
+    usage_lines: UsageLines = UsageLines.SUMMARY  # the Settings' unless the contract's row says otherwise
+    usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +168,36 @@ class Usage:
     quantity: Decimal
     unit_price: Decimal
     source: Source
+    extra: tuple[tuple[str, str], ...] = ()  # the Usage sheet's other columns: (header as typed, value as text)
+
+    def value(self, column: str) -> str:
+        """The row's value in a Usage column, as text, for grouping; column as Contract.usage_group_by has it."""
+        if column in _USAGE_FIELDS:
+            value = getattr(self, _USAGE_FIELDS[column])
+            return value.isoformat() if isinstance(value, date) else str(value)
+        return next((value for name, value in self.extra if name == column), "")
+
+
+_USAGE_FIELDS = {"Usage ID": "usage_id", "Contract ID": "contract_id", "Date": "date", "Product": "product",
+                 "Description": "description", "Quantity": "quantity", "Unit Price": "unit_price"}
+
+
+@dataclass(frozen=True, slots=True)
+class BilledUsage:
+    """One usage row as billed on an invoice line, kept in the ledger for the usage detail file."""
+
+    usage_id: str
+    date: date
+    product: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    groups: tuple[tuple[str, str], ...] = ()  # the columns its line was grouped by, with its values
+
+    @property
+    def amount(self) -> Decimal:
+        """Exact, never rounded: the line rounds the sum of its rows once."""
+        return self.quantity * self.unit_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +211,9 @@ class Cycle:
     full_end: date  # end of the uncut cycle, the proration denominator
     scheduled: date  # when it is due to be invoiced
     usage_cutoff: date  # usage dated on or before this goes on its invoice
+    # The closing cycle of an Advance contract with an End Date: the day after the End Date, billing
+    # only the usage of the last cycle, which no Advance invoice takes (see cycles.closing_cycle).
+    closing: bool = False
 
     @property
     def schedule_id(self) -> str:
@@ -189,6 +235,7 @@ class Line:
     usage_id: str | None = None
     tax_category: str = "S"  # UNCL5305 code (billing_batch.tax), set by pricing.make_draft
     tax_rate: Decimal = Decimal(0)
+    usage_rows: tuple[BilledUsage, ...] = ()  # every usage row on the line (one for Detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +316,12 @@ class Invoice:
     @property
     def pdf_name(self) -> str:
         return f"invoices/{self.number}.pdf"
+
+    @property
+    def usage_name(self) -> str | None:
+        """The usage detail workbook, for an invoice with usage rows."""
+        has_usage = any(line.usage_rows for line in self.draft.lines)
+        return f"invoices/{self.number}-usage.xlsx" if has_usage else None
 
 
 @dataclass(frozen=True, slots=True)

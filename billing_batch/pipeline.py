@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from billing_batch import look, render, review, schedule_book, workbook
+from billing_batch import look, render, review, schedule_book, usage_book, workbook
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.billing import (
@@ -24,6 +24,7 @@ from billing_batch.billing import (
     plan_manual,
     plan_run,
     usage_billed_before,
+    usage_ids,
 )
 from billing_batch.errors import Problem
 from billing_batch.ledger import Ledger
@@ -191,7 +192,7 @@ def plan_automatic(checked: Checked, state: State, options: Options, report: Rep
     """What `run` bills now. A contract over the Catch-Up Limit is set aside, as a problem in its
     rows would set it aside: its due cycles show Error, and the report lists it."""
     live = state.live
-    billed_usage = {(cid, line.usage_id) for (cid, _), i in live.items() for line in i.draft.lines if line.usage_id}
+    billed_usage = {(cid, u) for (cid, _), i in live.items() for u in usage_ids(i.draft)}
     plan = plan_run(
         checked.inputs,
         set_aside=checked.set_aside,
@@ -294,10 +295,23 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
                   on_rendered: Progress | None, command: str) -> None:
     """Derive the PDFs, the schedule book and the run's review page from the ledger: whatever
     is missing or stale (a crash, a deleted file, an invoice since replaced) is made again."""
-    chosen = options.look(checked.inputs.settings)
     with report.stage("render"):
         for leftover in (options.output / "invoices").glob(".*.tmp"):
             leftover.unlink()  # from a run that died while rendering
+    # The usage workbooks, from the ledger alone like the PDFs, are written meanwhile.
+    usage_files = usage_book.Writing(options.output, [i for i in state.invoices if i.usage_name and not (
+        options.output / i.usage_name).exists()], options.jobs)
+    try:
+        _derive(options, checked, state, ledger, report, on_rendered, command, usage_files)
+    finally:
+        with report.stage("usage details"):
+            usage_files.wait()
+
+
+def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, report: Report,
+            on_rendered: Progress | None, command: str, usage_files: usage_book.Writing) -> None:
+    chosen = options.look(checked.inputs.settings)
+    with report.stage("render"):
         stale = ledger.stale_pdfs()
         todo = [i for i in state.invoices if i.number in stale or not (options.output / i.pdf_name).exists()]
         done: list[Invoice] = []
@@ -328,7 +342,9 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
                           "PDFs are made then, and nothing is billed twice.") from None
         ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
+
     if options.post_tasks:
+        usage_files.wait()  # send attaches them
         with report.stage("post tasks"):
             report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,
                                         chosen)

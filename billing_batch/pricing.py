@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from billing_batch.model import (
+    BilledUsage,
     ChargeType,
     Contract,
     Customer,
@@ -15,6 +16,7 @@ from billing_batch.model import (
     LineKind,
     Subscription,
     Usage,
+    UsageLines,
 )
 from billing_batch.money import round_money
 from billing_batch.tax import Rules, vat_groups, with_tax
@@ -61,7 +63,13 @@ def one_time_line(sub: Subscription, cycle: Cycle, contract: Contract) -> Line |
     )
 
 
+def billed_row(row: Usage, group_by: tuple[str, ...]) -> BilledUsage:
+    return BilledUsage(row.usage_id, row.date, row.product, row.description, row.quantity, row.unit_price,
+                       tuple((column, row.value(column)) for column in group_by))
+
+
 def usage_line(row: Usage, contract: Contract) -> Line:
+    """Detail: one line per usage row, as release 0.1.0 billed it."""
     return Line(
         kind=LineKind.USAGE,
         product=row.product,
@@ -72,7 +80,34 @@ def usage_line(row: Usage, contract: Contract) -> Line:
         unit_price=row.unit_price,
         amount=round_money(row.quantity * row.unit_price, contract.currency),
         usage_id=row.usage_id,
+        usage_rows=(billed_row(row, contract.usage_group_by),),
     )
+
+
+def summary_lines(rows: Iterable[Usage], contract: Contract) -> list[Line]:
+    """Summary: one line per group of rows with the same values in the contract's Usage Group By
+    columns and the same Unit Price, in order of those values. The line's quantity is the rows'
+    total and its amount that total x the price, rounded once; its period runs from the first
+    usage date to the last. Its Product is the first group value, its Description the others."""
+    groups: dict[tuple, list[BilledUsage]] = {}
+    for row in rows:
+        billed = billed_row(row, contract.usage_group_by)
+        groups.setdefault((tuple(v for _, v in billed.groups), row.unit_price), []).append(billed)
+    lines = []
+    for (values, unit_price), members in sorted(groups.items()):
+        quantity = sum((r.quantity for r in members), Decimal(0))
+        lines.append(Line(
+            kind=LineKind.USAGE,
+            product=values[0] if values else "",
+            description=" – ".join(v for v in values[1:] if v),
+            period_start=min(r.date for r in members),
+            period_end=max(r.date for r in members),
+            quantity=quantity,
+            unit_price=unit_price,
+            amount=round_money(quantity * unit_price, contract.currency),
+            usage_rows=tuple(members),
+        ))
+    return lines
 
 
 def price_cycle(
@@ -86,7 +121,7 @@ def price_cycle(
     """The draft invoice of a cycle. unbilled_usage holds the contract's usage not yet
     on any live invoice; the rows dated on or before the cycle's cutoff, and after the
     contract's Billed Through, are taken."""
-    subscriptions = tuple(subscriptions)
+    subscriptions = tuple(subscriptions) if not cycle.closing else ()  # a closing cycle bills usage only
     line_makers = (
         (ChargeType.RECURRING, recurring_line),
         (ChargeType.ONE_TIME, one_time_line),
@@ -103,7 +138,10 @@ def price_cycle(
         (row for row in unbilled_usage if billed_through < row.date <= cycle.usage_cutoff),
         key=lambda row: (row.date, row.usage_id),
     )
-    lines += [usage_line(row, contract) for row in usage]
+    if contract.usage_lines is UsageLines.DETAIL:
+        lines += [usage_line(row, contract) for row in usage]
+    else:
+        lines += summary_lines(usage, contract)
     return make_draft(cycle, contract, customer, lines, tax_rules)
 
 
@@ -135,3 +173,4 @@ def make_draft(cycle: Cycle, contract: Contract, customer: Customer, lines: list
         vat_groups=groups,
         tax_rounding=tax_rules.rounding,
     )
+

@@ -74,6 +74,7 @@ LABELS = {
     "void": "VOID",
     "void_replaced": "VOID — replaced by {number}",
     "no_lines": "No charges this period.",
+    "usage_details": "Usage details: {name}",
 }
 
 
@@ -164,6 +165,7 @@ def invoice_view(invoice: Invoice) -> dict:
             (LABELS["currency"], cur),
         ],
         "lines": lines,
+        "usage_note": LABELS["usage_details"].format(name=Path(invoice.usage_name).name) if invoice.usage_name else "",
         "totals": totals,
         # shown when it says more than the tax line, or to a customer with a VAT ID (a business that
         # books the VAT it is charged)

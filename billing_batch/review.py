@@ -104,6 +104,7 @@ class ReviewRow:
     total: Decimal
     locale: str
     flags: tuple[Flag, ...] = ()  # in FLAG_KINDS order
+    usage_name: str | None = None  # the usage detail workbook, e.g. invoices/INV-000001-usage.xlsx
 
     def has(self, name: str) -> bool:
         return any(f.name == name for f in self.flags)
@@ -201,6 +202,7 @@ def review_rows(
         rows.append(ReviewRow(
             number=inv.number,
             pdf_name=inv.pdf_name,
+            usage_name=inv.usage_name,
             customer_id=d.customer_id,
             customer=d.customer_name,
             contract_id=d.contract_id,
@@ -643,6 +645,7 @@ def _table_rows(rows: Sequence[ReviewRow]) -> list[dict]:
         out.append({
             "number": r.number,
             "href": _href(r.pdf_name),
+            "usage_href": _href(r.usage_name) if r.usage_name else "",
             "customer": r.customer,
             "customer_id": r.customer_id,
             "contract": r.contract_id,

@@ -30,7 +30,7 @@ INVOICE_COLUMNS = [
     ("Customer", 28, "text"), ("Cycle Start", 12, "date"), ("Cycle End", 12, "date"),
     ("Invoice Date", 12, "date"), ("Due Date", 12, "date"), ("Currency", 9, "text"),
     ("Subtotal", 13, "money"), ("Discount", 12, "money"), ("Tax", 12, "money"), ("Total", 13, "money"),
-    ("Status", 10, "text"), ("Replaced By", 14, "text"), ("PDF", 26, "text"),
+    ("Status", 10, "text"), ("Replaced By", 14, "text"), ("PDF", 26, "text"), ("Usage Details", 22, "link"),
 ]
 LINE_COLUMNS = [
     ("Invoice Number", 15, "text"), ("Line", 6, "number"), ("Kind", 10, "text"), ("Product", 24, "text"),
@@ -101,6 +101,7 @@ def _invoice(i: Invoice, billed: bool) -> tuple:
     return (
         (i.number, i.pdf_name), d.contract_id, d.customer_id, d.customer_name, d.cycle_start, d.cycle_end,
         i.invoice_date, i.due_date, d.currency, *money, status, i.replaced_by or "", i.pdf_name,
+        (Path(i.usage_name).name, i.usage_name) if i.usage_name else None,
     )
 
 

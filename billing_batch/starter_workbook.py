@@ -20,7 +20,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from billing_batch.files import write_atomic
-from billing_batch.model import ChargeType, Frequency, Policy
+from billing_batch.model import ChargeType, Frequency, Policy, UsageLines
 from billing_batch.post.send import SECURITY
 from billing_batch.tax import CATEGORIES, ROUNDINGS
 from billing_batch.validate import Status, label_of
@@ -63,6 +63,7 @@ class Col:
 
 
 # Said of the same column on several sheets
+USAGE_LINES = tuple(option.value for option in UsageLines)
 ON_CONTRACT = "the contract it is billed on; must be on the Contracts sheet"
 PRODUCT = "the product's name, printed on the invoice line"
 DESCRIPTION = "printed on the invoice line under the product"
@@ -138,6 +139,10 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
             Col("Billed Through", "every cycle that ends on or before this date was billed outside "
                 "billing_batch, so it is not billed again", "nothing was billed outside billing_batch",
                 fmt=DATE),
+            Col("Usage Lines", "Summary: one invoice line per group of usage rows; Detail: one line per row",
+                "the Usage Lines setting", choices=USAGE_LINES),
+            Col("Usage Group By", "the Usage sheet columns a summary line groups by, separated by commas",
+                "the Usage Group By setting"),
         ),
         "Subscriptions": (
             Col("Subscription ID", "the subscription's own ID, unique on this sheet", fmt=TEXT,
@@ -214,6 +219,10 @@ SETTINGS = (
         examples=("en_US",)),
     Col("Review Change Threshold", "the review page flags an invoice whose total moved more than this against "
         "the contract's previous invoice", "25%", fmt=RATE, examples=(Decimal("0.25"),)),
+    Col("Usage Lines", "Summary: one invoice line per group of usage rows (a detail file lists the rows); "
+        "Detail: one line per row", "Summary", choices=USAGE_LINES, examples=(None,)),
+    Col("Usage Group By", "the Usage sheet columns a summary line groups by, separated by commas; a different "
+        "unit price always makes its own line", "Product, Description", examples=(None,)),
     Col("Catch-Up Limit", "the most invoices one run may issue for one contract",
         "3", fmt=WHOLE, examples=(3,)),
     Col("Ledger Backups", "how many backups of the ledger to keep", "12", fmt=WHOLE, examples=(12,)),

@@ -36,11 +36,12 @@ from billing_batch.model import (
     Source,
     Subscription,
     Usage,
+    UsageLines,
 )
 from billing_batch.post.charge import iban_problem
 from billing_batch.money import KNOWN_CURRENCIES
 from billing_batch import tax
-from billing_batch.workbook import RawBook, Row, normalise
+from billing_batch.workbook import SCHEMA, RawBook, Row, normalise
 
 EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
 # Excel's error values, including those newer than openpyxl's list (dynamic arrays, data types).
@@ -293,14 +294,15 @@ class Checked:
 
 def check(book: RawBook) -> Checked:
     problems: list[Problem] = []
-    settings = read_settings(book.sheets["Settings"], problems, settings_folder(book))
+    columns = usage_columns(book)
+    settings = read_settings(book.sheets["Settings"], problems, settings_folder(book), columns)
     numbers = number_text(settings.locale)
     vat_cells: dict[str, Source] = {}
     customers, customer_ids = read_customers(book.sheets["Customers"], problems, numbers, settings.vat_id, vat_cells)
-    contracts, broken = read_contracts(book.sheets["Contracts"], settings, customer_ids, problems, numbers)
+    contracts, broken = read_contracts(book.sheets["Contracts"], settings, customer_ids, problems, numbers, columns)
     known = {**dict.fromkeys(broken), **contracts}
     subscriptions = read_subscriptions(book.sheets["Subscriptions"], known, problems, numbers)
-    usage = read_usage(book.sheets["Usage"], known, problems, numbers)
+    usage = read_usage(book.sheets["Usage"], known, problems, numbers, columns)
     products, troubled = read_products(book.sheets["Products"], problems, settings.vat_id)
     problems += tax_problems(contracts, customers, subscriptions, usage, products, vat_cells)
 
@@ -322,6 +324,21 @@ def check(book: RawBook) -> Checked:
     broken_contracts = {cid: set_aside[cid][0] for cid in broken if cid not in contracts}
     inputs = Inputs(settings, customers, contracts, subscriptions, usage, products)
     return Checked(inputs, problems, dict(set_aside), broken_contracts)
+
+
+def usage_columns(book: RawBook) -> dict[str, str]:
+    """Every column of the Usage sheet, the others as first typed: normalised name -> name."""
+    columns: dict[str, str] = {}
+    for name in (*SCHEMA["Usage"][1], *book.other_columns.get("Usage", [])):
+        columns.setdefault(normalise(name), name)
+    return columns
+
+
+def group_by(text: str, columns: dict[str, str]) -> tuple[tuple[str, ...], list[str]]:
+    """The Usage columns a Usage Group By cell names (comma-separated), and the names that are none."""
+    names = [" ".join(part.split()) for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if normalise(name) not in columns]
+    return tuple(dict.fromkeys(columns[normalise(n)] for n in names if normalise(n) in columns)), unknown
 
 
 def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) -> Iterator[tuple[Row, str]]:
@@ -358,7 +375,8 @@ def settings_folder(book: RawBook) -> Path:
     return (named or book.files or [Path(".")])[0].parent
 
 
-def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(".")) -> Settings:
+def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path("."),
+                  usage_columns: dict[str, str] | None = None) -> Settings:
     values: dict[str, Row] = {}
     for row in rows:
         key = normalise(row.value("Key"))
@@ -444,6 +462,7 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
         invalid("Tax Rounding", f"The Tax Rounding {settings.tax_rounding} is not one we know.",
                 f"use {' or '.join(tax.ROUNDINGS)}, or leave it blank for {tax.PER_GROUP}.")
     settings = replace(settings, tax_rounding=rounding or tax.PER_GROUP)
+    settings = _usage_settings(settings, text, invalid, usage_columns or {})
     if not PREFIX.fullmatch(settings.invoice_prefix):
         invalid("Invoice Prefix", "The Invoice Prefix may hold only letters, digits, - and _.",
                 "use at most 20 letters, digits, - or _, such as INV-.")
@@ -470,6 +489,24 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
         else:
             invalid("Templates Folder", f"There is no folder {templates}.",
                     "name the folder holding your own templates, relative to the workbook's folder or in full.")
+    return settings
+
+
+def _usage_settings(settings: Settings, text, invalid, columns: dict[str, str]) -> Settings:
+    """Usage Lines (Summary or Detail) and Usage Group By, the defaults of every contract."""
+    if typed := text("Usage Lines"):
+        lines = {choice_key(o.value): o for o in UsageLines}.get(choice_key(typed))
+        if lines is None:
+            invalid("Usage Lines", f"The Usage Lines {typed} is not one we know.", "use Summary or Detail.")
+        else:
+            settings = replace(settings, usage_lines=lines)
+    if typed := text("Usage Group By"):
+        names, unknown = group_by(typed, columns)
+        if unknown:
+            invalid("Usage Group By", f"The Usage Group By names {', '.join(unknown)}, which is not a column of "
+                    "the Usage sheet.", f"use Usage sheet columns separated by commas, from: {', '.join(columns.values())}.")
+        elif names:
+            settings = replace(settings, usage_group_by=names)
     return settings
 
 
@@ -597,7 +634,8 @@ def did_you_mean(typed: str, known) -> str:
     return f"; did you mean {near}?" if near else "."
 
 
-def read_contracts(rows, settings, customer_ids, problems, numbers=EN) -> tuple[dict[str, Contract], dict[str, str]]:
+def read_contracts(rows, settings, customer_ids, problems, numbers=EN,
+                   usage_columns: dict[str, str] | None = None) -> tuple[dict[str, Contract], dict[str, str]]:
     """The contracts that could be read, and the IDs (with customer) of those that could not.
     customer_ids: every ID on the Customers sheet, including customers whose row has problems."""
     contracts, broken = {}, {}
@@ -634,6 +672,8 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN) -> tuple[
             source=row.source,
             cc=r.text("CC"),
             billed_through=r.date("Billed Through"),
+            usage_lines=r.choice("Usage Lines", UsageLines, settings.usage_lines),
+            usage_group_by=contract_group_by(r, settings, usage_columns or {}),
         )
         if contract.billed_through and start and contract.frequency:
             contract = replace(contract, billed_through=billed_through(r, contract))
@@ -662,6 +702,15 @@ def billed_through(r: RowReader, contract: Contract) -> date | None:
                                           f"{cycle.end} of contract {contract.contract_id}.", ends=ends)
         return None
     return day
+
+
+def contract_group_by(r: RowReader, settings: Settings, columns: dict[str, str]) -> tuple[str, ...]:
+    typed = r.text("Usage Group By")
+    names, unknown = group_by(typed, columns)
+    if unknown:
+        r.fail("BB126", "Usage Group By", f"The Usage Group By names {', '.join(unknown)}, which is not a column "
+               "of the Usage sheet.", columns=", ".join(columns.values()))
+    return names or settings.usage_group_by
 
 
 def read_subscriptions(rows, contracts, problems, numbers=EN) -> dict[str, tuple[Subscription, ...]]:
@@ -695,8 +744,10 @@ def read_subscriptions(rows, contracts, problems, numbers=EN) -> dict[str, tuple
     return {cid: tuple(subs) for cid, subs in by_contract.items()}
 
 
-def read_usage(rows, contracts, problems, numbers=EN) -> dict[str, tuple[Usage, ...]]:
+def read_usage(rows, contracts, problems, numbers=EN, columns: dict[str, str] | None = None) -> dict[str, tuple[Usage, ...]]:
     by_contract = defaultdict(list)
+    columns = columns or {}
+    standard = set(SCHEMA["Usage"][1])
     for row, usage_id in unique(rows, "Usage ID", problems, lambda r: {"contract_id": RowReader(r, []).text("Contract ID")}):
         contract_id = RowReader(row, []).text("Contract ID")
         r = RowReader(row, problems, contract_id=contract_id or None, numbers=numbers)
@@ -714,6 +765,9 @@ def read_usage(rows, contracts, problems, numbers=EN) -> dict[str, tuple[Usage, 
             quantity=r.amount("Quantity"),
             unit_price=r.amount("Unit Price"),
             source=row.source,
+            # kept as text, only for grouping: a bad value in a column the batch does not read sets nothing aside
+            extra=tuple((columns.get(normalise(name), name), RowReader(row, []).text(name))
+                        for name in row.sheet.columns if name not in standard),
         )
         r.line(usage.quantity, usage.unit_price)
         if r.ok:

@@ -37,6 +37,7 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
         "Billing Frequency": True, "Billing Policy": False, "Billing Offset (Days)": False,
         "Currency": False, "Payment Terms (Days)": False, "Discount": False, "Status": False, "CC": False,
         "Billed Through": False,
+        "Usage Lines": False, "Usage Group By": False,
     }),
     "Subscriptions": (True, {
         "Subscription ID": True, "Contract ID": True, "Product": True, "Description": False,
@@ -51,6 +52,8 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
                          "Tax Category": False, "Tax Rate": False, "Tax Exemption Reason": False}),
     "Settings": (False, {"Key": True, "Value": True}),
 }
+# Sheets whose other columns are kept too, under their headers as typed: usage can be grouped by any column.
+KEEPS_OTHER_COLUMNS = {"Usage"}
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted .xlsx and old .xls files are both OLE containers
 ENCRYPTED = "EncryptedPackage".encode("utf-16-le")  # the stream that only an encrypted .xlsx holds
@@ -128,6 +131,7 @@ class RawBook:
     files: list[Path] = field(default_factory=list)
     sheets: dict[str, list[Row]] = field(default_factory=lambda: {name: [] for name in SCHEMA})
     row_count: int = 0  # rows holding data, counted against Limits.max_rows
+    other_columns: dict[str, list[str]] = field(default_factory=dict)  # sheet -> headers kept beyond SCHEMA
 
 
 class InputFiles(list):
@@ -380,6 +384,17 @@ def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits) -> 
         if column is not None and column not in {c for c, _ in found.values()}:
             found[i] = (column, get_column_letter(i + 1))
     missing = [c for c, required in columns.items() if required and c not in {c for c, _ in found.values()}]
+    known = len(found)  # a row with values only in the other columns is blank, as before they were kept
+    if name in KEEPS_OTHER_COLUMNS:
+        kept = book.other_columns.setdefault(name, [])
+        taken = {normalise(c) for c, _ in found.values()}
+        for i, title in enumerate(header):
+            typed = " ".join(str(title).split()) if title is not None else ""
+            if typed and normalise(typed) not in taken:
+                taken.add(normalise(typed))
+                found[i] = (typed, get_column_letter(i + 1))
+                if normalise(typed) not in {normalise(c) for c in kept}:
+                    kept.append(typed)
     if missing:
         typed = [" ".join(str(t).split()) for t in header if t is not None and str(t).strip()]
         has = f"its first row holds {', '.join(typed[:12])}{', …' if len(typed) > 12 else ''}" if typed \
@@ -402,7 +417,7 @@ def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits) -> 
                 "BB001", Source(path.name, sheet.title), f"The {sheet.title} sheet claims rows after row "
                 f"{EXCEL_MAX_ROW:,}, the last row Excel has: the file is damaged."))
         values = tuple(row[i] if i < len(row) else None for i in positions)
-        if all(v is None or (type(v) is str and not v.strip()) for v in values):
+        if all(v is None or (type(v) is str and not v.strip()) for v in values[:known]):
             continue  # blank, or only notes in columns the batch does not read
         book.row_count += 1
         if book.row_count > limits.max_rows:

@@ -47,11 +47,16 @@ def snapshot(out: Path) -> dict:
         invoices = db.execute("SELECT seq, number, contract_id, cycle_start, total, status FROM invoices "
                               "ORDER BY seq").fetchall()
         lines = db.execute("SELECT * FROM invoice_lines ORDER BY number, line").fetchall()
+        usage = db.execute("SELECT * FROM usage_rows ORDER BY number, line, usage_id").fetchall()
     wb = openpyxl.load_workbook(out / "billing_schedules.xlsx")
     return {
         "invoices": invoices,
         "lines": lines,
-        "pdfs": {p.name: pdf_text(p) for p in sorted((out / "invoices").glob("*"))},
+        "usage_rows": usage,
+        "pdfs": {p.name: pdf_text(p) for p in sorted((out / "invoices").glob("*.pdf"))},
+        "usage": {p.name: list(openpyxl.load_workbook(p)["Usage"].iter_rows(values_only=True))
+                  for p in sorted((out / "invoices").glob("*-usage.xlsx"))},
+        "files": sorted(p.name for p in (out / "invoices").iterdir()),
         "book": {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb},
         "leftovers": sorted(str(p.relative_to(out)) for p in out.rglob("*.tmp")),
     }

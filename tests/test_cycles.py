@@ -227,9 +227,27 @@ def contracts(draw) -> Contract:
 
 
 def all_or_first(c: Contract) -> list:
+    """The regular cycles, which tile the contract period: not the closing one after its End Date."""
     got = first(c, 200)  # a 10-year contract has at most 121 cycles
     assert c.end is None or len(got) < 200
-    return got
+    closing = [x for x in got if x.closing]
+    assert len(closing) == (c.policy is Policy.ADVANCE and c.end is not None) and got[-len(closing) or len(got):] == closing
+    return [x for x in got if not x.closing]
+
+
+@settings(max_examples=200, deadline=None)
+@given(contracts())
+def test_an_ended_advance_contract_closes_with_a_usage_cycle_the_day_after_its_end(c):
+    got = first(c, 200)
+    if c.policy is not Policy.ADVANCE or c.end is None:
+        assert not any(x.closing for x in got)
+        return
+    last, closing = got[-2:]
+    assert closing.closing and closing.index == last.index + 1
+    assert closing.start == closing.end == c.end + ONE_DAY  # a key of its own, after every regular cycle
+    assert closing.scheduled == c.end + ONE_DAY + timedelta(days=c.offset_days)
+    assert last.usage_cutoff < last.start <= c.end == closing.usage_cutoff  # it takes what the last one cannot
+    assert cycle_containing(c, c.end + ONE_DAY) == closing
 
 
 @settings(max_examples=200, deadline=None)
@@ -269,5 +287,6 @@ def test_cycle_containing_finds_the_cycle_holding_the_day(c, data):
     assert found is not None and found.start <= day <= found.end
     assert found == cycle(c, found.index)
     assert cycle_containing(c, c.start - ONE_DAY) is None
-    if c.end is not None:
-        assert cycle_containing(c, c.end + ONE_DAY) is None
+    if c.end is not None:  # the day after the End Date is the closing cycle's, for Advance
+        after = cycle_containing(c, c.end + ONE_DAY)
+        assert (after is not None and after.closing) == (c.policy is Policy.ADVANCE)

@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 
+from billing_batch.ledger import Ledger
 from workbooks import contract, customer, settings, simple_book, subscription, usage, write_book
 
 
@@ -218,3 +219,9 @@ def test_the_sample_workbook_bills_cleanly(tmp_path: Path):
     wb = openpyxl.load_workbook(out / "billing_schedules.xlsx")
     assert wb.sheetnames == ["Billing Schedules", "Invoices", "Invoice Lines", "Review"]
     assert isinstance(wb["Invoices"]["G2"].value, datetime)
+    with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
+        issued = ledger.invoices()
+    # usage is summarised: some line carries several rows, each in its invoice's usage workbook
+    assert any(len(line.usage_rows) > 1 for i in issued for line in i.draft.lines)
+    with_usage = [i for i in issued if i.usage_name]
+    assert with_usage and all((out / i.usage_name).stat().st_size > 0 for i in with_usage)

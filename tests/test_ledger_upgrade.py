@@ -5,11 +5,15 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from billing_batch import ledger as ledger_module
+from billing_batch import pipeline
+from billing_batch.billing import differences, usage_ids
+from billing_batch.model import UsageLines
 from billing_batch.backups import Backups
 from billing_batch.ledger import SCHEMA_VERSION, Ledger, LedgerUnusable
 from workbooks import settings, simple_book
@@ -73,6 +77,30 @@ def test_a_release_0_1_0_ledger_is_backed_up_upgraded_and_billed_on(old: Path, t
     assert len(live) == len(set(live))
     for number in numbers[len(before):]:
         assert (old / "invoices" / f"{number}.pdf").exists()
+    # No usage row is billed twice, whether release 0.1.0 billed it (one line per row) or this one.
+    billed = rows(old / "ledger.sqlite", "SELECT i.contract_id, u.usage_id FROM usage_rows u JOIN invoices i "
+                                         "USING (number) WHERE i.status <> 'Replaced'")
+    assert len(billed) > len(rows(backup, "SELECT usage_id FROM invoice_lines WHERE usage_id IS NOT NULL"))
+    assert len(billed) == len(set(billed))
+
+
+def test_release_0_1_0_usage_lines_become_billed_rows_and_no_invoice_differs(old: Path):
+    """Migration 2 gives each usage line of release 0.1.0 its row; the workbook that made those invoices
+    (no Usage Lines setting: Summary now) would sum their rows into fewer lines, rounded otherwise, and
+    yet none of them differs from what it would bill: usage is compared by rows, not by line shape."""
+    lines = rows(old / "ledger.sqlite", "SELECT number, line, usage_id, quantity, unit_price FROM invoice_lines "
+                                        "WHERE usage_id IS NOT NULL")
+    options = pipeline.Options(input=RELEASE_0_1_0 / "billing.xlsx", output=old, as_of=date(2026, 11, 2))
+    checked = pipeline.load(options, pipeline.Report())
+    assert checked.inputs.settings.usage_lines is UsageLines.SUMMARY
+    state = pipeline.read_state(options)  # upgraded in memory
+    got = [(i.number, n, r.usage_id, str(r.quantity), str(r.unit_price))
+           for i in state.invoices for n, line in enumerate(i.draft.lines, 1) for r in line.usage_rows]
+    assert sorted(got) == sorted(lines) and len(lines) > 100
+    summed = [i for i in state.invoices if len(usage_ids(i.draft)) > len(
+        {(ln.product, ln.description, ln.unit_price) for ln in i.draft.lines if ln.usage_rows})]
+    assert summed  # invoices that Summary would lay out in fewer lines
+    assert differences(checked.inputs, checked.set_aside, state.live.values()) == {}
 
 
 def test_a_read_only_command_reads_an_old_ledger_without_changing_it(old: Path):

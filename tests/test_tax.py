@@ -137,9 +137,15 @@ def test_the_discount_split_adds_up_and_each_share_is_within_a_cent_of_its_propo
 
 
 def test_release_0_1_0_workbook_bills_exactly_what_it_billed(tmp_path: Path):
+    # 0.1.0 billed one line per usage row (Usage Lines = Detail now; Summary rounds once per line, which
+    # moves cents: decisions.md), had no Catch-Up Limit, and no tax columns: with those two said, every
+    # invoice must come out as it did.
+    book = openpyxl.load_workbook(FIXTURE / "billing.xlsx")
+    book["Settings"].append(["Usage Lines", "Detail"])
+    book.save(tmp_path / "billing.xlsx")
     out = tmp_path / "out"
-    result = run_cli("run", "--input", str(FIXTURE / "billing.xlsx"), "--output", str(out), "--as-of", "2026-11-02",
-                     "--jobs", "2", "--allow-catch-up")  # 0.1.0 had no Catch-Up Limit
+    result = run_cli("run", "--input", str(tmp_path / "billing.xlsx"), "--output", str(out), "--as-of", "2026-11-02",
+                     "--jobs", "2", "--allow-catch-up")
     assert result.returncode == 0, result.stdout + result.stderr
     query = "SELECT number, contract_id, cycle_start, subtotal, discount, tax, total FROM invoices ORDER BY seq"
     with sqlite3.connect(FIXTURE / "ledger.sqlite") as old, sqlite3.connect(out / "ledger.sqlite") as new:

@@ -235,6 +235,9 @@ def build_message(ctx: Context, inv: Invoice) -> tuple[EmailMessage, list[str]]:
     pdf = ctx.out_dir / inv.pdf_name
     if not pdf.is_file():
         raise NotSent(f"the PDF {inv.pdf_name} is missing: run billing-batch run (or generate) to make it again.")
+    if inv.usage_name and not (ctx.out_dir / inv.usage_name).is_file():
+        raise NotSent(f"the usage details {inv.usage_name} are missing: run billing-batch run (or generate) "
+                      "to make them again.")
 
     view = email_view(inv, ctx.replaces(inv))
     try:
@@ -271,6 +274,10 @@ def _assemble(ctx: Context, inv: Invoice, to, cc, subject: str, text: str, html:
         msg.add_alternative(html, subtype="html")
     msg.add_attachment(pdf.read_bytes(), maintype="application", subtype="pdf",
                        filename=Path(inv.pdf_name).name)
+    if inv.usage_name:  # the rows behind the summarised usage lines
+        msg.add_attachment((ctx.out_dir / inv.usage_name).read_bytes(), maintype="application",
+                           subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                           filename=Path(inv.usage_name).name)
     return msg
 
 
