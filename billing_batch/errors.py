@@ -51,6 +51,9 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB121": ("catch-up over the limit", False,
               "Set Billed Through on the contract to the last day billed before billing_batch, or run again with "
               "--allow-catch-up to bill every one of them."),
+    "BB122": ("unknown language", False,
+              "Type a language and region such as de_DE, fr_BE or nl_NL, or a language such as de; "
+              "leave it blank for the Settings' Locale."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

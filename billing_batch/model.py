@@ -106,6 +106,7 @@ class Customer:
     bic: str = ""
     mandate_id: str = ""
     mandate_date: date | None = None
+    language: str = ""  # a Babel locale such as de_DE, or a language such as de; blank: Settings' Locale
 
 
 @dataclass(frozen=True, slots=True)

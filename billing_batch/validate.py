@@ -21,6 +21,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import get_decimal_symbol, get_group_symbol
 from openpyxl.cell.cell import ERROR_CODES
 
+from billing_batch import i18n
 from billing_batch.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import Problem, problem, shown
 from billing_batch.look import logo_trouble
@@ -475,6 +476,7 @@ def read_customers(rows, problems, numbers=EN) -> tuple[dict[str, Customer], set
             bic=r.text("BIC"),
             mandate_id=r.text("Mandate ID"),
             mandate_date=r.date("Mandate Date"),
+            language=language(r),
         )
         if customer.iban and (why := iban_problem(customer.iban)):
             # billing does not need the IBAN: report it without setting the customer aside
@@ -482,6 +484,18 @@ def read_customers(rows, problems, numbers=EN) -> tuple[dict[str, Customer], set
         if r.ok and customer_id not in customers:
             customers[customer_id] = customer
     return customers, ids
+
+
+def language(r: RowReader) -> str:
+    """The customer's Language as a Babel locale name (de-de is de_DE), or "" when blank."""
+    typed = r.text("Language")
+    if not typed:
+        return ""
+    try:
+        return str(i18n.parse(typed))
+    except ValueError:
+        r.fail("BB122", "Language", f"The Language {typed} is not a language we know.")
+        return ""
 
 
 def read_products(rows, problems) -> dict[str, Product]:
