@@ -327,7 +327,9 @@ def render_email(templates: Look | Path, view: dict) -> tuple[str, str, str | No
     """(subject on one line, text body, HTML body or None when there is no HTML template)."""
     look = Look.of(templates)
     env = _environment(look)
-    subject = " ".join(env.get_template(SUBJECT).render(view).split())
+    # Fold line breaks only: str.split() would also break Babel's no-break spaces (1.234,56\xa0€), and
+    # Python's header encoder then loses a plain space between two encoded words ("€fällig").
+    subject = " ".join(re.split(r"[ \t\r\n]+", env.get_template(SUBJECT).render(view))).strip()
     text = env.get_template(BODY_TEXT).render(view)
     html_file = look.email_html()
     html = env.get_template(html_file.name).render(view) if html_file else None
