@@ -10,6 +10,7 @@ See docs/review.md for the flags and their rules.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import io
 import json
@@ -793,12 +794,17 @@ def _chart_fonts() -> list[str]:
     disk the first time it runs, so fonts installed later are missing from it until added."""
     from matplotlib import font_manager
 
-    known = {font.name for font in font_manager.fontManager.ttflist}
+    manager = font_manager.fontManager
+    known = {font.name for font in manager.ttflist}
     if not set(CHART_FONTS) <= known:
-        for path in font_manager.findSystemFonts():
-            if "NotoSansCJK" in Path(path).name:
-                font_manager.fontManager.addfont(path)
-        known = {font.name for font in font_manager.fontManager.ttflist}
+        added = [manager.addfont(path) for path in font_manager.findSystemFonts() if "NotoSansCJK" in Path(path).name]
+        known = {font.name for font in manager.ttflist}
+        if added:  # keep them in matplotlib's cache: the next process need not look again
+            import matplotlib
+
+            cache = Path(matplotlib.get_cachedir()) / f"fontlist-v{font_manager.FontManager.__version__}.json"
+            with contextlib.suppress(OSError):
+                font_manager.json_dump(manager, cache)
     return [family for family in CHART_FONTS if family in known] + ["sans-serif"]
 
 
