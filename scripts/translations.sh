@@ -14,5 +14,5 @@ if [[ "${1:-}" == "add" ]]; then
   "$pybabel" init -i "$pot" -d "$locale" -D billing_batch -l "$2"
   exit 0
 fi
-"$pybabel" -q update -i "$pot" -d "$locale" -D billing_batch --no-fuzzy-matching --ignore-obsolete
+"$pybabel" -q update -i "$pot" -d "$locale" -D billing_batch --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date
 "$pybabel" compile -d "$locale" -D billing_batch --statistics
