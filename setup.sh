@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # WeasyPrint needs Pango, and HarfBuzz's subsetter to embed fonts quickly; pdftoppm is for looking at PDFs.
-debian_packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
+# fonts-noto-cjk: customer names in Chinese, Japanese or Korean (invoices and the review chart fall back on it).
+debian_packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-noto-cjk poppler-utils)
 # The tests open the review page in a real headless browser.
 [[ "${1:-}" == "test" ]] && debian_packages+=(chromium)
 missing=()

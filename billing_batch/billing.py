@@ -132,6 +132,7 @@ def invoice_number(settings: Settings, seq: int) -> str:
 def make_invoice(seq: int, draft: Draft, inputs: Inputs, as_of: date, run_type: RunType) -> Invoice:
     """Invoice Date is the as-of date; Due Date adds the contract's payment terms."""
     contract = inputs.contracts[draft.contract_id]
+    customer = inputs.customers[draft.customer_id]
     return Invoice(
         number=invoice_number(inputs.settings, seq),
         draft=draft,
@@ -139,8 +140,8 @@ def make_invoice(seq: int, draft: Draft, inputs: Inputs, as_of: date, run_type: 
         due_date=as_of + timedelta(days=contract.payment_terms_days),
         run_type=run_type,
         seller=seller(inputs.settings),
-        buyer=buyer(inputs.customers[draft.customer_id]),
-        locale=inputs.settings.locale,
+        buyer=buyer(customer),
+        locale=customer.language or inputs.settings.locale,  # the ledger keeps it: the invoice keeps its language
     )
 
 

@@ -60,6 +60,9 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB125": ("tax rate does not fit the category", False,
               "Leave the Tax Rate blank for a category other than S, or give S a rate above 0%."),
     "BB126": ("unknown usage column", False, "Use column names of the Usage sheet, separated by commas: {columns}."),
+    "BB127": ("unknown language", False,
+              "Type a language and region such as de_DE, fr_BE or nl_NL, or a language such as de; "
+              "leave it blank for the Settings' Locale."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

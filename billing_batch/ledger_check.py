@@ -21,11 +21,10 @@ from billing_batch.backups import Backups
 from billing_batch.ledger import GROUP_COLUMNS, INVOICE_COLUMNS, LINE_COLUMNS, Ledger, LedgerUnusable
 from billing_batch.model import Frequency, Invoice, InvoiceStatus, LineKind
 from billing_batch.money import round_money
-from billing_batch.render import LABELS, invoice_view
+from billing_batch.render import invoice_view
 from billing_batch.tax import percent, vat_groups
 
 POOL_FROM = 200  # fewer PDFs than this are read in this process: starting workers would cost more
-VOID_REPLACED = LABELS["void_replaced"].split("{")[0].strip()  # "VOID — replaced by"
 
 
 class NoLedger(Exception):
@@ -351,7 +350,9 @@ def pdf_problem(item: tuple[Invoice, Path]) -> str:
         wrong.append(f"does not show the number {invoice.number}")
     if not any(line == total_line or line.startswith(total_line + " ") for line in lines):
         wrong.append(f"does not show the total {total['value']}")
-    shows_void = LABELS["void"] in lines or any(line.startswith(VOID_REPLACED) for line in lines)
+    labels = view["labels"]  # in the invoice's language
+    replaced = _plain(labels["void_replaced"].split("{")[0])  # "VOID — replaced by"
+    shows_void = labels["void"] in lines or any(line.startswith(replaced) for line in lines)
     if view["void"] and _plain(view["void"]) not in lines:
         wrong.append(f"does not show \"{view['void']}\", though the invoice is Replaced")
     elif not view["void"] and shows_void:

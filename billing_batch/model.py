@@ -122,6 +122,7 @@ class Customer:
     vat_id: str = ""  # checked, in its compact form (BE0477472701)
     tax_category: str = ""  # UNCL5305 code overriding every line of the customer; "" for none
     tax_exemption_reason: str = ""
+    language: str = ""  # a Babel locale such as de_DE, or a language such as de; blank: Settings' Locale
 
 
 @dataclass(frozen=True, slots=True)

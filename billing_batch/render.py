@@ -12,6 +12,7 @@ import itertools
 import mimetypes
 import multiprocessing
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import jinja2
+from markupsafe import Markup
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
@@ -32,6 +34,7 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
+from billing_batch import i18n
 from billing_batch.files import write_atomic
 from billing_batch.look import INVOICE as TEMPLATE, STYLESHEET, Look
 from billing_batch.model import Invoice, InvoiceStatus, Party
@@ -39,6 +42,9 @@ from billing_batch.tax import CATEGORIES, STANDARD
 
 Templates = Look | Path  # a bare folder is a complete set of templates
 
+# Every text the invoice prints, in English. invoice_view translates each for the invoice's locale
+# (i18n.labels); `pybabel extract` finds them here (i18n.extract_labels). To add one: add it here and
+# translate it (docs/translations.md).
 LABELS = {
     "invoice": "Invoice",
     "tax_id": "Tax ID: {tax_id}",
@@ -68,6 +74,7 @@ LABELS = {
     "taxable": "Taxable amount",
     "total": "Total",
     "payment_terms": "Payment terms",
+    "page": "Page {page} of {pages}",
     "terms_net": "Net {days} days: please pay by {due}, quoting invoice {number}.",
     "terms_receipt": "Due on receipt: please pay by {due}, quoting invoice {number}.",
     "bank_details": "Bank details",
@@ -99,6 +106,7 @@ def invoice_view(invoice: Invoice) -> dict:
     """Everything the template prints, as already formatted strings (pure function)."""
     draft = invoice.draft
     locale = Locale.parse(invoice.locale.replace("-", "_"))
+    labels = i18n.labels(LABELS, invoice.locale)
     cur = draft.currency
 
     def money(amount: Decimal) -> str:
@@ -128,44 +136,46 @@ def invoice_view(invoice: Invoice) -> dict:
         for line in draft.lines
     ]
 
-    totals = [{"label": LABELS["subtotal"], "value": money(draft.subtotal), "total": False}]
+    totals = [{"label": labels["subtotal"], "value": money(draft.subtotal), "total": False}]
     if draft.discount:
-        label = LABELS["discount_rate"].format(rate=percent(draft.discount_rate)) if draft.discount_rate else LABELS["discount"]
+        label = labels["discount_rate"].format(rate=percent(draft.discount_rate)) if draft.discount_rate else labels["discount"]
         # Shown as a deduction whatever sign convention the pricing uses.
         totals.append({"label": label, "value": money(-abs(draft.discount)), "total": False})
     groups = draft.vat_groups
     # One standard-rate group is what an invoice always showed: "Tax (21%)"; else the breakdown tells.
     plain = len(groups) <= 1 and all(g.category == STANDARD for g in groups)
-    tax_label = LABELS["tax"].format(rate=percent(groups[0].rate if groups else draft.tax_rate)) if plain else LABELS["vat"]
+    tax_label = labels["tax"].format(rate=percent(groups[0].rate if groups else draft.tax_rate)) if plain else labels["vat"]
     totals.append({"label": tax_label, "value": money(draft.tax), "total": False})
-    totals.append({"label": LABELS["total"], "value": money(draft.total), "total": True})
+    totals.append({"label": labels["total"], "value": money(draft.total), "total": True})
 
     days = (invoice.due_date - invoice.invoice_date).days
-    terms = LABELS["terms_net"] if days > 0 else LABELS["terms_receipt"]
+    terms = labels["terms_net"] if days > 0 else labels["terms_receipt"]
 
     void = ""
     if invoice.status is InvoiceStatus.REPLACED:
-        void = LABELS["void_replaced"].format(number=invoice.replaced_by) if invoice.replaced_by else LABELS["void"]
+        void = labels["void_replaced"].format(number=invoice.replaced_by) if invoice.replaced_by else labels["void"]
 
     return {
-        "labels": LABELS,
+        "labels": labels,
         "lang": locale.language,
-        "title": f"{LABELS['invoice']} {invoice.number}",
+        "locale": str(locale),  # the templates' _() and {% trans %} translate for it
+        "page_footer": _css_content(labels["page"], page="counter(page)", pages="counter(pages)"),
+        "title": f"{labels['invoice']} {invoice.number}",
         "created": invoice.invoice_date.isoformat(),
         "number": invoice.number,
         "void": void,
-        "seller": _party(invoice.seller, with_email=True),
-        "buyer": _party(invoice.buyer, with_email=False),
+        "seller": _party(invoice.seller, labels, with_email=True),
+        "buyer": _party(invoice.buyer, labels, with_email=False),
         "meta": [
-            (LABELS["invoice_date"], day(invoice.invoice_date)),
-            (LABELS["due_date"], day(invoice.due_date)),
-            (LABELS["period"], period(draft.cycle_start, draft.cycle_end)),
-            (LABELS["customer"], draft.customer_id),
-            (LABELS["contract"], draft.contract_id),
-            (LABELS["currency"], cur),
+            (labels["invoice_date"], day(invoice.invoice_date)),
+            (labels["due_date"], day(invoice.due_date)),
+            (labels["period"], period(draft.cycle_start, draft.cycle_end)),
+            (labels["customer"], draft.customer_id),
+            (labels["contract"], draft.contract_id),
+            (labels["currency"], cur),
         ],
         "lines": lines,
-        "usage_note": LABELS["usage_details"].format(name=Path(invoice.usage_name).name) if invoice.usage_name else "",
+        "usage_note": labels["usage_details"].format(name=Path(invoice.usage_name).name) if invoice.usage_name else "",
         "totals": totals,
         # shown when it says more than the tax line, or to a customer with a VAT ID (a business that
         # books the VAT it is charged)
@@ -183,14 +193,23 @@ def _split_lines(texts: Sequence[str]) -> list[str]:
     return [part.strip() for text in texts for part in text.splitlines() if part.strip()]
 
 
-def _party(party: Party, with_email: bool) -> dict:
+def _css_content(text: str, **counters: str) -> Markup:
+    """A CSS `content` value: the text's {placeholders} become the given CSS counters, the rest quoted
+    strings (the page footer is CSS, so it is translated here rather than in invoice.css)."""
+    parts = re.split(r"\{(\w+)\}", text)
+    quoted = ['"' + part.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\3c ") + '"'
+              if i % 2 == 0 else counters[part] for i, part in enumerate(parts)]
+    return Markup(" ".join(q for q in quoted if q != '""'))
+
+
+def _party(party: Party, labels: dict[str, str], with_email: bool) -> dict:
     details = _split_lines(party.address_lines)
     if with_email and party.email:
         details.append(party.email)
     if party.vat_id:
-        details.append(LABELS["vat_id"].format(vat_id=party.vat_id))
+        details.append(labels["vat_id"].format(vat_id=party.vat_id))
     if party.tax_id:
-        details.append(LABELS["tax_id"].format(tax_id=party.tax_id))
+        details.append(labels["tax_id"].format(tax_id=party.tax_id))
     return {"name": party.name, "lines": details}
 
 
@@ -235,14 +254,14 @@ class _Resources:
 
 @lru_cache(maxsize=4)
 def _resources(look: Look) -> _Resources:
-    env = jinja2.Environment(
+    env = i18n.install(jinja2.Environment(
         loader=look.loader(),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         auto_reload=False,  # the batch never edits templates mid-run: skip a stat per render
         trim_blocks=True,
         lstrip_blocks=True,
-    )
+    ))
     fetcher = LocalFetcher(*look.folders, files=[look.logo] if look.logo else [])
     font_config = FontConfiguration()
     stylesheet = look.find(STYLESHEET)

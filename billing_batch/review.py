@@ -10,6 +10,7 @@ See docs/review.md for the flags and their rules.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import io
 import json
@@ -516,7 +517,8 @@ def review_view(
     """Everything the template prints, as strings and lists (no formatting in the template).
     logo is the company's logo as a data: URI (the page loads nothing from anywhere)."""
     differs = differs or {}
-    locale = rows[0].locale if rows else (inputs.settings.locale if inputs else "en_US")
+    # The page is the finance team's: in the workbook's Locale, not in the first customer's language.
+    locale = inputs.settings.locale if inputs else (rows[0].locale if rows else "en_US")
     threshold = inputs.settings.review_change_threshold if inputs else DEFAULT_THRESHOLD
     company = inputs.settings.company_name if inputs else (issued[0].seller.name if issued else "")
 
@@ -745,7 +747,7 @@ def _chart_svg(n: int, currency: str, points: list[tuple[date, Decimal, Decimal]
     highlight = [m == this_month for m, _, _ in points]
 
     with matplotlib.rc_context({
-        "svg.fonttype": "none", "svg.hashsalt": f"review-{n}", "font.family": "sans-serif",
+        "svg.fonttype": "none", "svg.hashsalt": f"review-{n}", "font.family": _chart_fonts(),
         "font.size": 9, "axes.edgecolor": "#c4ccd6", "axes.labelcolor": "#334155",
         "xtick.color": "#475569", "ytick.color": "#475569",
     }):
@@ -782,6 +784,31 @@ def _chart_svg(n: int, currency: str, points: list[tuple[date, Decimal, Decimal]
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     return _inline_svg(buf.getvalue(), f"c{n}-", titles)
+
+
+# DejaVu Sans has no Chinese, Japanese or Korean: matplotlib (3.6+) takes each glyph it lacks from the
+# next family, Noto Sans CJK (fonts-noto-cjk, installed by setup.sh).
+CHART_FONTS = ("DejaVu Sans", "Noto Sans CJK JP")
+
+
+@lru_cache(maxsize=1)
+def _chart_fonts() -> list[str]:
+    """The CHART_FONTS installed, after making sure matplotlib knows them: its font list is cached on
+    disk the first time it runs, so fonts installed later are missing from it until added."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    known = {font.name for font in manager.ttflist}
+    if not set(CHART_FONTS) <= known:
+        added = [manager.addfont(path) for path in font_manager.findSystemFonts() if "NotoSansCJK" in Path(path).name]
+        known = {font.name for font in manager.ttflist}
+        if added:  # keep them in matplotlib's cache: the next process need not look again
+            import matplotlib
+
+            cache = Path(matplotlib.get_cachedir()) / f"fontlist-v{font_manager.FontManager.__version__}.json"
+            with contextlib.suppress(OSError):
+                font_manager.json_dump(manager, cache)
+    return [family for family in CHART_FONTS if family in known] + ["sans-serif"]
 
 
 def _inline_svg(svg: str, prefix: str, titles: Mapping[str, str]) -> str:

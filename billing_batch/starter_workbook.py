@@ -93,6 +93,8 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
             Col("Country", "printed under the address", "left out", examples=("United States", "Germany")),
             Col("Tax Rate", "the customer's tax rate, applied after the discount", "0% (no tax)", fmt=RATE,
                 examples=(Decimal("0.085"), Decimal("0.19"))),
+            Col("Language", "the language of the customer's invoices and emails, such as de_DE, fr_BE or nl_NL",
+                "the Settings' Locale", examples=(None, "de_DE")),
             Col("IBAN", "the customer's bank account for SEPA Direct Debit (charge post task)",
                 "the customer is not charged by direct debit", fmt=TEXT,
                 examples=(None, "DE89370400440532013000")),

@@ -21,6 +21,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import get_decimal_symbol, get_group_symbol
 from openpyxl.cell.cell import ERROR_CODES
 
+from billing_batch import i18n
 from billing_batch.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import Problem, problem, shown
 from billing_batch.look import logo_trouble
@@ -535,6 +536,7 @@ def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None)
             mandate_date=r.date("Mandate Date"),
             tax_category=tax_category(r),
             tax_exemption_reason=r.text("Tax Exemption Reason"),
+            language=language(r),
         )
         if typed := r.text("VAT ID"):
             vat_id, why = tax.vat_id_problem(typed)
@@ -557,6 +559,18 @@ def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None)
         if r.ok and customer_id not in customers:
             customers[customer_id] = customer
     return customers, ids
+
+
+def language(r: RowReader) -> str:
+    """The customer's Language as a Babel locale name (de-de is de_DE), or "" when blank."""
+    typed = r.text("Language")
+    if not typed:
+        return ""
+    try:
+        return str(i18n.parse(typed))
+    except ValueError:
+        r.fail("BB127", "Language", f"The Language {typed} is not a language we know.")
+        return ""
 
 
 def read_products(rows, problems, seller_vat_id="") -> tuple[dict[str, Product], dict[str, list[Problem]]]:

@@ -28,7 +28,7 @@ from billing_batch.model import Source
 SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
     "Customers": (True, {
         "Customer ID": True, "Name": True, "Email": False, "Address": False, "City": False,
-        "Postal Code": False, "Country": False, "Tax Rate": False,
+        "Postal Code": False, "Country": False, "Tax Rate": False, "Language": False,
         "IBAN": False, "BIC": False, "Mandate ID": False, "Mandate Date": False,  # SEPA Direct Debit (post tasks)
         "VAT ID": False, "Tax Category": False, "Tax Exemption Reason": False,
     }),

@@ -169,7 +169,7 @@ def test_the_examples_check_clean_and_bill(starter: Path, tmp_path: Path, capsys
     billed = {c: 0 for c in contracts}
     for pdf in pdfs:
         text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
-        [contract] = [c for c in contracts if f"Contract {c}" in text]
+        [contract] = [c for c in contracts if c in text]  # Contract or Vertrag: the second customer is German
         billed[contract] += 1
     assert all(1 <= n <= 3 for n in billed.values()), billed  # every example bills, within a catch-up limit of 3
 

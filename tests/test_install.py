@@ -64,3 +64,10 @@ def test_the_wheel_says_its_version(installed: Path, tmp_path: Path):
 
     result = run(str(installed), "--version", cwd=tmp_path)
     assert result.stdout.strip() == f"billing-batch {importlib.metadata.version('billing-batch')}"
+
+
+def test_the_wheel_carries_the_translations(installed: Path, tmp_path: Path):
+    """The compiled catalogs are package data: an installed wheel prints German invoices."""
+    code = "from billing_batch import i18n; print(i18n.gettext_for('de_DE')('Invoice'))"
+    result = run(str(installed.with_name("python")), "-c", code, cwd=tmp_path)
+    assert result.stdout.strip() == "Rechnung"

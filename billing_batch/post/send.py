@@ -31,6 +31,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_percent
 
+from billing_batch import i18n
 from billing_batch.look import BODY_TEXT, SUBJECT, Look
 from billing_batch.model import Invoice, Settings
 from billing_batch.files import write_atomic
@@ -294,6 +295,7 @@ def email_view(inv: Invoice, replaces: list[str]) -> dict:
 
     period = day(d.cycle_start) if d.cycle_start == d.cycle_end else f"{day(d.cycle_start)} – {day(d.cycle_end)}"
     return {
+        "locale": str(locale),  # the templates' _() and {% trans %} translate for it
         "number": inv.number,
         "customer_name": d.customer_name,
         "customer_id": d.customer_id,
@@ -318,21 +320,23 @@ def email_view(inv: Invoice, replaces: list[str]) -> dict:
 
 @lru_cache(maxsize=4)
 def _environment(look: Look) -> jinja2.Environment:
-    return jinja2.Environment(
+    return i18n.install(jinja2.Environment(
         loader=look.loader(),
         autoescape=lambda name: bool(name and name.endswith(".html")),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-    )
+    ))
 
 
 def render_email(templates: Look | Path, view: dict) -> tuple[str, str, str | None]:
     """(subject on one line, text body, HTML body or None when there is no HTML template)."""
     look = Look.of(templates)
     env = _environment(look)
-    subject = " ".join(env.get_template(SUBJECT).render(view).split())
+    # Fold line breaks only: str.split() would also break Babel's no-break spaces (1.234,56\xa0€), and
+    # Python's header encoder then loses a plain space between two encoded words ("€fällig").
+    subject = " ".join(re.split(r"[ \t\r\n]+", env.get_template(SUBJECT).render(view))).strip()
     text = env.get_template(BODY_TEXT).render(view)
     html_file = look.email_html()
     html = env.get_template(html_file.name).render(view) if html_file else None
