@@ -165,6 +165,8 @@ def invoice_view(invoice: Invoice) -> dict:
         "created": invoice.invoice_date.isoformat(),
         "number": invoice.number,
         "void": void,
+        # The watermark fills the page's diagonal: 120pt holds VOID; a longer word (STORNIERT) gets smaller.
+        "void_mark_size": f"{min(120, 700 // max(1, len(labels['void'])))}pt",
         "seller": _party(invoice.seller, labels, with_email=True),
         "buyer": _party(invoice.buyer, labels, with_email=False),
         "meta": [

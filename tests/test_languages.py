@@ -15,15 +15,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from email.policy import default
 from pathlib import Path
 
+import openpyxl
 import pypdf
 import pytest
-from babel.messages.pofile import read_po
 from babel.dates import format_date
+from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_percent
 
 from billing_batch import cli, i18n, render, review
 from test_render import make_invoice
-from workbooks import HEADERS, contract, customer, settings, subscription, write_book
+from workbooks import HEADERS, contract, customer, settings, subscription, usage, write_book
 
 REPO = Path(__file__).resolve().parents[1]
 LANGUAGES = ("en", "de", "fr", "nl", "es", "it")
@@ -158,6 +159,28 @@ def test_a_reverse_charge_invoice_in_german_and_in_french(tmp_path):
         assert english not in texts[cid] and "Tax ID" not in texts[cid] and "Subtotal" not in texts[cid]
     # A reason typed in the workbook is printed as typed, whatever the invoice's language.
     assert f"AE – {TYPED}" in texts["CUST-3"] and "Leistungsempfänger (Artikel 196" not in texts["CUST-3"]
+
+
+def test_the_usage_details_of_a_german_invoice_are_in_german(tmp_path):
+    """The usage workbook goes to the customer with the invoice: its sheet, headings and subtotal rows
+    in the invoice's language; a group column keeps the name the usage data gives it."""
+    book_path = write_book(tmp_path / "billing.xlsx", {
+        "Customers": [customer("CUST-1", Language="de_DE")],
+        "Contracts": [contract("CTR-1", "CUST-1", Currency="EUR")],
+        "Subscriptions": [subscription("SUB-1", "CTR-1", 1, 100)],
+        "Usage": [usage("USG-1", "CTR-1", date(2026, 1, 10), 1000, 0.002), usage("USG-2", "CTR-1", date(2026, 1, 20), 500, 0.002)],
+        "Settings": settings(),
+    }, WITH_LANGUAGE)
+    out = tmp_path / "output"
+    assert cli.main(["run", "--input", str(book_path), "--output", str(out), "--as-of", AS_OF, "--jobs", "1"]) == 0
+    (details,) = (out / "invoices").glob("*-usage.xlsx")
+    wb = openpyxl.load_workbook(details)
+    assert wb.sheetnames == ["Verbrauch"]
+    rows = list(wb["Verbrauch"].iter_rows(values_only=True))
+    assert rows[0] == ("Rechnungsposition", "Verbrauchs-ID", "Datum", "Produkt", "Beschreibung", "Menge",
+                       "Einzelpreis", "Betrag", "Rechnungsbetrag")
+    assert [r[1] for r in rows[1:]] == ["USG-1", "USG-2", "Zwischensumme"]
+    assert wb.properties.title == f"Verbrauch zur Rechnung {details.name.removesuffix('-usage.xlsx')}"
 
 
 def german_number(out: Path) -> str:
