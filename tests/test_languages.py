@@ -183,6 +183,17 @@ def test_the_usage_details_of_a_german_invoice_are_in_german(tmp_path):
     assert wb.properties.title == f"Verbrauch zur Rechnung {details.name.removesuffix('-usage.xlsx')}"
 
 
+@pytest.mark.parametrize("locale", ["de_DE", "fr_FR"])
+def test_a_line_s_vat_rate_stays_on_one_line(locale):
+    """"S 8,5 %" is longer than "S 8.5%": the lines' VAT column holds it without breaking it."""
+    lines = tuple(dataclasses.replace(line, tax_category="S", tax_rate=Decimal("0.085")) for line in make_invoice().draft.lines)
+    invoice = make_invoice(locale=locale, currency="EUR", lines=lines)
+    rate = plain(f"S {format_percent(Decimal('0.085'), locale=locale, decimal_quantization=False)}")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(render.render_pdf(invoice, render.Look()))).pages)
+    printed = [re.sub(r"[ \u00a0\u202f]+", " ", line) for line in text.splitlines()]  # line breaks kept
+    assert sum(rate in line for line in printed) == len(lines), printed
+
+
 def german_number(out: Path) -> str:
     return next(p.stem for p in (out / "invoices").glob("*.pdf") if "CUST-1" in pdf_text(p))
 
