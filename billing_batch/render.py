@@ -38,7 +38,7 @@ from billing_batch import i18n
 from billing_batch.files import write_atomic
 from billing_batch.look import INVOICE as TEMPLATE, STYLESHEET, Look
 from billing_batch.model import Invoice, InvoiceStatus, Party
-from billing_batch.tax import CATEGORIES, STANDARD
+from billing_batch.tax import CATEGORIES, DEFAULT_REASONS, REASON_SEPARATOR, STANDARD
 
 Templates = Look | Path  # a bare folder is a complete set of templates
 
@@ -107,6 +107,7 @@ def invoice_view(invoice: Invoice) -> dict:
     draft = invoice.draft
     locale = Locale.parse(invoice.locale.replace("-", "_"))
     labels = i18n.labels(LABELS, invoice.locale)
+    translate = i18n.gettext_for(invoice.locale)
     cur = draft.currency
 
     def money(amount: Decimal) -> str:
@@ -164,6 +165,8 @@ def invoice_view(invoice: Invoice) -> dict:
         "created": invoice.invoice_date.isoformat(),
         "number": invoice.number,
         "void": void,
+        # The watermark fills the page's diagonal: 120pt holds VOID; a longer word (STORNIERT) gets smaller.
+        "void_mark_size": f"{min(120, 700 // max(1, len(labels['void'])))}pt",
         "seller": _party(invoice.seller, labels, with_email=True),
         "buyer": _party(invoice.buyer, labels, with_email=False),
         "meta": [
@@ -180,12 +183,23 @@ def invoice_view(invoice: Invoice) -> dict:
         # shown when it says more than the tax line, or to a customer with a VAT ID (a business that
         # books the VAT it is charged)
         "vat_groups": [] if plain and not invoice.buyer.vat_id else [
-            {"category": f"{g.category} – {CATEGORIES.get(g.category, g.category)}", "rate": percent(g.rate),
+            {"category": f"{g.category} – {translate(CATEGORIES.get(g.category, g.category))}", "rate": percent(g.rate),
              "taxable": money(g.taxable), "tax": money(g.tax)} for g in groups],
-        "legends": list(dict.fromkeys(f"{g.category}: {g.exemption_reason}" for g in groups if g.exemption_reason)),
+        "legends": list(dict.fromkeys(f"{g.category} – {_legend(g.exemption_reason, translate)}"
+                                      for g in groups if g.exemption_reason)),
         "terms": terms.format(days=days, due=day(invoice.due_date), number=invoice.number),
         "bank_lines": _split_lines([invoice.seller.bank_details]),
     }
+
+
+_DEFAULT_REASONS = frozenset(DEFAULT_REASONS.values())
+
+
+def _legend(reason: str, translate: Callable[[str], str]) -> str:
+    """A group's legend in the invoice's language: the default texts translated, a Tax Exemption
+    Reason typed in the workbook as typed (the ledger keeps the default texts in English)."""
+    return REASON_SEPARATOR.join(translate(part) if part in _DEFAULT_REASONS else part
+                                 for part in reason.split(REASON_SEPARATOR))
 
 
 def _split_lines(texts: Sequence[str]) -> list[str]:
