@@ -119,7 +119,7 @@ def credit_invoice(invoice: Invoice, earlier: Iterable[Invoice], reason: str, li
                                         "more than 0.")
             if amount != round_money(amount, cur):
                 return Refusal("BB133", f"The amount {amount} has more decimals than {cur} has.")
-            part = amount
+            part = amount = round_money(amount, cur)  # 300 as 300.00
             # a sum off the line, not a number of its units: its quantity stays to be credited
             credited = (replace(billed, quantity=Decimal(0), unit_price=amount, amount=amount, usage_rows=(),
                                 credits_line=line),)

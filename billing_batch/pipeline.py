@@ -292,6 +292,7 @@ def generate(
                               lambda seq, document: make_document(seq, document, checked.inputs, options.as_of,
                                                                   RunType.MANUAL),
                               replaces)
+        failpoint("after-billing")
         report.issued = issued
         state = State.read(ledger)
         report.credited = credited_now(state, issued)
@@ -324,6 +325,7 @@ def credit(options: Options, number: str, reason: str, line: int | None = None,
         report.issued = ledger.issue([note], [], options.as_of,
                                      lambda seq, document: make_document(seq, document, checked.inputs,
                                                                          options.as_of, RunType.MANUAL))
+        failpoint("after-billing")
         state = State.read(ledger)
         report.credited = credited_now(state, report.issued)
         write_outputs(options, checked, state, ledger, report, on_rendered, "credit")

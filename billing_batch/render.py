@@ -133,8 +133,10 @@ def invoice_view(invoice: Invoice) -> dict:
     def percent(rate: Decimal) -> str:
         return format_percent(rate, locale=locale, decimal_quantization=False)
 
-    # A credit note is shown as a credit: its stored amounts, which are what it credits, negated.
-    sign = -1 if invoice.is_credit_note else 1
+    def credit(amount: Decimal) -> Decimal:
+        """A credit note is shown as a credit: its stored amounts, which are what it credits, negated
+        (a zero stays 0.00, not -0.00)."""
+        return -amount if invoice.is_credit_note and amount else amount
     if invoice.is_credit_note:
         labels["invoice"] = labels["credit_note"]  # its title, in every template that prints labels.invoice
 
@@ -145,28 +147,28 @@ def invoice_view(invoice: Invoice) -> dict:
             "prorated": line.prorated,
             "period": period(line.period_start, line.period_end),
             # blank for a credit of an amount off a line, which credits none of its units
-            "quantity": format_decimal(sign * line.quantity, locale=locale, decimal_quantization=False)
+            "quantity": format_decimal(credit(line.quantity), locale=locale, decimal_quantization=False)
             if line.quantity or not invoice.is_credit_note else "",
             # At least the currency's digits, but never round away a price like 0.0125.
             "unit_price": format_currency(line.unit_price, cur, locale=locale, decimal_quantization=False),
-            "amount": money(sign * line.amount),
+            "amount": money(credit(line.amount)),
             "vat": f"{line.tax_category} {percent(line.tax_rate)}",
         }
         for line in draft.lines
     ]
 
-    totals = [{"label": labels["subtotal"], "value": money(sign * draft.subtotal), "total": False}]
+    totals = [{"label": labels["subtotal"], "value": money(credit(draft.subtotal)), "total": False}]
     if draft.discount:
         label = labels["discount_rate"].format(rate=percent(draft.discount_rate)) if draft.discount_rate else labels["discount"]
         # Shown as a deduction whatever sign convention the pricing uses (on a credit note, of the credit).
-        totals.append({"label": label, "value": money(-sign * abs(draft.discount)), "total": False})
+        totals.append({"label": label, "value": money(-credit(abs(draft.discount))), "total": False})
     groups = draft.vat_groups
     # One standard-rate group is what an invoice always showed: "Tax (21%)"; else the breakdown tells.
     plain = len(groups) <= 1 and all(g.category == STANDARD for g in groups)
     tax_label = labels["tax"].format(rate=percent(groups[0].rate if groups else draft.tax_rate)) if plain else labels["vat"]
-    totals.append({"label": tax_label, "value": money(sign * draft.tax), "total": False})
+    totals.append({"label": tax_label, "value": money(credit(draft.tax)), "total": False})
     totals.append({"label": labels["total_credited" if invoice.is_credit_note else "total"],
-                   "value": money(sign * draft.total), "total": True})
+                   "value": money(credit(draft.total)), "total": True})
 
     days = (invoice.due_date - invoice.invoice_date).days
     terms = labels["terms_net"] if days > 0 else labels["terms_receipt"]
@@ -176,11 +178,11 @@ def invoice_view(invoice: Invoice) -> dict:
     void = ""
     if invoice.status is InvoiceStatus.REPLACED:
         void = labels["void_replaced"].format(number=invoice.replaced_by) if invoice.replaced_by else labels["void"]
-    credit = {"credits": "", "reason": ""}
+    corrects = {"credits": "", "reason": ""}
     if invoice.is_credit_note and invoice.credits:
-        credit["credits"] = labels["credits_invoice"].format(number=invoice.credits, date=day(invoice.credits_date))
+        corrects["credits"] = labels["credits_invoice"].format(number=invoice.credits, date=day(invoice.credits_date))
     if invoice.reason:  # a reason the batch gave is translated; one typed by a person is printed as typed
-        credit["reason"] = labels["reason"].format(reason=i18n.gettext_for(invoice.locale)(invoice.reason))
+        corrects["reason"] = labels["reason"].format(reason=i18n.gettext_for(invoice.locale)(invoice.reason))
     # How this invoice was corrected, or what it corrects: the documents linked to it.
     notes = []
     if invoice.credited_by:
@@ -200,7 +202,7 @@ def invoice_view(invoice: Invoice) -> dict:
         "created": invoice.invoice_date.isoformat(),
         "number": invoice.number,
         "void": void,
-        "credit": credit,
+        "credit": corrects,
         "status_notes": notes,
         "seller": _party(invoice.seller, labels, with_email=True),
         "buyer": _party(invoice.buyer, labels, with_email=False),
