@@ -195,8 +195,7 @@ def plan_manual(
     contract_ids: Iterable[str],
     cycle_day: date | None,
 ) -> list[Proposal]:
-    """For each contract, the cycle containing cycle_day, or else its oldest unsettled cycle (not
-    in settled),
+    """For each contract, the cycle containing cycle_day, or else its oldest cycle not settled,
     priced from the current data. A replacement takes the usage the replaced invoice
     carried plus any not yet invoiced up to the cycle's cutoff."""
     proposals = []
@@ -218,8 +217,8 @@ def plan_manual(
                 proposals.append(Proposal(contract_id, problem=f"{cycle_day} is outside the period of {contract_id}"))
                 continue
         else:
-            cycle = next((c for c in cycles(contract) if (contract_id, c.start) not in live
-                          and (contract_id, c.start) not in settled and not billed_before(contract, c)), None)
+            cycle = next((c for c in cycles(contract) if (contract_id, c.start) not in settled
+                          and not billed_before(contract, c)), None)
             if cycle is None:
                 proposals.append(Proposal(contract_id, problem=f"Every cycle of {contract_id} is billed already"))
                 continue

@@ -407,7 +407,7 @@ class Ledger:
                 "UPDATE invoices SET status = CASE WHEN status = 'Credited' THEN status ELSE 'Replaced' END, "
                 "replaced_by = ? WHERE number = ? AND status <> 'Replaced'",
                 ((inv.number, replaces[inv.draft.schedule_id]) for inv in invoices
-                 if not inv.is_credit_note and inv.draft.schedule_id in replaces),
+                 if inv.credits is None and inv.draft.schedule_id in replaces),
             )
             self.db.executemany(
                 _insert("invoices", INVOICE_COLUMNS),

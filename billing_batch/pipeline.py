@@ -279,10 +279,10 @@ def generate(
         chosen = sorted((p for p in approve(proposals) if p.draft and not p.draft.is_empty),
                         key=lambda p: (p.cycle.scheduled, p.contract_id, p.cycle.start))
         replaces = {p.draft.schedule_id: p.existing.number for p in chosen if p.existing}
-        documents = []
+        documents, gone = [], left_the_building(ledger)
         for p in chosen:
             # An invoice that has left the building is corrected by a credit note, never voided.
-            if p.existing and has_left(ledger, p.existing.number):
+            if p.existing and p.existing.number in gone:
                 note = credit_invoice(p.existing, state.invoices, REPLACE_REASON)
                 if isinstance(note, Refusal):  # a credit note sent already: corrected by an invoice, by hand
                     raise Refused(f"{note} Nothing was billed.")
@@ -338,9 +338,9 @@ def credited_now(state: State, issued: list[Invoice]) -> list[str]:
     return [i.number for i in state.invoices if i.number in credited and i.status is InvoiceStatus.CREDITED]
 
 
-def has_left(ledger: Ledger, number: str) -> bool:
-    """The invoice was sent, synced or charged: the customer or the books have it."""
-    return DONE in task_status(ledger).get(number, {}).values()
+def left_the_building(ledger: Ledger) -> set[str]:
+    """The invoices sent, synced or charged: the customer or the books have them."""
+    return {number for number, status in task_status(ledger).items() if DONE in status.values()}
 
 
 def schedules(options: Options) -> tuple[Report, list[ScheduleRow]]:

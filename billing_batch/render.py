@@ -137,6 +137,7 @@ def invoice_view(invoice: Invoice) -> dict:
         """A credit note is shown as a credit: its stored amounts, which are what it credits, negated
         (a zero stays 0.00, not -0.00)."""
         return -amount if invoice.is_credit_note and amount else amount
+
     if invoice.is_credit_note:
         labels["invoice"] = labels["credit_note"]  # its title, in every template that prints labels.invoice
 
