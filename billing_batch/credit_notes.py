@@ -132,7 +132,7 @@ def credit_invoice(invoice: Invoice, earlier: Iterable[Invoice], reason: str, li
         return Refusal("BB132", f"Cannot credit {draft.total:,} {cur} (tax included) of {n}: its total is "
                                 f"{invoice.draft.total:,}, and {total_left:,} of that is left to credit "
                                 f"({invoice.draft.total - total_left:,} credited before).")
-    after = {k: lf for k, lf in left.items()}
+    after = dict(left)
     for c in credited:
         was = after[c.credits_line]
         after[c.credits_line] = Left(was.quantity - c.quantity, was.amount - c.amount)

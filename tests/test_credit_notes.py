@@ -3,6 +3,7 @@ gapless series under crashes and concurrent commands."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -289,4 +290,22 @@ def test_both_series_stay_gapless_under_concurrent_commands(book, tmp_path):
     assert gapless(credit_notes, "CN-") and gapless(invoices, "INV-")
     assert cli_run("run", book, out, as_of="2026-03-02").returncode == 0
     assert numbers(out, "Invoice") == [f"INV-{n:06d}" for n in range(1, 5)]  # February billed once
+    assert ledger_check(out).returncode == 0
+
+
+def test_a_release_0_1_0_ledger_upgraded_takes_credit_notes_and_its_invoices_keep_their_series(tmp_path):
+    from test_ledger_upgrade import RELEASE_0_1_0
+
+    out = tmp_path / "out"
+    shutil.copytree(RELEASE_0_1_0, out, ignore=shutil.ignore_patterns("README.md", "billing.xlsx"))
+    book = RELEASE_0_1_0 / "billing.xlsx"
+    with sqlite3.connect(out / "ledger.sqlite") as db:  # no doc_type column before the upgrade
+        before = [n for (n,) in db.execute("SELECT number FROM invoices ORDER BY seq")]
+        (issued,) = db.execute("SELECT number FROM invoices WHERE status = 'Issued' ORDER BY seq").fetchone()
+    credited = cli_run("credit", book, out, "--invoice", issued, "--reason", "Billed twice", as_of="2026-11-02")
+    assert credited.returncode == 0, credited.stdout + credited.stderr
+    assert numbers(out, "Credit Note") == ["CN-000001"]
+    assert cli_run("run", book, out, as_of="2026-12-02").returncode == 0
+    invoices = numbers(out, "Invoice")
+    assert len(invoices) > len(before) and gapless(invoices, "INV-")  # INV-… follows on after CN-000001
     assert ledger_check(out).returncode == 0
