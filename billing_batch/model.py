@@ -297,6 +297,12 @@ class Draft:
 class InvoiceStatus(enum.Enum):
     ISSUED = "Issued"
     REPLACED = "Replaced"
+    CREDITED = "Credited"  # an issued invoice corrected in full by a credit note
+
+
+class DocType(enum.Enum):
+    INVOICE = "Invoice"
+    CREDIT_NOTE = "Credit Note"
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +319,9 @@ class Invoice:
     locale: str
     status: InvoiceStatus = InvoiceStatus.ISSUED
     replaced_by: str | None = None
+    doc_type: DocType = DocType.INVOICE
+    credits: str | None = None        # a credit note: the number of the invoice it credits (None: none)
+    credits_date: date | None = None  # ... and that invoice's date
 
     @property
     def pdf_name(self) -> str:
