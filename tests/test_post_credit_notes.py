@@ -2,14 +2,15 @@
 never direct-debited. The credit notes come from tests/credit_notes.py."""
 from __future__ import annotations
 
-import dataclasses
+from collections import defaultdict
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
 from billing_batch import look
-from billing_batch.model import DocType
 from credit_notes import credit_note
+from test_post_sync import exported, read
 from test_post_send import Mailbox, SmtpServer, mailbox, smtp, with_smtp  # noqa: F401 (fixtures)
 from test_post_tasks import Billed, billed, billed_once, by_number, parse_eml  # noqa: F401 (fixtures)
 
@@ -87,3 +88,89 @@ def test_the_input_check_tries_the_credit_note_templates(billed: Billed, tmp_pat
     (own / look.CREDIT_TEXT).write_text("Hello {{ customer_nam }}\n")
     (problem,) = look.preflight(look.Look(custom=own), billed.inputs.settings, date(2026, 3, 2))
     assert problem.code == "BB009" and look.CREDIT_TEXT in problem.message
+
+
+# ---------------------------------------------------------------- sync
+
+# Written out by hand from the published templates (docs/post-tasks.md), not imported from the code.
+XERO_CREDIT_HEADER = ("*ContactName,EmailAddress,POAddressLine1,POAddressLine2,POAddressLine3,POAddressLine4,POCity,"
+                      "PORegion,POPostalCode,POCountry,*CreditNoteNumber,Reference,*Date,InventoryItemCode,"
+                      "*Description,*Quantity,*UnitAmount,Discount,*AccountCode,*TaxType,TaxAmount,TrackingName1,"
+                      "TrackingOption1,TrackingName2,TrackingOption2,Currency,BrandingTheme").split(",")
+QBO_CREDIT_HEADER = ("CreditNoteNo,Customer,CreditNoteDate,Location,Memo,Item(Product/Service),ItemDescription,"
+                     "ItemQuantity,ItemRate,ItemAmount,ItemTaxCode,ItemTaxAmount,Currency,Service Date").split(",")
+LINE_COLUMNS = ("*Description", "*Quantity", "*UnitAmount", "*AccountCode", "*TaxType", "TaxAmount", "Currency",
+                "*ContactName", "EmailAddress", "POAddressLine1", "POCity", "POPostalCode", "POCountry")
+
+
+def half_up(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def test_credit_notes_are_exported_to_xero_as_credit_notes_column_by_column(billed: Billed):
+    invoices = billed.invoices()
+    inv2, inv6 = (next(i for i in invoices if i.number == n) for n in ("INV-000002", "INV-000006"))
+    full = credit_note(billed.out, inv2, 1)
+    part = credit_note(billed.out, inv6, 2, lines=1)  # the Platform line only
+    outcomes = by_number(billed.post(("sync",), invoices=[*invoices, full, part]), "sync")
+
+    (sales,) = exported(billed, "xero-sales-invoices")
+    (credits,) = exported(billed, "xero-credit-notes")
+    assert credits.name == "xero-credit-notes-20260302T093000.csv"
+    assert outcomes["CN-000001"].reference == (
+        f"exports/{credits.name}; exports/quickbooks-credit-notes-20260302T093000.csv")
+    assert outcomes["CN-000001"].note == ""  # INV-000002 goes in the same call
+    _, sales_rows = read(sales)
+    assert {r["*InvoiceNumber"] for r in sales_rows} == {i.number for i in invoices}  # no credit note among them
+    header, rows = read(credits)
+    assert header == XERO_CREDIT_HEADER
+    assert list(dict.fromkeys(r["*CreditNoteNumber"] for r in rows)) == ["CN-000001", "CN-000002"]
+
+    # the full credit note carries the invoice's lines as they were exported, positive, with the same
+    # accounts and tax types, and the credited invoice as its Reference
+    cn1 = [r for r in rows if r["*CreditNoteNumber"] == "CN-000001"]
+    assert [[r[c] for c in LINE_COLUMNS] for r in cn1] == [
+        [r[c] for c in LINE_COLUMNS] for r in sales_rows if r["*InvoiceNumber"] == "INV-000002"]
+    assert {(r["Reference"], r["*Date"]) for r in cn1} == {("INV-000002", "03/03/2026")}  # en_US: month first
+    assert [r["*UnitAmount"] for r in cn1][:2] == ["333.33", "99.99"]
+    for column in ("InventoryItemCode", "Discount", "TrackingName1", "TrackingOption1", "TrackingName2",
+                   "TrackingOption2", "BrandingTheme", "PORegion"):
+        assert {r[column] for r in rows} == {""}, column
+
+    # the partial one: 3 x 333.33 less 10%, 20% tax, computed here by hand
+    subtotal = 3 * Decimal("333.33")
+    discount = half_up(subtotal * Decimal("0.1"))
+    tax = half_up((subtotal - discount) * Decimal("0.2"))
+    cn2 = [r for r in rows if r["*CreditNoteNumber"] == "CN-000002"]
+    assert [(r["*Description"], r["*Quantity"], r["*UnitAmount"], r["*AccountCode"], r["*TaxType"]) for r in cn2] == [
+        ("Seats (2026-02-01 to 2026-02-28)", "3", "333.33", "4000", "Tax on Sales"),
+        ("Discount 10%", "1", f"-{discount}", "4000", "Tax on Sales"),
+    ]
+    assert {r["Reference"] for r in cn2} == {"INV-000006"}
+    computed = defaultdict(Decimal)
+    for r in rows:
+        computed[r["*CreditNoteNumber"]] += Decimal(r["*Quantity"]) * Decimal(r["*UnitAmount"]) + Decimal(r["TaxAmount"])
+    assert computed == {"CN-000001": inv2.draft.total, "CN-000002": subtotal - discount + tax}
+
+    again = by_number(billed.post(("sync",), invoices=[full, part]), "sync")
+    assert all(o.skipped_reason.startswith("already synced") for o in again.values())
+    assert len(exported(billed, "xero-credit-notes")) == 1
+
+
+def test_credit_notes_are_exported_to_quickbooks_as_credit_notes(billed: Billed):
+    inv2 = invoice(billed, "INV-000002")
+    note = credit_note(billed.out, inv2)
+    (outcome,) = billed.post(("sync",), invoices=[note])
+    assert outcome.ok and not exported(billed, "xero-sales-invoices") and not exported(billed, "quickbooks-invoices")
+    assert outcome.note.startswith("credits INV-000002, which is not exported yet")
+    (path,) = exported(billed, "quickbooks-credit-notes")
+    header, rows = read(path)
+    assert header == QBO_CREDIT_HEADER
+    assert [(r["Item(Product/Service)"], r["ItemQuantity"], r["ItemRate"], r["ItemAmount"], r["ItemTaxCode"])
+            for r in rows] == [
+        ("Platform", "3", "333.33", "999.99", "Tax on Sales"), ("Support", "1", "99.99", "99.99", "Tax on Sales"),
+        ("Platform", "1", "-100.00", "-100.00", "Tax on Sales"), ("Support", "1", "-10.00", "-10.00", "Tax on Sales")]
+    assert {(r["CreditNoteNo"], r["Customer"], r["CreditNoteDate"], r["Currency"], r["Location"]) for r in rows} == {
+        ("CN-000001", "Kunde Zwei GmbH", "03/03/2026", "EUR", "")}
+    assert rows[0]["Memo"] == "Credits invoice INV-000002 of 2026-03-02; Contract CTR-2, period 2026-01-01 to 2026-01-31"
+    assert sum(Decimal(r["ItemAmount"]) + Decimal(r["ItemTaxAmount"]) for r in rows) == inv2.draft.total
