@@ -9,7 +9,10 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 from billing_batch import look
+from billing_batch.ledger import Ledger
+from billing_batch.post.tasks import STARTED, Records
 from credit_notes import credit_note
+from test_post_charge import schema, sepa_files, transactions  # noqa: F401 (fixtures)
 from test_post_sync import exported, read
 from test_post_send import Mailbox, SmtpServer, mailbox, smtp, with_smtp  # noqa: F401 (fixtures)
 from test_post_tasks import Billed, billed, billed_once, by_number, parse_eml  # noqa: F401 (fixtures)
@@ -174,3 +177,110 @@ def test_credit_notes_are_exported_to_quickbooks_as_credit_notes(billed: Billed)
         ("CN-000001", "Kunde Zwei GmbH", "03/03/2026", "EUR", "")}
     assert rows[0]["Memo"] == "Credits invoice INV-000002 of 2026-03-02; Contract CTR-2, period 2026-01-01 to 2026-01-31"
     assert sum(Decimal(r["ItemAmount"]) + Decimal(r["ItemTaxAmount"]) for r in rows) == inv2.draft.total
+
+
+# ---------------------------------------------------------------- charge
+
+
+def refunds(billed: Billed) -> list[dict[str, str]]:
+    rows = []
+    for path in sorted((billed.out / "exports").glob("refunds-to-transfer-*.csv")):
+        header, found = read(path)
+        assert header == ["Credit Note", "Credit Note Date", "Credited Invoice", "Customer ID", "Customer", "Currency",
+                          "Amount", "IBAN", "BIC", "Transfer Reference", "Why"]
+        rows += found
+    return rows
+
+
+def debited(billed: Billed) -> dict[str, dict]:
+    """Every transaction of every SEPA file, by end-to-end ID; each file valid against the XSD."""
+    txs = {}
+    for path in sepa_files(billed):
+        for tx in transactions(path):
+            assert tx["end_to_end"] not in txs
+            txs[tx["end_to_end"]] = tx
+    return txs
+
+
+def test_a_collected_invoice_s_credit_note_is_listed_to_refund_by_transfer_never_debited(billed: Billed, schema):
+    billed.post(("charge",))
+    inv2 = invoice(billed, "INV-000002")
+    note = credit_note(billed.out, inv2)
+    (outcome,) = billed.post(("charge",), invoices=[note])
+    assert len(sepa_files(billed)) == 1  # no direct debit file for a credit note
+    for path in sepa_files(billed):
+        schema.validate(str(path))
+        assert "CN-000001" not in path.read_text(encoding="utf-8")
+    (row,) = refunds(billed)
+    assert row == {
+        "Credit Note": "CN-000001", "Credit Note Date": "2026-03-03", "Credited Invoice": "INV-000002",
+        "Customer ID": "CUST-2", "Customer": "Kunde Zwei GmbH", "Currency": "EUR", "Amount": f"{inv2.draft.total}",
+        "IBAN": "FR1420041010050500013M02606", "BIC": "PSSTFRPPXXX",  # the account debited
+        "Transfer Reference": "Credit note CN-000001 for invoice INV-000002",
+        "Why": "INV-000002 was collected by direct debit, exports/sepa-direct-debit-20260302T093000.xml"}
+    assert not outcome.ok and f"{inv2.draft.total} EUR to refund by transfer" in outcome.skipped_reason
+    assert outcome.reference == "exports/refunds-to-transfer-20260302T093000.csv"
+    assert billed.status()["CN-000001"] == {"charge": "skipped"}
+
+    again = billed.post(("charge",), invoices=[note])
+    assert len(refunds(billed)) == 1 and again[0].skipped_reason == outcome.skipped_reason  # listed once
+
+
+def test_a_credit_note_for_an_invoice_not_collected_yet_is_taken_off_its_direct_debit(billed: Billed, schema):
+    invoices = billed.invoices()
+    inv2, inv3 = (next(i for i in invoices if i.number == n) for n in ("INV-000002", "INV-000003"))
+    part = credit_note(billed.out, inv2, 1, lines=1)  # the Platform line of INV-000002
+    full = credit_note(billed.out, inv3, 2)  # all of INV-000003
+    outcomes = by_number(billed.post(("charge",), invoices=[*invoices, part, full]), "charge")
+    (path,) = sepa_files(billed)
+    schema.validate(str(path))
+    txs = debited(billed)
+    assert sorted(txs) == ["INV-000002", "INV-000006", "INV-000007"]  # INV-000003 is credited in full
+    net = inv2.draft.total - part.draft.total
+    assert Decimal(txs["INV-000002"]["amount"]) == net == Decimal("1187.98") - Decimal("1079.99")
+    assert txs["INV-000002"]["remittance"] == "Invoice INV-000002 2026-01-01 to 2026-01-31 less CN-000001"
+    assert outcomes["INV-000002"].note.endswith(f"; {inv2.draft.total} EUR less credit note CN-000001")
+    assert outcomes["INV-000003"].skipped_reason == (
+        "not charged: credited in full by CN-000002, so nothing is left to collect")
+    assert "taken off the direct debit of INV-000002 (exports/sepa-" in outcomes["CN-000001"].skipped_reason
+    assert "taken off the direct debit of INV-000003 when" in outcomes["CN-000002"].skipped_reason
+    assert refunds(billed) == []  # nothing was paid that needs paying back
+    with Ledger(billed.ledger_path, read_only=True) as ledger:
+        (amount,) = ledger.db.execute("SELECT amount FROM post_sepa WHERE number = 'INV-000002'").fetchone()
+    assert Decimal(amount) == net
+
+    # a second credit note for INV-000002, after its collection: refunded, not taken off again
+    later = credit_note(billed.out, inv2, 3, lines=1)
+    (outcome,) = billed.post(("charge",), invoices=[later])
+    assert [r["Credit Note"] for r in refunds(billed)] == ["CN-000003"] and len(sepa_files(billed)) == 1
+    assert outcome.skipped_reason.startswith(f"not charged: a credit note is never debited; {later.draft.total} EUR")
+
+
+def test_credit_notes_of_invoices_not_debited_are_listed_to_refund_what_was_paid(billed: Billed):
+    usd, no_mandate = invoice(billed, "INV-000001"), invoice(billed, "INV-000004")
+    notes = [credit_note(billed.out, usd, 1), credit_note(billed.out, no_mandate, 2)]
+    outcomes = by_number(billed.post(("charge",), invoices=notes), "charge")
+    assert not sepa_files(billed)
+    rows = {r["Credit Note"]: r for r in refunds(billed)}
+    assert (rows["CN-000001"]["Currency"], rows["CN-000001"]["Amount"]) == ("USD", f"{usd.draft.total}")
+    assert rows["CN-000002"]["IBAN"] == "" and rows["CN-000002"]["Customer ID"] == "CUST-4"  # no mandate, no IBAN
+    assert rows["CN-000002"]["Why"] == (
+        "INV-000004 is not collected by direct debit: refund only what the customer paid of it")
+    assert all("to refund by transfer" in o.skipped_reason for o in outcomes.values())
+
+
+def test_a_refunds_file_written_before_a_crash_is_not_written_again(billed: Billed):
+    note = credit_note(billed.out, invoice(billed, "INV-000004"))
+    billed.post(("charge",), invoices=[note])
+    (path,) = (billed.out / "exports").glob("refunds-to-transfer-*.csv")
+    with Ledger(billed.ledger_path) as ledger:  # as if the run stopped between the file and the record
+        Records(ledger).mark(note.number, "charge", STARTED, f"exports/{path.name}")
+    (outcome,) = billed.post(("charge",), invoices=[note])
+    assert outcome.skipped_reason.endswith(f"listed in exports/{path.name}")
+    assert len(refunds(billed)) == 1
+
+    path.unlink()  # ... and before the file was in place: listed again
+    with Ledger(billed.ledger_path) as ledger:
+        Records(ledger).mark(note.number, "charge", STARTED, f"exports/{path.name}")
+    (outcome,) = billed.post(("charge",), invoices=[note])
+    assert len(refunds(billed)) == 1 and "to refund by transfer" in outcome.skipped_reason
