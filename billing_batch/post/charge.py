@@ -12,9 +12,9 @@ due date has passed. The first collection under a mandate is sent as FRST, later
 One file per call, under OUTPUT/exports/; exactly once the same way as sync (recorded as started
 naming the file, file renamed into place, recorded as done).
 
-Credit notes are never debited (docs/decisions.md, "Credit notes and direct debit"). A credit note for
-an invoice not collected yet, that will be collected by direct debit, is deducted from that collection:
-the invoice is collected net, or not at all when nothing is left. Every other credit note is listed
+Credit notes are never debited (docs/decisions.md, "Credit notes through the post tasks"). One
+for an invoice not collected yet, that will be collected by direct debit, is taken off that
+collection: the invoice is collected net, or not at all when nothing is left. Every other credit note is listed
 "to refund by transfer" in OUTPUT/exports/refunds-to-transfer-<time>.csv, one file per call, written
 the same exactly-once way; its outcome is skipped, with the reason.
 """
