@@ -8,8 +8,11 @@ from decimal import Decimal as D
 from pathlib import Path
 from urllib.parse import unquote
 
+import openpyxl
+
+from billing_batch import review_flags, schedule_book
 from credit_notes import credit_note
-from test_review import AS_OF, Links, _write, flags_of, invoice, recurring
+from test_review import AS_OF, THRESHOLD, Links, _write, flags_of, inputs, invoice, recurring
 
 
 def test_a_credit_note_is_flagged_with_the_invoice_it_credits_and_nothing_an_invoice_gets(tmp_path: Path):
@@ -66,3 +69,14 @@ def test_the_page_counts_and_totals_credit_notes_apart_and_links_both_documents(
     assert "credits <a" in row and 'class="r neg">-$100.00<' in row and "Credit note</span>" in row
     assert '<option value="credit_note">Credit note (2)</option>' in text
     assert D(summary["credited"]["USD"]) == D("100")
+
+
+def test_the_review_sheet_shows_a_credit_note_as_a_credit(tmp_path: Path):
+    old = invoice(1, date(2026, 10, 1), total="100", invoice_date=date(2026, 10, 2))
+    note = credit_note(tmp_path, old, on=AS_OF)
+    rows = review_flags.review_rows([note], [old], inputs(), {}, THRESHOLD)
+    path = schedule_book.write(tmp_path, [], [old, note], review_rows=rows)
+    ws = openpyxl.load_workbook(path)["Review"]
+    (row,) = [dict(zip([c.value for c in ws[1]], [c.value for c in r])) for r in ws.iter_rows(min_row=2)]
+    assert (row["Total"], row["Credit note"], row["Flags"]) == (-100, "Yes", 1)
+    assert row["Notes"] == "Credits $100.00 of invoice INV-000001 of 2026-10-02 (in full)."
