@@ -1,10 +1,9 @@
-"""Credit notes for the post-task tests, made the way `billing-batch credit` stores them (iface.md):
-an Invoice of type Credit Note, numbered CN-…, naming the invoice it credits, its amounts positive,
-its PDF in OUTPUT/invoices/.
+"""Credit notes for the tests of what happens after billing.
 
-`credit_note` is the one place that makes them: once `billing-batch credit` has landed, its body
-becomes that command (and a read of the ledger), and the tests stay as they are. Until then the
-credit note lives in the test, not in the ledger, and is handed to the tasks as a candidate."""
+`issue_credit_note` makes one as finance does, with `billing-batch credit` (pipeline.credit): in the
+ledger, numbered in its own series, its PDF rendered. `credit_note` builds one as a model value only
+(iface.md: an Invoice of type Credit Note naming the invoice it credits, amounts positive), for the
+pure review tests on crafted invoices."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,9 +12,28 @@ from decimal import Decimal
 from pathlib import Path
 
 from billing_batch import pipeline, render
+from billing_batch.ledger import Ledger
 from billing_batch.model import DocType, Invoice, InvoiceStatus, RunType
 from billing_batch.money import round_money
 from billing_batch.tax import vat_groups
+from test_post_tasks import Billed, billing_book
+
+CREDITED_ON = date(2026, 3, 3)  # the day after the billed fixture's run
+
+
+def issue_credit_note(billed: Billed, number: str, line: int | None = None, quantity: Decimal | None = None,
+                      amount: Decimal | None = None, on: date = CREDITED_ON) -> Invoice:
+    """billing-batch credit --invoice NUMBER [--line N --quantity Q | --amount A]: the credit note
+    as the ledger holds it afterwards."""
+    book = billed.out.parent / "billing.xlsx"
+    if not book.exists():
+        billing_book(book)  # the workbook the fixture billed from
+    options = pipeline.Options(input=book, output=billed.out, as_of=on, jobs=1)
+    report, refusal = pipeline.credit(options, number, "Corrected by the test", line, quantity, amount)
+    assert refusal is None and report.exit_code == 0, (refusal, [str(p) for p in report.problems])
+    (note,) = report.issued
+    with Ledger(billed.ledger_path, read_only=True) as ledger:
+        return next(i for i in ledger.invoices() if i.number == note.number)
 
 
 def credit_note(out: Path, invoice: Invoice, seq: int = 1, lines: int | None = None,
@@ -43,8 +61,3 @@ def credit_note(out: Path, invoice: Invoice, seq: int = 1, lines: int | None = N
     pdf.parent.mkdir(parents=True, exist_ok=True)
     pdf.write_bytes(render.render_pdf(note, pipeline.TEMPLATES))
     return note
-
-
-def credited(invoice: Invoice) -> Invoice:
-    """The invoice as the ledger holds it once a credit note corrects it in full."""
-    return dataclasses.replace(invoice, status=InvoiceStatus.CREDITED)

@@ -11,7 +11,7 @@ import pytest
 from billing_batch import look
 from billing_batch.ledger import Ledger
 from billing_batch.post.tasks import STARTED, Records
-from credit_notes import credit_note
+from credit_notes import credit_note, issue_credit_note
 from test_post_charge import schema, sepa_files, transactions  # noqa: F401 (fixtures)
 from test_post_sync import exported, read
 from test_post_send import Mailbox, SmtpServer, mailbox, smtp, with_smtp  # noqa: F401 (fixtures)
@@ -31,7 +31,7 @@ def euro(amount) -> str:
 
 def test_a_credit_note_is_emailed_with_its_own_subject_body_and_pdf(billed: Billed, smtp: SmtpServer, mailbox: Mailbox):
     inv = invoice(billed, "INV-000002")
-    note = credit_note(billed.out, inv)
+    note = issue_credit_note(billed, "INV-000002")
     outcomes = by_number(billed.post(("send",), inputs=with_smtp(billed, smtp.port), invoices=[note]), "send")
     assert outcomes[note.number].ok
     (_, rcpts, data), = mailbox.messages
@@ -76,7 +76,7 @@ def test_a_templates_folder_may_change_the_credit_note_email_alone(billed: Bille
     (own / look.CREDIT_SUBJECT).write_text("Refund note {{ number }} (was {{ credits }})\n")
     (own / look.CREDIT_TEXT).write_text("Hello {{ customer_name }}\n")
     inv = invoice(billed, "INV-000004")
-    note = credit_note(billed.out, inv)
+    note = issue_credit_note(billed, "INV-000004")
     templates = look.Look(custom=own)
     by = by_number(billed.post(("send",), invoices=[inv, note], templates=templates), "send")
     cn = parse_eml((billed.out / by[note.number].reference).read_bytes())
@@ -113,8 +113,8 @@ def half_up(amount: Decimal) -> Decimal:
 def test_credit_notes_are_exported_to_xero_as_credit_notes_column_by_column(billed: Billed):
     invoices = billed.invoices()
     inv2, inv6 = (next(i for i in invoices if i.number == n) for n in ("INV-000002", "INV-000006"))
-    full = credit_note(billed.out, inv2, 1)
-    part = credit_note(billed.out, inv6, 2, lines=1)  # the Platform line only
+    full = issue_credit_note(billed, "INV-000002")
+    part = issue_credit_note(billed, "INV-000006", line=1, quantity=Decimal(3))  # the Platform line only
     outcomes = by_number(billed.post(("sync",), invoices=[*invoices, full, part]), "sync")
 
     (sales,) = exported(billed, "xero-sales-invoices")
@@ -162,7 +162,7 @@ def test_credit_notes_are_exported_to_xero_as_credit_notes_column_by_column(bill
 
 def test_credit_notes_are_exported_to_quickbooks_as_credit_notes(billed: Billed):
     inv2 = invoice(billed, "INV-000002")
-    note = credit_note(billed.out, inv2)
+    note = issue_credit_note(billed, "INV-000002")
     (outcome,) = billed.post(("sync",), invoices=[note])
     assert outcome.ok and not exported(billed, "xero-sales-invoices") and not exported(billed, "quickbooks-invoices")
     assert outcome.note.startswith("credits INV-000002, which is not exported yet")
@@ -205,7 +205,7 @@ def debited(billed: Billed) -> dict[str, dict]:
 def test_a_collected_invoice_s_credit_note_is_listed_to_refund_by_transfer_never_debited(billed: Billed, schema):
     billed.post(("charge",))
     inv2 = invoice(billed, "INV-000002")
-    note = credit_note(billed.out, inv2)
+    note = issue_credit_note(billed, "INV-000002")
     (outcome,) = billed.post(("charge",), invoices=[note])
     assert len(sepa_files(billed)) == 1  # no direct debit file for a credit note
     for path in sepa_files(billed):
@@ -229,9 +229,9 @@ def test_a_collected_invoice_s_credit_note_is_listed_to_refund_by_transfer_never
 def test_a_credit_note_for_an_invoice_not_collected_yet_is_taken_off_its_direct_debit(billed: Billed, schema):
     invoices = billed.invoices()
     inv2, inv3 = (next(i for i in invoices if i.number == n) for n in ("INV-000002", "INV-000003"))
-    part = credit_note(billed.out, inv2, 1, lines=1)  # the Platform line of INV-000002
-    full = credit_note(billed.out, inv3, 2)  # all of INV-000003
-    outcomes = by_number(billed.post(("charge",), invoices=[*invoices, part, full]), "charge")
+    part = issue_credit_note(billed, "INV-000002", line=1, quantity=Decimal(3))  # the Platform line of INV-000002
+    full = issue_credit_note(billed, "INV-000003")  # all of INV-000003, which is Credited now
+    outcomes = by_number(billed.post(("charge",)), "charge")  # every live document: the credit notes too
     (path,) = sepa_files(billed)
     schema.validate(str(path))
     txs = debited(billed)
@@ -250,7 +250,7 @@ def test_a_credit_note_for_an_invoice_not_collected_yet_is_taken_off_its_direct_
     assert Decimal(amount) == net
 
     # a second credit note for INV-000002, after its collection: refunded, not taken off again
-    later = credit_note(billed.out, inv2, 3, lines=1)
+    later = issue_credit_note(billed, "INV-000002", line=2, quantity=Decimal(1))  # the Support line
     (outcome,) = billed.post(("charge",), invoices=[later])
     assert [r["Credit Note"] for r in refunds(billed)] == ["CN-000003"] and len(sepa_files(billed)) == 1
     assert outcome.skipped_reason.startswith(f"not charged: a credit note is never debited; {later.draft.total} EUR")
@@ -258,7 +258,7 @@ def test_a_credit_note_for_an_invoice_not_collected_yet_is_taken_off_its_direct_
 
 def test_credit_notes_of_invoices_not_debited_are_listed_to_refund_what_was_paid(billed: Billed):
     usd, no_mandate = invoice(billed, "INV-000001"), invoice(billed, "INV-000004")
-    notes = [credit_note(billed.out, usd, 1), credit_note(billed.out, no_mandate, 2)]
+    notes = [issue_credit_note(billed, usd.number), issue_credit_note(billed, no_mandate.number)]
     outcomes = by_number(billed.post(("charge",), invoices=notes), "charge")
     assert not sepa_files(billed)
     rows = {r["Credit Note"]: r for r in refunds(billed)}
@@ -270,7 +270,7 @@ def test_credit_notes_of_invoices_not_debited_are_listed_to_refund_what_was_paid
 
 
 def test_a_refunds_file_written_before_a_crash_is_not_written_again(billed: Billed):
-    note = credit_note(billed.out, invoice(billed, "INV-000004"))
+    note = issue_credit_note(billed, "INV-000004")
     billed.post(("charge",), invoices=[note])
     (path,) = (billed.out / "exports").glob("refunds-to-transfer-*.csv")
     with Ledger(billed.ledger_path) as ledger:  # as if the run stopped between the file and the record
