@@ -8,14 +8,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from billing_batch import look
+from billing_batch import look, pipeline
 from billing_batch.ledger import Ledger
 from billing_batch.post.tasks import STARTED, Records
-from credit_notes import credit_note, issue_credit_note
+from credit_notes import CREDITED_ON, credit_note, issue_credit_note
 from test_post_charge import schema, sepa_files, transactions  # noqa: F401 (fixtures)
 from test_post_sync import exported, read
 from test_post_send import Mailbox, SmtpServer, mailbox, smtp, with_smtp  # noqa: F401 (fixtures)
-from test_post_tasks import Billed, billed, billed_once, by_number, parse_eml  # noqa: F401 (fixtures)
+from test_post_tasks import Billed, billed, billed_once, billing_book, by_number, parse_eml  # noqa: F401 (fixtures)
 
 
 def invoice(billed: Billed, number: str):
@@ -284,3 +284,21 @@ def test_a_refunds_file_written_before_a_crash_is_not_written_again(billed: Bill
         Records(ledger).mark(note.number, "charge", STARTED, f"exports/{path.name}")
     (outcome,) = billed.post(("charge",), invoices=[note])
     assert len(refunds(billed)) == 1 and "to refund by transfer" in outcome.skipped_reason
+
+
+def test_a_replacement_after_collection_is_collected_and_the_old_invoice_refunded_by_its_credit_note(billed: Billed):
+    billed.post(("charge",))  # INV-000002 collected
+    book = billed.out.parent / "billing.xlsx"
+    billing_book(book)
+    report = pipeline.generate(pipeline.Options(input=book, output=billed.out, as_of=CREDITED_ON, jobs=1),
+                               ["CTR-2"], date(2026, 1, 1), lambda proposals: proposals)  # generate --replace
+    assert report.exit_code == 0
+    documents = {i.number: i for i in billed.invoices()}
+    (note,) = [i for i in documents.values() if i.credits == "INV-000002"]
+    new = documents[documents["INV-000002"].replaced_by]
+    outcomes = by_number(billed.post(("charge",), invoices=[note, new]), "charge")
+    assert outcomes[new.number].ok  # collected in full: the credit note pays the old one back
+    assert Decimal(debited(billed)[new.number]["amount"]) == new.draft.total
+    (row,) = refunds(billed)
+    assert (row["Credit Note"], row["Credited Invoice"], row["Amount"]) == (note.number, "INV-000002",
+                                                                           f"{documents['INV-000002'].draft.total}")
