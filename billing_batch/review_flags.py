@@ -233,6 +233,9 @@ def _row(inv: Invoice, flags: Mapping[str, str], credits_pdf: str | None = None)
 
 def _credit_note(note: Invoice, credited: Invoice | None) -> str:
     money = fmt.money(note.locale, note.draft.currency)
+    if not note.credits:
+        return (f"Credits {money(note.draft.total)} for {fmt.period(note.draft.cycle_start, note.draft.cycle_end)}: "
+                "the cycle totals below zero, no invoice is credited.")
     text = f"Credits {money(note.draft.total)} of invoice {note.credits}"
     if note.credits_date:
         text += f" of {note.credits_date.isoformat()}"

@@ -40,7 +40,8 @@ def credit_note(out: Path, invoice: Invoice, seq: int = 1, lines: int | None = N
                 on: date | None = None, **changes) -> Invoice:
     """Credit note CN-00000<seq> for the whole of `invoice`, or for its first `lines` lines only,
     dated `on` (default: the day after the invoice), with its PDF written under out/invoices/.
-    changes: other fields of the credit note (locale=...)."""
+    changes: other fields of the credit note (locale=...; credits=None for the credit note of a cycle
+    that totals below zero)."""
     d = invoice.draft
     if lines is None:
         draft = d
@@ -53,10 +54,10 @@ def credit_note(out: Path, invoice: Invoice, seq: int = 1, lines: int | None = N
         draft = dataclasses.replace(d, lines=kept, subtotal=subtotal, discount=discount, tax=tax,
                                     total=subtotal - discount + tax, vat_groups=groups)
     day = on or invoice.invoice_date + timedelta(days=1)
-    note = dataclasses.replace(
-        invoice, number=f"CN-{seq:06d}", draft=draft, invoice_date=day, due_date=day, run_type=RunType.MANUAL,
-        status=InvoiceStatus.ISSUED, replaced_by=None, doc_type=DocType.CREDIT_NOTE,
-        credits=invoice.number, credits_date=invoice.invoice_date, **changes)
+    note = dataclasses.replace(invoice, **{
+        "number": f"CN-{seq:06d}", "draft": draft, "invoice_date": day, "due_date": day, "run_type": RunType.MANUAL,
+        "status": InvoiceStatus.ISSUED, "replaced_by": None, "doc_type": DocType.CREDIT_NOTE,
+        "credits": invoice.number, "credits_date": invoice.invoice_date, **changes})
     pdf = out / note.pdf_name
     pdf.parent.mkdir(parents=True, exist_ok=True)
     pdf.write_bytes(render.render_pdf(note, pipeline.TEMPLATES))

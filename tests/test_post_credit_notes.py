@@ -302,3 +302,20 @@ def test_a_replacement_after_collection_is_collected_and_the_old_invoice_refunde
     (row,) = refunds(billed)
     assert (row["Credit Note"], row["Credited Invoice"], row["Amount"]) == (note.number, "INV-000002",
                                                                            f"{documents['INV-000002'].draft.total}")
+
+
+def test_a_credit_note_of_a_cycle_below_zero_credits_no_invoice_and_is_refunded(billed: Billed):
+    inv = invoice(billed, "INV-000004")
+    note = credit_note(billed.out, inv, credits=None, credits_date=None)  # as generate issues it below zero
+    outcomes = {o.task: o for o in billed.post(("send", "sync", "charge"), invoices=[note])}
+    msg = parse_eml((billed.out / outcomes["send"].reference).read_bytes())
+    assert msg["Subject"] == f"Credit note CN-000001 from Acme Billing Ltd: {euro(inv.draft.total)}"
+    body = msg.get_body(("plain",)).get_content()
+    assert "Please find attached credit note CN-000001 for the period" in body and "Credited invoice" not in body
+    assert outcomes["sync"].ok and outcomes["sync"].note == ""
+    _, xero = read(exported(billed, "xero-credit-notes")[0])
+    _, qbo = read(exported(billed, "quickbooks-credit-notes")[0])
+    assert {r["Reference"] for r in xero} == {""} and qbo[0]["Memo"].startswith("Contract CTR-4")
+    (row,) = refunds(billed)
+    assert (row["Credited Invoice"], row["Transfer Reference"]) == ("", "CN-000001")
+    assert row["Why"] == "it credits no invoice: its cycle totals below zero, and the customer is owed the amount"

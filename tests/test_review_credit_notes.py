@@ -80,3 +80,10 @@ def test_the_review_sheet_shows_a_credit_note_as_a_credit(tmp_path: Path):
     (row,) = [dict(zip([c.value for c in ws[1]], [c.value for c in r])) for r in ws.iter_rows(min_row=2)]
     assert (row["Total"], row["Credit note"], row["Flags"]) == (-100, "Yes", 1)
     assert row["Notes"] == "Credits $100.00 of invoice INV-000001 of 2026-10-02 (in full)."
+
+
+def test_a_credit_note_of_a_cycle_below_zero_names_its_period(tmp_path: Path):
+    old = invoice(1, date(2026, 10, 1), total="100")
+    note = credit_note(tmp_path, old, on=AS_OF, credits=None, credits_date=None)
+    assert flags_of([note], [])["credit_note"] == (
+        "Credits $100.00 for 2026-10-01 – 2026-10-31: the cycle totals below zero, no invoice is credited.")

@@ -319,8 +319,9 @@ def _refund(ctx: Context, note: Invoice, deducted: dict[str, str]) -> tuple[str,
     if invoice is not None and waiting and not mandate_reason(ctx, invoice):
         return None
     iban = IBAN(customer.iban).compact if customer is not None and not iban_problem(customer.iban) else ""
-    return (f"{number or 'its invoice'} is not collected by direct debit: refund only what the customer paid of it",
-            iban, bic)
+    if not number:  # a cycle that totals below zero: what the customer is owed
+        return "it credits no invoice: its cycle totals below zero, and the customer is owed the amount", iban, bic
+    return f"{number} is not collected by direct debit: refund only what the customer paid of it", iban, bic
 
 
 def _refunds_csv(listed: Sequence[tuple[Invoice, str, str, str]]) -> bytes:

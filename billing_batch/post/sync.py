@@ -182,7 +182,7 @@ def _part(n: int, count: int) -> str:
 
 def _note(ctx: Context, inv: Invoice, refs: dict[str, str]) -> str:
     if inv.doc_type is DocType.CREDIT_NOTE:
-        if inv.credits in refs or ((r := ctx.records.get(inv.credits, "sync")) and r.outcome == DONE):
+        if not inv.credits or inv.credits in refs or ((r := ctx.records.get(inv.credits, "sync")) and r.outcome == DONE):
             return ""
         return (f"credits {inv.credits}, which is not exported yet: enter or import {inv.credits} in the "
                 f"accounting system before this credit note, then allocate the credit note to it")
@@ -403,8 +403,9 @@ def qbo_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: s
                 "Service Date": r.service_date.strftime(date_format) if r.service_date else "",
             }
             if credit:
+                credits = f"Credits invoice {inv.credits}" + (
+                    f" of {inv.credits_date.isoformat()}" if inv.credits_date else "") + "; " if inv.credits else ""
                 record.update({"CreditNoteNo": inv.number, "CreditNoteDate": record["InvoiceDate"],
-                               "Memo": f"Credits invoice {inv.credits} of {inv.credits_date.isoformat()}; "
-                                       + record["Memo"]})
+                               "Memo": credits + record["Memo"]})
             table.append([record.get(column, "") for column in columns])
     return _csv(columns, table)
