@@ -287,7 +287,7 @@ def test_a_refunds_file_written_before_a_crash_is_not_written_again(billed: Bill
 
 
 def test_a_replacement_after_collection_is_collected_and_the_old_invoice_refunded_by_its_credit_note(billed: Billed):
-    billed.post(("charge",))  # INV-000002 collected
+    billed.post(("sync", "charge"))  # INV-000002 exported and collected
     book = billed.out.parent / "billing.xlsx"
     billing_book(book)
     report = pipeline.generate(pipeline.Options(input=book, output=billed.out, as_of=CREDITED_ON, jobs=1),
@@ -296,8 +296,13 @@ def test_a_replacement_after_collection_is_collected_and_the_old_invoice_refunde
     documents = {i.number: i for i in billed.invoices()}
     (note,) = [i for i in documents.values() if i.credits == "INV-000002"]
     new = documents[documents["INV-000002"].replaced_by]
-    outcomes = by_number(billed.post(("charge",), invoices=[note, new]), "charge")
+    everything = billed.post(invoices=[note, new])
+    outcomes = by_number(everything, "charge")
     assert outcomes[new.number].ok  # collected in full: the credit note pays the old one back
+    # the old invoice stands, corrected by the credit note: nothing says to void it
+    assert by_number(everything, "sync")[new.number].note == ""
+    body = parse_eml((billed.out / by_number(everything, "send")[new.number].reference).read_bytes())
+    assert "void" not in body.get_body(("plain",)).get_content()
     assert Decimal(debited(billed)[new.number]["amount"]) == new.draft.total
     (row,) = refunds(billed)
     assert (row["Credit Note"], row["Credited Invoice"], row["Amount"]) == (note.number, "INV-000002",

@@ -229,10 +229,7 @@ def not_charged(ctx: Context, inv: Invoice) -> str:
     deducted = deductions(ctx, inv)
     if deducted and d.total - sum(n.draft.total for n in deducted) <= 0:
         return f"{CREDITED_IN_FULL} {', '.join(n.number for n in deducted)}, so nothing is left to collect"
-    # A replaced invoice already collected: collecting this one too would collect twice, unless a
-    # credit note corrects the old one (its money goes back through that credit note).
-    collected = [n for n in ctx.replaces(inv) if (r := ctx.records.get(n, "charge")) and r.outcome in (DONE, STARTED)
-                 and not ctx.credit_notes_of(n)]
+    collected = [n for n in ctx.replaces(inv) if (r := ctx.records.get(n, "charge")) and r.outcome in (DONE, STARTED)]
     if collected:
         return (f"not charged: it replaces {', '.join(collected)}, which was already put in a SEPA file "
                 f"({ctx.records.get(collected[0], 'charge').reference}); settle the difference by hand")

@@ -137,7 +137,9 @@ class Context:
         return self.inputs.contracts.get(invoice.draft.contract_id)
 
     def replaces(self, invoice: Invoice) -> list[str]:
-        return self.records.replaced_by(invoice.number)
+        """The invoices this one replaced and voided: not those a credit note corrects, which stand
+        (the credit note takes their amount back)."""
+        return [n for n in self.records.replaced_by(invoice.number) if not self.credit_notes_of(n)]
 
     def document(self, number: str) -> Invoice | None:
         """An invoice or credit note by number."""
