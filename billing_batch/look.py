@@ -19,7 +19,10 @@ from billing_batch.templates import FOLDER as DEFAULT
 
 INVOICE, STYLESHEET = "invoice.html", "invoice.css"
 SUBJECT, BODY_TEXT, BODY_HTML = "email_subject.txt", "email_body.txt", "email_body.html"
-CUSTOMISABLE = (INVOICE, STYLESHEET, SUBJECT, BODY_TEXT, BODY_HTML)  # the review page is always ours
+CREDIT_SUBJECT, CREDIT_TEXT, CREDIT_HTML = "credit_note_subject.txt", "credit_note_body.txt", "credit_note_body.html"
+EMAILS = {DocType.INVOICE: (SUBJECT, BODY_TEXT, BODY_HTML),  # each document's (subject, text body, HTML body)
+          DocType.CREDIT_NOTE: (CREDIT_SUBJECT, CREDIT_TEXT, CREDIT_HTML)}
+CUSTOMISABLE = (INVOICE, STYLESHEET, *EMAILS[DocType.INVOICE], *EMAILS[DocType.CREDIT_NOTE])  # the review page is always ours
 LOGO_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
 
@@ -58,12 +61,13 @@ class Look:
     def loader(self) -> jinja2.BaseLoader:
         return jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder) for folder in self.folders])
 
-    def email_html(self) -> Path | None:
+    def email_html(self, doc_type: DocType = DocType.INVOICE) -> Path | None:
         """The HTML body. A custom text body with no custom HTML body sends text only: otherwise
         customers would read the default HTML body, not the text the company wrote."""
-        if self.custom and (self.custom / BODY_TEXT).is_file() and not (self.custom / BODY_HTML).is_file():
+        _, text, html = EMAILS[doc_type]
+        if self.custom and (self.custom / text).is_file() and not (self.custom / html).is_file():
             return None
-        return self.find(BODY_HTML)
+        return self.find(html)
 
     def logo_data_uri(self) -> str | None:
         if self.logo is None:
@@ -113,10 +117,13 @@ def preflight(look: Look, settings: Settings, as_of: date) -> list[Problem]:
 
     look = Look.of(look)
     samples = sample_invoices(settings, as_of)
+    credit_note = replace(samples[0], number="CN-000001", status=InvoiceStatus.ISSUED, replaced_by=None,
+                          doc_type=DocType.CREDIT_NOTE, credits=samples[0].number, credits_date=as_of)
     try:
         for sample in samples:
             render.render_pdf(sample, look)
             send.render_email(look, send.email_view(sample, [sample.replaced_by or ""]))
+        send.render_email(look, send.email_view(credit_note, []), DocType.CREDIT_NOTE)
     except Exception as exc:  # noqa: BLE001 - whatever breaks, the user gets words, not a traceback
         return [template_problem(exc, look)]
     return []

@@ -103,13 +103,16 @@ def review_view(
     threshold = inputs.settings.review_change_threshold if inputs else DEFAULT_THRESHOLD
     company = inputs.settings.company_name if inputs else (issued[0].seller.name if issued else "")
 
-    totals: dict[str, list[Decimal]] = defaultdict(list)
+    totals: dict[str, list[Decimal]] = defaultdict(list)  # the invoices'
+    credited: dict[str, list[Decimal]] = defaultdict(list)  # the credit notes', counted apart
     for r in rows:
-        totals[r.currency].append(r.total)
-    currency_totals = [
-        {"currency": cur, "count": len(amounts), "total": fmt.money(locale, cur)(sum(amounts, Decimal(0)))}
-        for cur, amounts in sorted(totals.items())
-    ]
+        (credited if r.is_credit_note else totals)[r.currency].append(r.total)
+    currency_totals, credit_totals = (
+        [{"currency": cur, "count": len(amounts), "total": fmt.money(locale, cur)(sum(amounts, Decimal(0)))}
+         for cur, amounts in sorted(by_currency.items())]
+        for by_currency in (totals, credited))
+    invoice_count = sum(len(amounts) for amounts in totals.values())
+    credit_count = len(rows) - invoice_count
     counts = {k.name: 0 for k in FLAG_KINDS}
     for r in rows:
         for f in r.flags:
@@ -149,13 +152,15 @@ def review_view(
         "as_of": facts.as_of.isoformat(),
         "started": facts.started.isoformat(timespec="seconds"),
         "duration_s": round(facts.duration_s, 3),
-        "invoices": len(rows),
+        "invoices": invoice_count,
+        "credit_notes": credit_count,
         "flagged": flagged,
         "flags": counts,
         "set_aside": len(set_aside),
         "errors": len(problems),
         "nothing_to_bill": facts.nothing_to_bill,
         "totals": {cur: str(sum(amounts, Decimal(0))) for cur, amounts in sorted(totals.items())},
+        "credited": {cur: str(sum(amounts, Decimal(0))) for cur, amounts in sorted(credited.items())},
     }
     return {
         "lang": fmt.babel_locale(locale).language,
@@ -172,14 +177,16 @@ def review_view(
         },
         "files": [_file_facts(p) for p in facts.input_files],
         "counts": {
-            "invoices": f"{len(rows):,}",
+            "invoices": f"{invoice_count:,}",
+            "credit_notes": f"{credit_count:,}",
             "flagged": f"{flagged:,}",
             "set_aside": f"{len(set_aside):,}",
             "errors": f"{len(problems):,}",
             "nothing_to_bill": f"{facts.nothing_to_bill:,}",
         },
         "currency_totals": currency_totals,
-        "currencies": sorted(totals),
+        "credit_totals": credit_totals,
+        "currencies": sorted({r.currency for r in rows}),
         "legend": legend,
         "charts": charts(series, facts.as_of, locale),
         "chart_span": chart_span(facts.as_of, locale),
@@ -213,7 +220,7 @@ def _table_rows(rows: Sequence[ReviewRow]) -> list[dict]:
         "customer": lambda i: (rows[i].customer.casefold(), number[i]),
         "contract": lambda i: (_natural(rows[i].contract_id), rows[i].period_start, number[i]),
         "period": lambda i: (rows[i].period_start, rows[i].period_end, number[i]),
-        "total": lambda i: (rows[i].total, number[i]),
+        "total": lambda i: (rows[i].signed_total, number[i]),
         "due": lambda i: (rows[i].due_date, number[i]),
         "flags": lambda i: (len(rows[i].flags), [-_TONE_ORDER[f.kind.tone] for f in rows[i].flags], number[i]),
     }
@@ -229,13 +236,15 @@ def _table_rows(rows: Sequence[ReviewRow]) -> list[dict]:
             "number": r.number,
             "href": _href(r.pdf_name),
             "usage_href": _href(r.usage_name) if r.usage_name else "",
+            "credits": r.credits or "",
+            "credits_href": _href(r.credits_pdf) if r.credits_pdf else "",
             "customer": r.customer,
             "customer_id": r.customer_id,
             "contract": r.contract_id,
             "period": fmt.period(r.period_start, r.period_end),
-            "total": fmt.money(r.locale, r.currency)(r.total),
+            "total": fmt.money(r.locale, r.currency)(r.signed_total),
             "currency": r.currency,
-            "negative": r.total <= 0,
+            "negative": r.signed_total <= 0,
             "due": r.due_date.isoformat(),
             "flags": [{"name": f.name, "label": f.kind.label, "tone": f.kind.tone, "note": _unbroken(f.note)}
                       for f in r.flags],

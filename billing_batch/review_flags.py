@@ -15,6 +15,7 @@ from billing_batch import review_format as fmt
 from billing_batch.cycles import cycle_containing, cycle_start
 from billing_batch.model import (
     Contract,
+    DocType,
     Draft,
     Inputs,
     Invoice,
@@ -42,6 +43,9 @@ FLAG_KINDS: tuple[FlagKind, ...] = (
     FlagKind("differs", "Differs", "alert",
              "The invoice differs from what the current workbook data would bill for its cycle."),
     FlagKind("zero_or_negative", "Zero or negative", "alert", "The total is zero or negative."),
+    FlagKind("credit_note", "Credit note", "warn",
+             "A credit note: it credits the invoice it names (its total is refunded or taken off what the "
+             "customer owes; it is never debited)."),
     FlagKind("changed", "Changed", "warn",
              "The total moved by more than {threshold} against the contract's previous invoice."),
     FlagKind("usage_spike", "Usage spike", "warn",
@@ -85,9 +89,21 @@ class ReviewRow:
     locale: str
     flags: tuple[Flag, ...] = ()  # in FLAG_KINDS order
     usage_name: str | None = None  # the usage detail workbook, e.g. invoices/INV-000001-usage.xlsx
+    doc_type: DocType = DocType.INVOICE
+    credits: str | None = None  # a credit note: the invoice it credits
+    credits_pdf: str | None = None  # ... and that invoice's PDF, relative to the output folder
 
     def has(self, name: str) -> bool:
         return any(f.name == name for f in self.flags)
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.doc_type is DocType.CREDIT_NOTE
+
+    @property
+    def signed_total(self) -> Decimal:
+        """The total as it moves the customer's balance: a credit note's is negative."""
+        return -self.total if self.is_credit_note else self.total
 
     @property
     def notes(self) -> str:
@@ -109,6 +125,8 @@ def review_rows(
     history is every invoice in the ledger before this run; it may include the issued
     ones (deduplicated by number; the issued version wins)."""
     known = known_invoices(history, issued)
+    by_number = {inv.number: inv for inv in known}
+    known = [inv for inv in known if inv.doc_type is not DocType.CREDIT_NOTE]  # the invoices' flags compare invoices
     live = live_by_cycle(known, issued)
     by_contract: dict[str, list[Invoice]] = defaultdict(list)
     for inv in known:
@@ -126,6 +144,13 @@ def review_rows(
         d = inv.draft
         money = fmt.money(inv.locale, d.currency)
         flags: dict[str, str] = {}
+        if inv.doc_type is DocType.CREDIT_NOTE:
+            credited = by_number.get(inv.credits or "")
+            flags["credit_note"] = _credit_note(inv, credited)
+            if not inv.buyer.email.strip():
+                flags["no_email"] = f"Customer {d.customer_id} has no email address."
+            rows.append(_row(inv, flags, credited.pdf_name if credited else None))
+            continue
 
         if inv.number in differs:
             flags["differs"] = differs[inv.number]
@@ -179,23 +204,45 @@ def review_rows(
             more = f" (+{len(prorated) - 3} more)" if len(prorated) > 3 else ""
             flags["prorated"] = f"Prorated: {'; '.join(parts)}{more}."
 
-        rows.append(ReviewRow(
-            number=inv.number,
-            pdf_name=inv.pdf_name,
-            usage_name=inv.usage_name,
-            customer_id=d.customer_id,
-            customer=d.customer_name,
-            contract_id=d.contract_id,
-            period_start=d.cycle_start,
-            period_end=d.cycle_end,
-            invoice_date=inv.invoice_date,
-            due_date=inv.due_date,
-            currency=d.currency,
-            total=d.total,
-            locale=inv.locale,
-            flags=tuple(Flag(k.name, flags[k.name]) for k in FLAG_KINDS if k.name in flags),
-        ))
+        rows.append(_row(inv, flags))
     return rows
+
+
+def _row(inv: Invoice, flags: Mapping[str, str], credits_pdf: str | None = None) -> ReviewRow:
+    d = inv.draft
+    return ReviewRow(
+        number=inv.number,
+        pdf_name=inv.pdf_name,
+        usage_name=inv.usage_name,
+        customer_id=d.customer_id,
+        customer=d.customer_name,
+        contract_id=d.contract_id,
+        period_start=d.cycle_start,
+        period_end=d.cycle_end,
+        invoice_date=inv.invoice_date,
+        due_date=inv.due_date,
+        currency=d.currency,
+        total=d.total,
+        locale=inv.locale,
+        flags=tuple(Flag(k.name, flags[k.name]) for k in FLAG_KINDS if k.name in flags),
+        doc_type=inv.doc_type,
+        credits=inv.credits,
+        credits_pdf=credits_pdf,
+    )
+
+
+def _credit_note(note: Invoice, credited: Invoice | None) -> str:
+    money = fmt.money(note.locale, note.draft.currency)
+    if not note.credits:
+        return (f"Credits {money(note.draft.total)} for {fmt.period(note.draft.cycle_start, note.draft.cycle_end)}: "
+                "the cycle totals below zero, no invoice is credited.")
+    text = f"Credits {money(note.draft.total)} of invoice {note.credits}"
+    if note.credits_date:
+        text += f" of {note.credits_date.isoformat()}"
+    if credited is not None:
+        whole = "in full" if note.draft.total == credited.draft.total else f"part of its {money(credited.draft.total)}"
+        text += f" ({whole})"
+    return text + "."
 
 
 def known_invoices(history: Iterable[Invoice], issued: Iterable[Invoice]) -> list[Invoice]:
@@ -211,9 +258,11 @@ def known_invoices(history: Iterable[Invoice], issued: Iterable[Invoice]) -> lis
 def live_by_cycle(known: Iterable[Invoice], issued: Iterable[Invoice]) -> dict[tuple[str, date], Invoice]:
     """The live invoice of each cycle. An issued invoice wins its cycle even when the
     history was read before it replaced the old one."""
-    live = {(i.draft.contract_id, i.draft.cycle_start): i for i in known if i.status is not InvoiceStatus.REPLACED}
-    live.update({(i.draft.contract_id, i.draft.cycle_start): i for i in issued
-                 if i.status is not InvoiceStatus.REPLACED})
+    def counts(i: Invoice) -> bool:  # a credit note shares its invoice's cycle but is not its invoice
+        return i.status is not InvoiceStatus.REPLACED and i.doc_type is not DocType.CREDIT_NOTE
+
+    live = {(i.draft.contract_id, i.draft.cycle_start): i for i in known if counts(i)}
+    live.update({(i.draft.contract_id, i.draft.cycle_start): i for i in issued if counts(i)})
     return live
 
 

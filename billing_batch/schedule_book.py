@@ -110,7 +110,7 @@ def _invoice(i: Invoice, billed: bool) -> tuple:
 def _review(r: ReviewRow) -> tuple:
     names = {f.name for f in r.flags}
     return ((r.number, r.pdf_name), r.customer_id, r.customer, r.contract_id, r.period_start, r.period_end,
-            r.due_date, r.currency, (r.total, r.currency), len(r.flags),
+            r.due_date, r.currency, (r.signed_total, r.currency), len(r.flags),  # a credit note as a credit
             *("Yes" if kind.name in names else "" for kind in FLAG_KINDS), r.notes)
 
 

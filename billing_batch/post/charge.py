@@ -11,10 +11,18 @@ xmlschema) before it is written. Collection date = the invoice's due date, or to
 due date has passed. The first collection under a mandate is sent as FRST, later ones as RCUR.
 One file per call, under OUTPUT/exports/; exactly once the same way as sync (recorded as started
 naming the file, file renamed into place, recorded as done).
+
+Credit notes are never debited (docs/decisions.md, "Credit notes through the post tasks"). One
+for an invoice not collected yet, that will be collected by direct debit, is taken off that
+collection: the invoice is collected net, or not at all when nothing is left. Every other credit note is listed
+"to refund by transfer" in OUTPUT/exports/refunds-to-transfer-<time>.csv, one file per call, written
+the same exactly-once way; its outcome is skipped, with the reason.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +31,7 @@ from decimal import Decimal
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
-from billing_batch.model import Customer, Invoice, Settings
+from billing_batch.model import Customer, DocType, Invoice, Settings
 from billing_batch.files import write_atomic
 from billing_batch.post.tasks import (
     DONE,
@@ -37,6 +45,10 @@ from billing_batch.post.tasks import (
     unique_path,
 )
 
+REFUNDS = "refunds-to-transfer"  # the file of the credit notes to refund by transfer
+REFUND_COLUMNS = ["Credit Note", "Credit Note Date", "Credited Invoice", "Customer ID", "Customer", "Currency",
+                  "Amount", "IBAN", "BIC", "Transfer Reference", "Why"]
+CREDITED_IN_FULL = "not charged: credited in full by"
 PAIN = "pain.008.001.08"  # the EPC's current version (the 2019 rulebook, in use since November 2023)
 SEPA_TEXT = re.compile(r"^[A-Za-z0-9/\-?:().,'+ ]+$")  # the SEPA character set for IDs and references
 MAX_ID = 35
@@ -124,10 +136,21 @@ class Payment:
     amount_cents: int
     collection: dt.date
     note: str
+    deducted: tuple[Invoice, ...] = ()  # the credit notes taken off the invoice's total
 
 
 def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
+    _settle_refund_lists(ctx, invoices)
     outcomes, todo = triage(ctx, "charge", invoices, "charged", files_exist=True)
+    notes = [i for i in todo if i.doc_type is DocType.CREDIT_NOTE]
+    collected, deducted = _collect(ctx, [i for i in todo if i.doc_type is not DocType.CREDIT_NOTE])
+    return outcomes + collected + _refunds(ctx, notes, deducted)
+
+
+def _collect(ctx: Context, todo: Sequence[Invoice]) -> tuple[list[Outcome], dict[str, str]]:
+    """The invoices' direct debits, in one SEPA file; and the credit notes taken off them (credit
+    note -> the SEPA file)."""
+    outcomes: list[Outcome] = []
     payments: list[Payment] = []
     creditor = None
     for inv in todo:
@@ -145,7 +168,7 @@ def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
             continue
         payments.append(_payment(ctx, inv))
     if not payments:
-        return outcomes
+        return outcomes, {}
 
     # A payment the schema refuses must not sink the others: find it alone, leave it out.
     try:
@@ -162,7 +185,7 @@ def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
                 outcomes.append(Outcome(p.invoice.number, "charge", False, "", error))
         payments = kept
         if not payments:
-            return outcomes
+            return outcomes, {}
         xml, sequences = build_file(ctx, payments)
 
     path = unique_path(ctx.out_dir / "exports", f"sepa-direct-debit-{ctx.stamp}", ".xml")
@@ -171,7 +194,7 @@ def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
     with ctx.ledger.transaction():
         ctx.records.db.executemany(
             "INSERT OR REPLACE INTO post_sepa VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((p.invoice.number, p.customer.mandate_id.strip(), p.iban, str(p.invoice.draft.total),
+            ((p.invoice.number, p.customer.mandate_id.strip(), p.iban, f"{Decimal(p.amount_cents) / 100:.2f}",
               p.collection.isoformat(), sequences[p.invoice.number], end_to_end_id(p.invoice), ref)
              for p in payments))
     ctx.records.mark_many(numbers, "charge", STARTED, ref)
@@ -180,21 +203,44 @@ def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
     except OSError as exc:
         error = f"the SEPA file could not be written to {path.parent}: {exc}"
         ctx.records.mark_many(numbers, "charge", FAILED, "", error)
-        return outcomes + [Outcome(n, "charge", False, "", error) for n in numbers]
+        return outcomes + [Outcome(n, "charge", False, "", error) for n in numbers], {}
     ctx.records.mark_many(numbers, "charge", DONE, ref)
     return outcomes + [Outcome(p.invoice.number, "charge", True, ref, "",
                                note=f"{sequences[p.invoice.number]} collection of {_eur(p.amount_cents)} "
-                                    f"on {p.collection.isoformat()}" + (f"; {p.note}" if p.note else ""))
-                       for p in payments]
+                                    f"on {p.collection.isoformat()}" + "".join(f"; {n}" for n in (_net(p), p.note) if n))
+                       for p in payments], {n.number: ref for p in payments for n in p.deducted}
+
+
+def _net(p: Payment) -> str:
+    if not p.deducted:
+        return ""
+    return (f"{p.invoice.draft.total:.2f} EUR less credit note{'s' if len(p.deducted) > 1 else ''} "
+            f"{', '.join(n.number for n in p.deducted)}")
 
 
 def not_charged(ctx: Context, inv: Invoice) -> str:
     """Why the invoice is not for SEPA Direct Debit ("not charged: ..."), or ""."""
     d = inv.draft
+    if d.currency == "EUR" and d.total <= 0:
+        return f"not charged: nothing to collect (total {d.total} EUR)"
+    reason = mandate_reason(ctx, inv)
+    if reason:
+        return reason
+    deducted = deductions(ctx, inv)
+    if deducted and d.total - sum(n.draft.total for n in deducted) <= 0:
+        return f"{CREDITED_IN_FULL} {', '.join(n.number for n in deducted)}, so nothing is left to collect"
+    collected = [n for n in ctx.replaces(inv) if (r := ctx.records.get(n, "charge")) and r.outcome in (DONE, STARTED)]
+    if collected:
+        return (f"not charged: it replaces {', '.join(collected)}, which was already put in a SEPA file "
+                f"({ctx.records.get(collected[0], 'charge').reference}); settle the difference by hand")
+    return ""
+
+
+def mandate_reason(ctx: Context, inv: Invoice) -> str:
+    """Why the invoice is not one to collect by direct debit at all, whatever its amount, or ""."""
+    d = inv.draft
     if d.currency != "EUR":
         return f"not charged: the invoice is in {d.currency}; SEPA Direct Debit collects EUR only"
-    if d.total <= 0:
-        return f"not charged: nothing to collect (total {d.total} EUR)"
     customer = ctx.customer(inv)
     if customer is None:
         return f"not charged: customer {d.customer_id} is no longer in the Customers sheet"
@@ -205,11 +251,97 @@ def not_charged(ctx: Context, inv: Invoice) -> str:
     if missing:
         return (f"not charged: customer {d.customer_id} has no SEPA mandate "
                 f"({', '.join(missing)} blank in the Customers sheet)")
-    collected = [n for n in ctx.replaces(inv) if (r := ctx.records.get(n, "charge")) and r.outcome in (DONE, STARTED)]
-    if collected:
-        return (f"not charged: it replaces {', '.join(collected)}, which was already put in a SEPA file "
-                f"({ctx.records.get(collected[0], 'charge').reference}); settle the difference by hand")
     return ""
+
+
+# ---------------------------------------------------------------- credit notes
+
+
+def _refunds(ctx: Context, notes: Sequence[Invoice], deducted: dict[str, str]) -> list[Outcome]:
+    """Each credit note: deducted from its invoice's direct debit (now, or when it is collected), or
+    listed in this call's refunds file, to refund by transfer. Recorded as skipped: never debited."""
+    outcomes: list[Outcome] = []
+    listed: list[tuple[Invoice, str, str, str]] = []  # (credit note, why, IBAN, BIC)
+    for note in notes:
+        refund = _refund(ctx, note, deducted)
+        if refund is not None:
+            listed.append((note, *refund))
+            continue
+        amount = f"{note.draft.total:.2f} {note.draft.currency}"
+        if note.number in deducted:
+            ref = deducted[note.number]
+            reason = (f"not charged: a credit note is never debited; its {amount} was taken off the direct debit "
+                      f"of {note.credits} ({ref})")
+        else:
+            ref = ""
+            reason = (f"not charged: a credit note is never debited; its {amount} is taken off the direct debit "
+                      f"of {note.credits} when that is collected (nothing is collected if nothing is left)")
+        ctx.records.mark(note.number, "charge", SKIPPED, ref, reason)
+        outcomes.append(Outcome(note.number, "charge", False, ref, "", skipped_reason=reason))
+    if not listed:
+        return outcomes
+
+    path = unique_path(ctx.out_dir / "exports", f"{REFUNDS}-{ctx.stamp}", ".csv")
+    ref = relative(ctx, path)
+    numbers = [note.number for note, *_ in listed]
+    ctx.records.mark_many(numbers, "charge", STARTED, ref)
+    try:
+        write_atomic(path, _refunds_csv(listed))
+    except OSError as exc:
+        error = f"the list of refunds could not be written to {path.parent}: {exc}"
+        ctx.records.mark_many(numbers, "charge", FAILED, "", error)
+        return outcomes + [Outcome(n, "charge", False, "", error) for n in numbers]
+    for note, why, _, _ in listed:
+        reason = (f"not charged: a credit note is never debited; {note.draft.total:.2f} {note.draft.currency} "
+                  f"to refund by transfer ({why}), listed in {ref}")
+        ctx.records.mark(note.number, "charge", SKIPPED, ref, reason)
+        outcomes.append(Outcome(note.number, "charge", False, ref, "", skipped_reason=reason))
+    return outcomes
+
+
+def _refund(ctx: Context, note: Invoice, deducted: dict[str, str]) -> tuple[str, str, str] | None:
+    """None when the credit note is settled by its invoice's direct debit; else why it is to refund
+    by transfer, and the account to refund (the one debited, else the customer's, else blank)."""
+    number = note.credits or ""
+    if note.number in deducted:
+        return None
+    rec = ctx.records.get(number, "charge") if number else None
+    customer = ctx.customer(note)
+    bic = customer.bic.strip() if customer is not None else ""
+    if rec is not None and rec.outcome in (DONE, STARTED):
+        row = ctx.records.db.execute("SELECT iban FROM post_sepa WHERE number = ?", (number,)).fetchone()
+        return f"{number} was collected by direct debit, {rec.reference}", row[0] if row else "", bic
+    invoice = ctx.document(number)
+    waiting = rec is None or rec.outcome == FAILED or rec.error.startswith(CREDITED_IN_FULL)
+    if invoice is not None and waiting and not mandate_reason(ctx, invoice):
+        return None
+    iban = IBAN(customer.iban).compact if customer is not None and not iban_problem(customer.iban) else ""
+    if not number:  # a cycle that totals below zero: what the customer is owed
+        return "it credits no invoice: its cycle totals below zero, and the customer is owed the amount", iban, bic
+    return f"{number} is not collected by direct debit: refund only what the customer paid of it", iban, bic
+
+
+def _refunds_csv(listed: Sequence[tuple[Invoice, str, str, str]]) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(REFUND_COLUMNS)
+    for note, why, iban, bic in listed:
+        d = note.draft
+        writer.writerow([note.number, note.invoice_date.isoformat(), note.credits or "", d.customer_id,
+                         d.customer_name, d.currency, f"{d.total:.2f}", iban, bic,
+                         f"Credit note {note.number} for invoice {note.credits}" if note.credits else note.number, why])
+    return out.getvalue().encode("utf-8")
+
+
+def _settle_refund_lists(ctx: Context, invoices: Sequence[Invoice]) -> None:
+    """A credit note left started by a stopped run: listed if its refunds file is there (written
+    whole or not at all), else listed again by this call (triage finds its file missing)."""
+    for note in invoices:
+        rec = ctx.records.get(note.number, "charge") if note.doc_type is DocType.CREDIT_NOTE else None
+        if rec and rec.outcome == STARTED and (ctx.out_dir / rec.reference).is_file():
+            ctx.records.mark(note.number, "charge", SKIPPED, rec.reference,
+                             f"not charged: a credit note is never debited; to refund by transfer, listed in "
+                             f"{rec.reference}")
 
 
 def debtor_problem(ctx: Context, inv: Invoice) -> str:
@@ -242,9 +374,20 @@ def _collection_date(ctx: Context, inv: Invoice) -> tuple[dt.date, str]:
 def _payment(ctx: Context, inv: Invoice) -> Payment:
     customer = ctx.customer(inv)
     collection, note = _collection_date(ctx, inv)
-    cents = inv.draft.total * 100
+    deducted = tuple(deductions(ctx, inv))
+    cents = (inv.draft.total - sum((n.draft.total for n in deducted), Decimal(0))) * 100
     bic = BIC(customer.bic.strip()).compact if customer.bic.strip() else ""
-    return Payment(inv, customer, IBAN(customer.iban).compact, bic, int(cents), collection, note)
+    return Payment(inv, customer, IBAN(customer.iban).compact, bic, int(cents), collection, note, deducted)
+
+
+def deductions(ctx: Context, inv: Invoice) -> list[Invoice]:
+    """The credit notes of an invoice that its collection takes off: all but those listed to refund."""
+    return [n for n in ctx.credit_notes_of(inv.number) if not _refund_listed(ctx, n)]
+
+
+def _refund_listed(ctx: Context, note: Invoice) -> bool:
+    rec = ctx.records.get(note.number, "charge")
+    return rec is not None and rec.reference.startswith(f"exports/{REFUNDS}-")
 
 
 def end_to_end_id(inv: Invoice) -> str:
@@ -288,7 +431,8 @@ def build_file(ctx: Context, payments: Sequence[Payment]) -> tuple[bytes, dict[s
             "collection_date": p.collection,
             "mandate_id": p.customer.mandate_id.strip(),
             "mandate_date": p.customer.mandate_date,
-            "description": f"Invoice {p.invoice.number} {d.cycle_start.isoformat()} to {d.cycle_end.isoformat()}",
+            "description": f"Invoice {p.invoice.number} {d.cycle_start.isoformat()} to {d.cycle_end.isoformat()}"
+                           + "".join(f" less {n.number}" for n in p.deducted),
             "endtoend_id": end_to_end_id(p.invoice),
         }
         if p.bic:

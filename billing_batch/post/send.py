@@ -32,8 +32,8 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_percent
 
 from billing_batch import i18n
-from billing_batch.look import BODY_TEXT, SUBJECT, Look
-from billing_batch.model import Invoice, Settings
+from billing_batch.look import EMAILS, Look
+from billing_batch.model import DocType, Invoice, Settings
 from billing_batch.files import write_atomic
 from billing_batch.post.tasks import (
     DONE,
@@ -51,6 +51,9 @@ PASSWORD_VARIABLE = "BILLING_BATCH_SMTP_PASSWORD"
 CAFILE_VARIABLE = "BILLING_BATCH_SMTP_CAFILE"  # a private CA for the mail relay, when it has one
 TIMEOUT = 30  # seconds for connecting and for each reply
 SECURITY = ("STARTTLS", "SSL", "NONE")
+# Headers as sent: folded at RFC 5322's hard limit only. Folded at 78, Python moves an encoded word
+# that ends a subject ("... Ltd: €1,187.98") to a line of its own after a space, and readers show two.
+WIRE = SMTP.clone(max_line_length=998)
 
 
 class NotSent(Exception):
@@ -106,7 +109,7 @@ def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
             msgid = message["Message-ID"]
             ctx.records.mark(inv.number, "send", STARTED, msgid)
             try:
-                session.deliver(envelope_sender(settings), recipients, message.as_bytes(policy=SMTP))
+                session.deliver(envelope_sender(settings), recipients, message.as_bytes(policy=WIRE))
             except InDoubt as exc:
                 error = f"{IN_DOUBT} {exc} Message-ID {msgid}: check the server before sending it again (--again)."
                 ctx.records.mark(inv.number, "send", STARTED, msgid, error)
@@ -139,7 +142,7 @@ def _to_outbox(ctx: Context, inv: Invoice) -> Outcome:
         return Outcome(inv.number, "send", False, "", str(exc))
     target = ctx.out_dir / "outbox" / f"{safe_name(inv.number)}.eml"
     try:
-        write_atomic(target, message.as_bytes(policy=SMTP))
+        write_atomic(target, message.as_bytes(policy=WIRE))
     except OSError as exc:
         error = f"the email could not be written to {target.parent}: {exc}"
         ctx.records.mark(inv.number, "send", FAILED, "", error)
@@ -242,7 +245,7 @@ def build_message(ctx: Context, inv: Invoice) -> tuple[EmailMessage, list[str]]:
 
     view = email_view(inv, ctx.replaces(inv))
     try:
-        subject, text, html = render_email(ctx.look, view)
+        subject, text, html = render_email(ctx.look, view, inv.doc_type)
     except jinja2.TemplateError as exc:
         raise NotSent(f"the email templates in {ctx.look.where} failed: {exc}") from None
 
@@ -283,7 +286,8 @@ def _assemble(ctx: Context, inv: Invoice, to, cc, subject: str, text: str, html:
 
 
 def email_view(inv: Invoice, replaces: list[str]) -> dict:
-    """The values the email templates may use, formatted for the invoice's locale."""
+    """The values the email templates may use, formatted for the invoice's locale. For a credit note,
+    number, invoice_date and total are its own; credits and credits_date name the invoice it credits."""
     d = inv.draft
     locale = Locale.parse(inv.locale.replace("-", "_"))
 
@@ -315,6 +319,8 @@ def email_view(inv: Invoice, replaces: list[str]) -> dict:
         "bank_lines": [line.strip() for line in inv.seller.bank_details.splitlines() if line.strip()],
         "pdf_name": Path(inv.pdf_name).name,
         "replaces": ", ".join(replaces),
+        "credits": inv.credits or "",
+        "credits_date": day(inv.credits_date) if inv.credits_date else "",
     }
 
 
@@ -330,15 +336,18 @@ def _environment(look: Look) -> jinja2.Environment:
     ))
 
 
-def render_email(templates: Look | Path, view: dict) -> tuple[str, str, str | None]:
-    """(subject on one line, text body, HTML body or None when there is no HTML template)."""
+def render_email(templates: Look | Path, view: dict,
+                 doc_type: DocType = DocType.INVOICE) -> tuple[str, str, str | None]:
+    """(subject on one line, text body, HTML body or None when there is no HTML template), from the
+    templates of the document's type (look.EMAILS)."""
     look = Look.of(templates)
     env = _environment(look)
+    subject_file, text_file, _ = EMAILS[doc_type]
     # Fold line breaks only: str.split() would also break Babel's no-break spaces (1.234,56\xa0€), and
     # Python's header encoder then loses a plain space between two encoded words ("€fällig").
-    subject = " ".join(re.split(r"[ \t\r\n]+", env.get_template(SUBJECT).render(view))).strip()
-    text = env.get_template(BODY_TEXT).render(view)
-    html_file = look.email_html()
+    subject = " ".join(re.split(r"[ \t\r\n]+", env.get_template(subject_file).render(view))).strip()
+    text = env.get_template(text_file).render(view)
+    html_file = look.email_html(doc_type)
     html = env.get_template(html_file.name).render(view) if html_file else None
     return subject, text, html
 

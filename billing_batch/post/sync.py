@@ -33,10 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 from babel import Locale
 
-from billing_batch.model import Invoice, Line, LineKind, Product
+from billing_batch.model import DocType, Invoice, Line, LineKind, Product
 from billing_batch.money import allocate, minor_unit
 from billing_batch.files import write_atomic
 from billing_batch.tax import percent
@@ -64,6 +65,22 @@ QBO_COLUMNS = [
     "ItemDescription", "ItemQuantity", "ItemRate", "ItemAmount", "ItemTaxCode", "ItemTaxAmount", "Currency",
     "Service Date",
 ]
+# Xero, "Import credit notes" template: the invoice template's columns, with the credit note's number
+# and date in place of the invoice's, and no due date or total (docs/post-tasks.md).
+XERO_CREDIT_COLUMNS = [
+    "*ContactName", "EmailAddress", "POAddressLine1", "POAddressLine2", "POAddressLine3", "POAddressLine4",
+    "POCity", "PORegion", "POPostalCode", "POCountry", "*CreditNoteNumber", "Reference", "*Date",
+    "InventoryItemCode", "*Description", "*Quantity", "*UnitAmount", "Discount", "*AccountCode", "*TaxType",
+    "TaxAmount", "TrackingName1", "TrackingOption1", "TrackingName2", "TrackingOption2", "Currency", "BrandingTheme",
+]
+# QuickBooks Online, "Import credit notes": the invoice import's headers with the credit note's number
+# and date, and no due date or terms.
+QBO_CREDIT_COLUMNS = [
+    "CreditNoteNo", "Customer", "CreditNoteDate", "Location", "Memo", "Item(Product/Service)", "ItemDescription",
+    "ItemQuantity", "ItemRate", "ItemAmount", "ItemTaxCode", "ItemTaxAmount", "Currency", "Service Date",
+]
+FILE_NAMES = {DocType.INVOICE: ("xero-sales-invoices", "quickbooks-invoices"),  # each type's files, Xero's first
+              DocType.CREDIT_NOTE: ("xero-credit-notes", "quickbooks-credit-notes")}
 XERO_MAX_INVOICES = 500  # Xero imports at most 500 invoices per file; more are split into parts
 MAX_DECIMALS = 4  # both keep at most 4 decimals of a quantity or unit price
 DISCOUNT_PRODUCT = "Discount"  # a Products row of this name takes the whole discount
@@ -116,49 +133,60 @@ def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
     if not built:
         return outcomes
 
-    parts = [built[i:i + XERO_MAX_INVOICES] for i in range(0, len(built), XERO_MAX_INVOICES)]
     folder = ctx.out_dir / "exports"
-    suffix = _free_suffix(folder, ctx.stamp, len(parts))
-    xero_paths = [folder / f"xero-sales-invoices-{ctx.stamp}{suffix}{_part(n, len(parts))}.csv" for n in range(len(parts))]
-    qbo_path = folder / f"quickbooks-invoices-{ctx.stamp}{suffix}.csv"
-    qbo_ref = relative(ctx, qbo_path)
-    refs = {}
-    for path, part in zip(xero_paths, parts):
+    n, files = 1, _files(folder, ctx.stamp, "", built)
+    while any(path.exists() for path, _, _ in files):  # "-2", "-3", ...: never overwrite an earlier export
+        n += 1
+        files = _files(folder, ctx.stamp, f"-{n}", built)
+    named: dict[str, list[str]] = {}
+    for path, _, part in files:
         for inv, _ in part:
-            refs[inv.number] = f"{relative(ctx, path)}; {qbo_ref}"
+            named.setdefault(inv.number, []).append(relative(ctx, path))
+    refs = {number: "; ".join(paths) for number, paths in named.items()}
     for ref in dict.fromkeys(refs.values()):
         ctx.records.mark_many([n for n, r in refs.items() if r == ref], "sync", STARTED, ref)
     date_format = accounting_date_format(ctx.inputs.settings.locale)
     try:
-        for path, part in zip(xero_paths, parts):
-            write_atomic(path, xero_csv(ctx, part, date_format))
-        write_atomic(qbo_path, qbo_csv(ctx, built, date_format))
+        for path, write, part in files:
+            write_atomic(path, write(ctx, part, date_format))
     except OSError as exc:
         error = f"the export files could not be written to {folder}: {exc}"
         ctx.records.mark_many(refs, "sync", FAILED, "", error)
-        for path in [*xero_paths, qbo_path]:
+        for path, _, _ in files:
             path.unlink(missing_ok=True)
         return outcomes + [Outcome(inv.number, "sync", False, "", error) for inv, _ in built]
     for ref in dict.fromkeys(refs.values()):
         ctx.records.mark_many([n for n, r in refs.items() if r == ref], "sync", DONE, ref)
-    return outcomes + [Outcome(inv.number, "sync", True, refs[inv.number], "", note=_replaces_note(ctx, inv))
+    return outcomes + [Outcome(inv.number, "sync", True, refs[inv.number], "", note=_note(ctx, inv, refs))
                        for inv, _ in built]
+
+
+def _files(folder: Path, stamp: str, suffix: str, built: list[tuple[Invoice, list[Row]]]) -> list[tuple]:
+    """(path, writer, its invoices) of every file of this call: per document type, the Xero file (in
+    parts of at most 500) and the QuickBooks file; a type with nothing to export has none."""
+    files = []
+    for doc_type, (xero, qbo) in FILE_NAMES.items():
+        docs = [b for b in built if b[0].doc_type is doc_type]
+        if not docs:
+            continue
+        parts = [docs[i:i + XERO_MAX_INVOICES] for i in range(0, len(docs), XERO_MAX_INVOICES)]
+        files += [(folder / f"{xero}-{stamp}{suffix}{_part(k, len(parts))}.csv", xero_csv, part)
+                  for k, part in enumerate(parts)]
+        files.append((folder / f"{qbo}-{stamp}{suffix}.csv", qbo_csv, docs))
+    return files
 
 
 def _part(n: int, count: int) -> str:
     return f"-part{n + 1}of{count}" if count > 1 else ""
 
 
-def _free_suffix(folder, stamp: str, parts: int) -> str:
-    """"" or "-2", "-3", ... so that no file of this call overwrites an earlier export."""
-    n = 1
-    while True:
-        suffix = "" if n == 1 else f"-{n}"
-        names = [f"xero-sales-invoices-{stamp}{suffix}{_part(i, parts)}.csv" for i in range(parts)]
-        names.append(f"quickbooks-invoices-{stamp}{suffix}.csv")
-        if not any((folder / name).exists() for name in names):
-            return suffix
-        n += 1
+def _note(ctx: Context, inv: Invoice, refs: dict[str, str]) -> str:
+    if inv.doc_type is DocType.CREDIT_NOTE:
+        if not inv.credits or inv.credits in refs or ((r := ctx.records.get(inv.credits, "sync")) and r.outcome == DONE):
+            return ""
+        return (f"credits {inv.credits}, which is not exported yet: enter or import {inv.credits} in the "
+                f"accounting system before this credit note, then allocate the credit note to it")
+    return _replaces_note(ctx, inv)
 
 
 def _replaces_note(ctx: Context, inv: Invoice) -> str:
@@ -309,6 +337,11 @@ def _csv(header: list[str], rows: list[list[str]]) -> bytes:
 
 
 def xero_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: str) -> bytes:
+    """Xero's sales invoice import, or its credit note import when the documents are credit notes
+    (one type per file): the same columns but for the number, the date and the Reference, which
+    names the credited invoice, and the amounts as the credit note has them (positive: credited)."""
+    credit = any(inv.doc_type is DocType.CREDIT_NOTE for inv, _ in built)
+    columns = XERO_CREDIT_COLUMNS if credit else XERO_COLUMNS
     table = []
     for inv, rows in built:
         d = inv.draft
@@ -337,11 +370,17 @@ def xero_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: 
                 "TaxAmount": _money(r.tax, unit),
                 "Currency": d.currency,
             }
-            table.append([record.get(column, "") for column in XERO_COLUMNS])
-    return _csv(XERO_COLUMNS, table)
+            if credit:
+                record.update({"*CreditNoteNumber": inv.number, "*Date": record["*InvoiceDate"],
+                               "Reference": inv.credits or ""})
+            table.append([record.get(column, "") for column in columns])
+    return _csv(columns, table)
 
 
 def qbo_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: str) -> bytes:
+    """QuickBooks Online's invoice import, or its credit note import (see xero_csv)."""
+    credit = any(inv.doc_type is DocType.CREDIT_NOTE for inv, _ in built)
+    columns = QBO_CREDIT_COLUMNS if credit else QBO_COLUMNS
     table = []
     for inv, rows in built:
         d = inv.draft
@@ -363,5 +402,10 @@ def qbo_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: s
                 "Currency": d.currency,
                 "Service Date": r.service_date.strftime(date_format) if r.service_date else "",
             }
-            table.append([record.get(column, "") for column in QBO_COLUMNS])
-    return _csv(QBO_COLUMNS, table)
+            if credit:
+                credits = f"Credits invoice {inv.credits}" + (
+                    f" of {inv.credits_date.isoformat()}" if inv.credits_date else "") + "; " if inv.credits else ""
+                record.update({"CreditNoteNo": inv.number, "CreditNoteDate": record["InvoiceDate"],
+                               "Memo": credits + record["Memo"]})
+            table.append([record.get(column, "") for column in columns])
+    return _csv(columns, table)

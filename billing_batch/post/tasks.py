@@ -21,11 +21,12 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 from billing_batch.ledger import Ledger
 from billing_batch.look import Look
-from billing_batch.model import Inputs, Invoice, InvoiceStatus
+from billing_batch.model import DocType, Inputs, Invoice, InvoiceStatus
 
 TASKS = ("send", "sync", "charge")
 
@@ -123,6 +124,7 @@ class Context:
     now: datetime
     again: bool
     environ: Mapping[str, str]
+    candidates: Sequence[Invoice] = ()  # the documents of this call
     stamp: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,7 +137,30 @@ class Context:
         return self.inputs.contracts.get(invoice.draft.contract_id)
 
     def replaces(self, invoice: Invoice) -> list[str]:
-        return self.records.replaced_by(invoice.number)
+        """The invoices this one replaced and voided: not those a credit note corrects, which stand
+        (the credit note takes their amount back)."""
+        return [n for n in self.records.replaced_by(invoice.number) if not self.credit_notes_of(n)]
+
+    def document(self, number: str) -> Invoice | None:
+        """An invoice or credit note by number."""
+        return self._documents.get(number)
+
+    def credit_notes_of(self, number: str) -> list[Invoice]:
+        """The credit notes that credit the invoice `number`, in number order."""
+        return self._credit_notes.get(number, [])
+
+    @cached_property
+    def _documents(self) -> dict[str, Invoice]:
+        # Read once per call, and only by a task that asks: the ledger's, with this call's candidates on top.
+        return {d.number: d for d in [*self.ledger.invoices(), *self.candidates]}
+
+    @cached_property
+    def _credit_notes(self) -> dict[str, list[Invoice]]:
+        by_invoice: dict[str, list[Invoice]] = {}
+        for d in sorted(self._documents.values(), key=lambda d: d.number):
+            if d.doc_type is DocType.CREDIT_NOTE and d.credits:
+                by_invoice.setdefault(d.credits, []).append(d)
+        return by_invoice
 
 
 def run_post_tasks(
@@ -157,8 +182,8 @@ def run_post_tasks(
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown post task {', '.join(map(repr, unknown))}: use {', '.join(TASKS)}")
-    ctx = Context(ledger, Records(ledger), inputs, Path(out_dir), Look.of(templates), now, again, environ)
     candidates = list({i.number: i for i in invoices}.values())
+    ctx = Context(ledger, Records(ledger), inputs, Path(out_dir), Look.of(templates), now, again, environ, candidates)
     runners = {"send": send.run, "sync": sync.run, "charge": charge.run}
     outcomes: list[Outcome] = []
     for task in TASKS:
