@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -15,6 +15,7 @@ from billing_batch.model import (
     Draft,
     Inputs,
     Invoice,
+    Line,
     LineKind,
     Party,
     RunType,
@@ -31,6 +32,9 @@ CycleKey = tuple[str, date]  # (contract ID, cycle start)
 class Plan:
     drafts: tuple[Draft, ...]  # in numbering order
     empty: tuple[Cycle, ...]  # due, with nothing to bill
+    # Drafts whose adjustments would take their total below zero: a credit note's to bill, so
+    # the adjustments wait and the cycle is billed without them (see with_adjustments).
+    below_zero: tuple[Draft, ...] = ()
 
 
 def plan_run(
@@ -39,10 +43,15 @@ def plan_run(
     settled: Collection[CycleKey],
     billed_usage: Collection[tuple[str, str]],
     as_of: date,
+    adjustments: Mapping[str, Sequence[Line]] | None = None,
+    change_logs: Collection[str] = (),
 ) -> Plan:
     """What a run as of as_of bills: every due cycle of every active contract that is not
     set aside, not settled (invoiced or found empty) and not billed before billing_batch
-    (Billed Through), numbered by scheduled date, contract and cycle start."""
+    (Billed Through), numbered by scheduled date, contract and cycle start. adjustments
+    (contract ID -> Adjustment lines) go on the contract's first invoice of the run; those of
+    the contracts in change_logs that have none go on an invoice of their own."""
+    waiting = dict(adjustments or {})
     due = sorted(
         ((cycle, contract) for contract in inputs.contracts.values()
          if contract.active and contract.contract_id not in set_aside
@@ -54,17 +63,75 @@ def plan_run(
         contract_id: [u for u in rows if (contract_id, u.usage_id) not in billed_usage]
         for contract_id, rows in inputs.usage.items()
     }
-    drafts, empty = [], []
+    drafts, empty, below_zero = [], [], []
     for cycle, contract in due:
         usage = unbilled.get(contract.contract_id, [])
         draft = draft_for(cycle, contract, inputs, usage)
+        if lines := waiting.pop(contract.contract_id, ()):
+            draft = with_adjustments(draft, lines, cycle, contract, inputs, below_zero)
         if draft.is_empty:
             empty.append(cycle)
             continue
         drafts.append(draft)
         taken = usage_ids(draft)
         usage[:] = [u for u in usage if u.usage_id not in taken]
-    return Plan(tuple(drafts), tuple(empty))
+    for contract_id in sorted(set(change_logs) & set(waiting)):
+        contract = inputs.contracts[contract_id]
+        if contract.active and contract_id not in set_aside:
+            draft = change_log_draft(contract, waiting[contract_id], inputs, as_of)
+            (below_zero if draft.total < 0 else drafts).append(draft)
+    drafts.sort(key=lambda d: (d.scheduled, d.contract_id, d.cycle_start))
+    return Plan(tuple(drafts), tuple(empty), tuple(below_zero))
+
+
+def with_adjustments(draft: Draft, lines: Sequence[Line], cycle: Cycle, contract: Contract, inputs: Inputs,
+                     below_zero: list[Draft]) -> Draft:
+    """The cycle's draft with the contract's Adjustment lines after its own. The one place a next
+    invoice's total below zero is decided: such a draft goes to below_zero (a credit note's to
+    issue, once credit notes exist), and the cycle is billed without its adjustments, which wait."""
+    customer = inputs.customers[contract.customer_id]
+    adjusted = make_draft(cycle, contract, customer, [*draft.lines, *lines],
+                          Rules(inputs.products, inputs.settings.tax_rounding))
+    if adjusted.total < 0:
+        below_zero.append(adjusted)
+        return draft
+    return adjusted
+
+
+def change_log_period(lines: Sequence[Line], as_of: date) -> Cycle:
+    """The period of an invoice of adjustments only (a change-log invoice): that of its lines,
+    scheduled as_of. It is no cycle of the contract."""
+    start, end = min(line.period_start for line in lines), max(line.period_end for line in lines)
+    return Cycle(lines[0].adjusted.contract_id, -1, start, end, end, as_of, as_of)
+
+
+def change_log_draft(contract: Contract, lines: Sequence[Line], inputs: Inputs, as_of: date) -> Draft:
+    draft = make_draft(change_log_period(lines, as_of), contract, inputs.customers[contract.customer_id],
+                       list(lines), Rules(inputs.products, inputs.settings.tax_rounding))
+    return replace(draft, change_log=True)
+
+
+def plan_change_logs(inputs: Inputs, set_aside: Collection[str], adjustments: Mapping[str, Sequence[Line]],
+                     contract_ids: Iterable[str], as_of: date) -> list[Proposal]:
+    """For `generate --adjust`: each contract's pending adjustments on an invoice of their own."""
+    proposals = []
+    for contract_id in dict.fromkeys(contract_ids):
+        contract = inputs.contracts.get(contract_id)
+        lines = adjustments.get(contract_id)
+        if contract is None or contract_id in set_aside:
+            why = set_aside[contract_id][0].one_line() if contract_id in set_aside else "not in the Contracts sheet"
+            proposals.append(Proposal(contract_id, problem=f"Cannot bill {contract_id}: {why}"))
+        elif not contract.active:
+            proposals.append(Proposal(contract_id, problem=f"{contract_id} is Inactive: set its Status to Active first"))
+        elif not lines:
+            proposals.append(Proposal(contract_id, problem=f"Nothing to bill: no adjustment is pending for {contract_id}"))
+        elif (draft := change_log_draft(contract, lines, inputs, as_of)).total < 0:
+            proposals.append(Proposal(contract_id, problem=(
+                f"The adjustments pending for {contract_id} total {draft.total} {draft.currency}, below zero: "
+                "that is a credit note's to issue, so they wait for the contract's next invoice")))
+        else:
+            proposals.append(Proposal(contract_id, change_log_period(lines, as_of), draft))
+    return proposals
 
 
 def hold_long_catch_ups(plan: Plan, inputs: Inputs) -> tuple[Plan, list[Problem]]:
@@ -226,7 +293,7 @@ def differences(inputs: Inputs, set_aside: Collection[str], live: Iterable[Invoi
         # How usage is laid out in lines (Summary or Detail, the grouping) is not a charge: the rows
         # are compared, and the totals as the invoice's own usage lines make them.
         kept = [line for line in now.lines if line.kind is not LineKind.USAGE]
-        kept += [line for line in d.lines if line.kind is LineKind.USAGE]
+        kept += [line for line in d.lines if line.kind in (LineKind.USAGE, LineKind.ADJUSTMENT)]
         customer = inputs.customers[contract.customer_id]
         kept_draft = make_draft(cycle, contract, customer, kept, Rules(inputs.products, inputs.settings.tax_rounding))
         if _charges(now) != _charges(d) or _totals(kept_draft) != _totals(d):
@@ -250,7 +317,7 @@ def _charges(draft: Draft) -> tuple:
     lines = tuple(sorted(
         (line.kind.value, line.product, line.period_start, line.period_end, line.quantity, line.unit_price,
          line.amount, line.subscription_id or "")
-        for line in draft.lines if line.kind is not LineKind.USAGE
+        for line in draft.lines if line.kind not in (LineKind.USAGE, LineKind.ADJUSTMENT)
     ))
     rows = sorted((row.usage_id, row.quantity, row.unit_price) for line in draft.lines for row in line.usage_rows)
     return lines, rows, draft.currency

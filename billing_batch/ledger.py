@@ -14,7 +14,9 @@ from pathlib import Path
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.model import (
+    Adjusted,
     BilledUsage,
+    Charge,
     Cycle,
     Draft,
     Invoice,
@@ -158,6 +160,35 @@ INSERT INTO usage_rows
            json_array(json_array('Product', product), json_array('Description', description))
     FROM invoice_lines WHERE kind = 'Usage' AND usage_id IS NOT NULL ORDER BY number, line;
 """,
+    # 5 (release 0.3.0): mid-term changes billed as Adjustment lines. Each line says the invoice it corrects
+    # and what it corrected (the cycle, the charge and the charge as billed after it), so no difference
+    # is billed twice. An invoice of adjustments only (change_log) is no cycle's invoice, so the index
+    # leaves it out. (h-credit's migration 4 comes before this one; at the merge the index's WHERE is
+    # both: status NOT IN ('Replaced', 'Credited') AND doc_type = 'Invoice' AND change_log = 0.)
+    """
+ALTER TABLE invoices ADD COLUMN change_log INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE invoice_lines ADD COLUMN corrects TEXT;
+CREATE TABLE adjustments (
+    number TEXT NOT NULL,        -- the invoice carrying the Adjustment line
+    line INTEGER NOT NULL,
+    contract_id TEXT NOT NULL,   -- the cycle it corrects
+    cycle_start TEXT NOT NULL,
+    charge TEXT NOT NULL,        -- Recurring SUB-1, One-Time SUB-2 or Usage U-7
+    product TEXT NOT NULL,       -- the charge as billed after the line
+    description TEXT NOT NULL,
+    period_start TEXT NOT NULL,
+    period_end TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    unit_price TEXT NOT NULL,
+    amount TEXT NOT NULL,        -- a usage row's exact amount; a subscription's line amount
+    removed INTEGER NOT NULL,    -- 1: the charge is gone from the data
+    PRIMARY KEY (number, line),
+    FOREIGN KEY (number, line) REFERENCES invoice_lines (number, line)
+);
+DROP INDEX one_live_invoice_per_cycle;
+CREATE UNIQUE INDEX one_live_invoice_per_cycle
+    ON invoices (contract_id, cycle_start) WHERE status <> 'Replaced' AND change_log = 0;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks the file as a billing_batch ledger (PRAGMA application_id), so another program's database is
@@ -168,14 +199,16 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 INVOICE_COLUMNS = (
     "seq number contract_id customer_id customer_name cycle_start cycle_end scheduled invoice_date "
     "due_date currency subtotal discount tax total discount_rate tax_rate status replaced_by run_type "
-    "seller buyer locale rendered_status reviewed_in tax_rounding"
+    "seller buyer locale rendered_status reviewed_in tax_rounding change_log"
 ).split()
 LINE_COLUMNS = (
     "number line kind product description period_start period_end quantity unit_price amount "
-    "prorated subscription_id usage_id tax_category tax_rate"
+    "prorated subscription_id usage_id tax_category tax_rate corrects"
 ).split()
 GROUP_COLUMNS = "number position category rate taxable tax exemption_reason discount".split()
 USAGE_COLUMNS = "number line usage_id usage_date product description quantity unit_price groups".split()
+ADJUSTMENT_COLUMNS = ("number line contract_id cycle_start charge product description period_start period_end "
+                      "quantity unit_price amount removed").split()
 
 
 class LedgerBusy(Exception):
@@ -297,9 +330,12 @@ class Ledger:
         usage: dict[tuple[str, int], list[BilledUsage]] = {}
         for row in self.db.execute(f"SELECT {', '.join(USAGE_COLUMNS)} FROM usage_rows ORDER BY number, line, rowid"):
             usage.setdefault((row[0], row[1]), []).append(_usage_row(row))
+        adjusted = {(row[0], row[1]): _adjusted(row) for row in
+                    self.db.execute(f"SELECT {', '.join(ADJUSTMENT_COLUMNS)} FROM adjustments")}
         lines: dict[str, list[Line]] = {}
         for row in self.db.execute(f"SELECT {', '.join(LINE_COLUMNS)} FROM invoice_lines ORDER BY number, line"):
-            lines.setdefault(row[0], []).append(_line(row, tuple(usage.get((row[0], row[1]), ()))))
+            lines.setdefault(row[0], []).append(_line(row, tuple(usage.get((row[0], row[1]), ())),
+                                                      adjusted.get((row[0], row[1]))))
         groups: dict[str, list[VatGroup]] = {}
         for row in self.db.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM invoice_vat_groups ORDER BY number, position"):
             groups.setdefault(row[0], []).append(_group(row))
@@ -387,6 +423,11 @@ class Ledger:
                  for inv in invoices for n, line in enumerate(inv.draft.lines, 1) for u in line.usage_rows),
             )
             self.db.executemany(
+                _insert("adjustments", ADJUSTMENT_COLUMNS),
+                (_adjustment_row(inv.number, n, line.adjusted)
+                 for inv in invoices for n, line in enumerate(inv.draft.lines, 1) if line.adjusted),
+            )
+            self.db.executemany(
                 "INSERT INTO empty_cycles VALUES (?, ?, ?, ?)",
                 ((c.contract_id, c.start.isoformat(), c.end.isoformat(), run_date.isoformat()) for c in empty),
             )
@@ -438,6 +479,7 @@ def _invoice_row(seq: int, inv: Invoice) -> tuple:
         inv.due_date.isoformat(), d.currency, str(d.subtotal), str(d.discount), str(d.tax), str(d.total),
         str(d.discount_rate), str(d.tax_rate), inv.status.value, inv.replaced_by, inv.run_type.value,
         json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale, None, None, d.tax_rounding,
+        int(d.change_log),
     )
 
 
@@ -446,7 +488,23 @@ def _line_row(number: str, n: int, line: Line) -> tuple:
         number, n, line.kind.value, line.product, line.description, line.period_start.isoformat(),
         line.period_end.isoformat(), str(line.quantity), str(line.unit_price), str(line.amount),
         int(line.prorated), line.subscription_id, line.usage_id, line.tax_category, str(line.tax_rate),
+        line.corrects,
     )
+
+
+def _adjustment_row(number: str, n: int, a: Adjusted) -> tuple:
+    c = a.charge
+    return (number, n, a.contract_id, a.cycle_start.isoformat(), c.key, c.product, c.description,
+            c.period_start.isoformat(), c.period_end.isoformat(), str(c.quantity), str(c.unit_price), str(c.amount),
+            int(c.removed))
+
+
+def _adjusted(row: tuple) -> Adjusted:
+    (_, _, contract_id, cycle_start, key, product, description, start, end, quantity, unit_price, amount,
+     removed) = row
+    return Adjusted(contract_id, date.fromisoformat(cycle_start), Charge(
+        key, product, description, date.fromisoformat(start), date.fromisoformat(end), Decimal(quantity),
+        Decimal(unit_price), Decimal(amount), bool(removed)))
 
 
 def _group(row: tuple) -> VatGroup:
@@ -460,9 +518,9 @@ def _usage_row(row: tuple) -> BilledUsage:
                        Decimal(unit_price), tuple(tuple(pair) for pair in json.loads(groups)))
 
 
-def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = ()) -> Line:
+def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = (), adjusted: Adjusted | None = None) -> Line:
     (_, _, kind, product, description, start, end, quantity, unit_price, amount, prorated, sub_id, usage_id,
-     tax_category, tax_rate) = row
+     tax_category, tax_rate, corrects) = row
     return Line(
         kind=LineKind(kind),
         product=product,
@@ -478,6 +536,8 @@ def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = ()) -> Line:
         tax_category=tax_category,
         tax_rate=Decimal(tax_rate),
         usage_rows=usage_rows,
+        corrects=corrects,
+        adjusted=adjusted,
     )
 
 
@@ -511,6 +571,7 @@ def _invoice(row: tuple, lines: list[Line], groups: list[VatGroup] = ()) -> Invo
         tax_rate=Decimal(r["tax_rate"]),
         vat_groups=tuple(groups),
         tax_rounding=r["tax_rounding"],
+        change_log=bool(r["change_log"]),
     )
     return Invoice(
         number=r["number"],

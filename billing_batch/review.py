@@ -32,11 +32,12 @@ from babel.numbers import format_compact_decimal, format_currency, format_decima
 from dateutil.relativedelta import relativedelta
 from markupsafe import Markup
 
+from billing_batch.adjustments import cycle_invoices
 from billing_batch.cycles import cycle_containing, cycle_start
 from billing_batch.errors import Problem
 from billing_batch.files import write_atomic
 from billing_batch.look import Look
-from billing_batch.model import Contract, Draft, Inputs, Invoice, InvoiceStatus, LineKind, Policy
+from billing_batch.model import Contract, Draft, Inputs, Invoice, LineKind, Policy
 
 TEMPLATE = "review.html"
 RUNS = "runs"
@@ -232,9 +233,8 @@ def _known(history: Iterable[Invoice], issued: Iterable[Invoice]) -> list[Invoic
 def _live(known: Iterable[Invoice], issued: Iterable[Invoice]) -> dict[tuple[str, date], Invoice]:
     """The live invoice of each cycle. An issued invoice wins its cycle even when the
     history was read before it replaced the old one."""
-    live = {(i.draft.contract_id, i.draft.cycle_start): i for i in known if i.status is not InvoiceStatus.REPLACED}
-    live.update({(i.draft.contract_id, i.draft.cycle_start): i for i in issued
-                 if i.status is not InvoiceStatus.REPLACED})
+    live = cycle_invoices(known)
+    live.update(cycle_invoices(issued))
     return live
 
 

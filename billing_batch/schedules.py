@@ -6,9 +6,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 
+from billing_batch.adjustments import cycle_invoices
 from billing_batch.cycles import billed_before, listed_cycles
 from billing_batch.errors import Problem
-from billing_batch.model import Contract, Cycle, Inputs, Invoice, InvoiceStatus, Usage
+from billing_batch.model import Contract, Cycle, Inputs, Invoice, Usage
 
 PENDING, ERROR, INVOICED, BILLED, NOTHING = "Pending", "Error", "Invoiced", "Billed", "Nothing to bill"
 BILLED_BEFORE = "Billed before billing_batch"  # the cycle ends on or before the contract's Billed Through
@@ -44,7 +45,7 @@ def schedule_rows(
     """differs: invoice number -> how it differs from what the current data would bill.
     billed: invoices sent or synced, whose cycles show Billed rather than Invoiced."""
     differs = differs or {}
-    live = {(i.draft.contract_id, i.draft.cycle_start): i for i in invoices if i.status is not InvoiceStatus.REPLACED}
+    live = cycle_invoices(invoices)
     rows = []
     for contract in inputs.contracts.values():
         customer = inputs.customers.get(contract.customer_id)
