@@ -141,7 +141,8 @@ def hold_long_catch_ups(plan: Plan, inputs: Inputs) -> tuple[Plan, list[Problem]
     limit = inputs.settings.catch_up_limit
     by_contract = defaultdict(list)
     for draft in plan.drafts:
-        by_contract[draft.contract_id].append(draft)
+        if not draft.change_log:  # an invoice of adjustments bills no cycle
+            by_contract[draft.contract_id].append(draft)
     held = {cid: drafts for cid, drafts in by_contract.items() if len(drafts) > limit}
     if not held:
         return plan, []
