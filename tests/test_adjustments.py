@@ -3,10 +3,13 @@ cycle already invoiced becomes an Adjustment line that names the invoice it corr
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from billing_batch import render
+from billing_batch.ledger import Ledger
 from test_end_to_end import bill, pdf_text, run_cli, sheet_rows
 from workbooks import contract, customer, settings, subscription, usage, write_book
 
@@ -81,6 +84,12 @@ def test_seats_added_mid_cycle_are_billed_on_the_next_invoice(tmp_path: Path):
     listed = [r for r in sheet_rows(out / "billing_schedules.xlsx", "Invoice Lines") if r["Kind"] == "Adjustment"]
     assert [(r["Invoice Number"], r["Corrects"]) for r in listed] == [("INV-000002", "INV-000001")]
 
+    # In the customer's language: the line's texts are translated.
+    with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
+        [invoice] = [i for i in ledger.invoices() if i.number == "INV-000002"]
+    german = [line["description"] for line in render.invoice_view(replace(invoice, locale="de_DE"))["lines"]]
+    assert "Korrektur zu Rechnung INV-000001 – User seats (17 Tage)" in german
+
     # A rerun bills nothing, and the next month no adjustment again.
     ok(bill(path, out, "2026-02-01"))
     ok(bill(path, out, "2026-03-01"))
@@ -103,6 +112,18 @@ def test_seats_removed_mid_cycle_are_credited_on_the_next_invoice(tmp_path: Path
     assert total == prorated(4, 10, 1, 17, 31) - credit
     [inv2] = [i for i in invoices(out) if i["number"] == "INV-000002"]
     assert Decimal(inv2["total"]) == 40 + total
+
+
+def test_generate_of_the_next_cycle_carries_the_adjustment(tmp_path: Path):
+    path, out = tmp_path / "b.xlsx", tmp_path / "out"
+    ok(bill(book(path, [ten_seats()]), out, "2026-01-01"))
+    book(path, [ten_seats(), subscription("SUB-2", "CTR-1", 1, 10, **SEATS, **{"Start Date": date(2026, 1, 31)})])
+    ok(run_cli("generate", "--input", str(path), "--output", str(out), "--as-of", "2026-01-20", "--contract", "CTR-1",
+               "--allow-future", "--yes", "--no-preview"))
+    [adjustment] = adjustments(out, "INV-000002")
+    assert Decimal(adjustment["amount"]) == prorated(1, 10, 1, 1, 31) and adjustment["corrects"] == "INV-000001"
+    ok(bill(path, out, "2026-02-01"))  # February is billed: nothing more
+    assert len(invoices(out)) == 2
 
 
 def test_a_price_corrected_after_billing_is_adjusted(tmp_path: Path):
