@@ -111,18 +111,15 @@ def change_log_draft(contract: Contract, lines: Sequence[Line], inputs: Inputs, 
     return replace(draft, change_log=True)
 
 
-def plan_change_logs(inputs: Inputs, set_aside: Collection[str], adjustments: Mapping[str, Sequence[Line]],
+def plan_change_logs(inputs: Inputs, set_aside: Mapping[str, list], adjustments: Mapping[str, Sequence[Line]],
                      contract_ids: Iterable[str], as_of: date) -> list[Proposal]:
     """For `generate --adjust`: each contract's pending adjustments on an invoice of their own."""
     proposals = []
     for contract_id in dict.fromkeys(contract_ids):
         contract = inputs.contracts.get(contract_id)
         lines = adjustments.get(contract_id)
-        if contract is None or contract_id in set_aside:
-            why = set_aside[contract_id][0].one_line() if contract_id in set_aside else "not in the Contracts sheet"
-            proposals.append(Proposal(contract_id, problem=f"Cannot bill {contract_id}: {why}"))
-        elif not contract.active:
-            proposals.append(Proposal(contract_id, problem=f"{contract_id} is Inactive: set its Status to Active first"))
+        if why := unbillable(inputs, set_aside, contract_id):
+            proposals.append(Proposal(contract_id, problem=why))
         elif not lines:
             proposals.append(Proposal(contract_id, problem=f"Nothing to bill: no adjustment is pending for {contract_id}"))
         elif (draft := change_log_draft(contract, lines, inputs, as_of)).total < 0:
@@ -227,6 +224,17 @@ class Proposal:
         return self.cycle is not None and self.cycle.scheduled > as_of
 
 
+def unbillable(inputs: Inputs, set_aside: Mapping[str, list], contract_id: str) -> str:
+    """Why the contract cannot be billed by hand at all; "" when it can."""
+    contract = inputs.contracts.get(contract_id)
+    if contract is None or contract_id in set_aside:
+        why = set_aside[contract_id][0].one_line() if contract_id in set_aside else "not in the Contracts sheet"
+        return f"Cannot bill {contract_id}: {why}"
+    if not contract.active:
+        return f"{contract_id} is Inactive: set its Status to Active first"
+    return ""
+
+
 def plan_manual(
     inputs: Inputs,
     set_aside: dict[str, list],
@@ -244,12 +252,8 @@ def plan_manual(
         live_by_contract[contract_id].append(invoice)
     for contract_id in dict.fromkeys(contract_ids):
         contract = inputs.contracts.get(contract_id)
-        if contract is None or contract_id in set_aside:
-            why = set_aside[contract_id][0].one_line() if contract_id in set_aside else "not in the Contracts sheet"
-            proposals.append(Proposal(contract_id, problem=f"Cannot bill {contract_id}: {why}"))
-            continue
-        if not contract.active:
-            proposals.append(Proposal(contract_id, problem=f"{contract_id} is Inactive: set its Status to Active first"))
+        if why := unbillable(inputs, set_aside, contract_id):
+            proposals.append(Proposal(contract_id, problem=why))
             continue
         if cycle_day is not None:
             cycle = cycle_containing(contract, cycle_day)

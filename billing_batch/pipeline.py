@@ -259,14 +259,13 @@ def check_input(options: Options) -> Report:
     return report
 
 
-def propose(options: Options, contract_ids: Iterable[str], cycle_day: date | None,
-            adjust: bool = False) -> tuple[Report, list[Proposal]]:
+def propose(options: Options, contract_ids: Iterable[str], cycle_day: date | None) -> tuple[Report, list[Proposal]]:
     """What `generate` would bill for these contracts; writes nothing."""
     report = Report()
     checked = load(options, report)
     if checked is None:
         return report, []
-    return report, _proposals(options, checked, read_state(options), contract_ids, cycle_day, adjust)
+    return report, _proposals(options, checked, read_state(options), contract_ids, cycle_day, adjust=False)
 
 
 def _proposals(options: Options, checked: Checked, state: State, contract_ids: Iterable[str],
