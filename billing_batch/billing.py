@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -17,6 +17,7 @@ from billing_batch.model import (
     Draft,
     Inputs,
     Invoice,
+    Line,
     LineKind,
     Party,
     RunType,
@@ -41,10 +42,15 @@ def plan_run(
     settled: Collection[CycleKey],
     billed_usage: Collection[tuple[str, str]],
     as_of: date,
+    adjustments: Mapping[str, Sequence[Line]] | None = None,
+    change_logs: Collection[str] = (),
 ) -> Plan:
     """What a run as of as_of bills: every due cycle of every active contract that is not
     set aside, not settled (invoiced or found empty) and not billed before billing_batch
-    (Billed Through), numbered by scheduled date, contract and cycle start."""
+    (Billed Through), numbered by scheduled date, contract and cycle start. adjustments
+    (contract ID -> Adjustment lines) go on the contract's first invoice of the run; those of
+    the contracts in change_logs that have none go on an invoice of their own."""
+    waiting = dict(adjustments or {})
     due = sorted(
         ((cycle, contract) for contract in inputs.contracts.values()
          if contract.active and contract.contract_id not in set_aside
@@ -60,13 +66,57 @@ def plan_run(
     for cycle, contract in due:
         usage = unbilled.get(contract.contract_id, [])
         draft = draft_for(cycle, contract, inputs, usage)
+        if lines := waiting.pop(contract.contract_id, ()):
+            draft = with_adjustments(draft, lines, cycle, contract, inputs)
         if draft.is_empty:
             empty.append(cycle)
             continue
         drafts.append(draft)
         taken = usage_ids(draft)
         usage[:] = [u for u in usage if u.usage_id not in taken]
+    for contract_id in sorted(set(change_logs) & set(waiting)):
+        contract = inputs.contracts[contract_id]
+        if contract.active and contract_id not in set_aside:
+            drafts.append(change_log_draft(contract, waiting[contract_id], inputs, as_of))
+    drafts.sort(key=lambda d: (d.scheduled, d.contract_id, d.cycle_start))
     return Plan(tuple(drafts), tuple(empty))
+
+
+def with_adjustments(draft: Draft, lines: Sequence[Line], cycle: Cycle, contract: Contract, inputs: Inputs) -> Draft:
+    """The cycle's draft with the contract's Adjustment lines after its own; one that totals below
+    zero is issued as a credit note (credit_notes.from_draft)."""
+    customer = inputs.customers[contract.customer_id]
+    return make_draft(cycle, contract, customer, [*draft.lines, *lines], Rules(inputs.products, inputs.settings.tax_rounding))
+
+
+def change_log_period(lines: Sequence[Line], as_of: date) -> Cycle:
+    """The period of an invoice of adjustments only (a change-log invoice): that of its lines,
+    scheduled as_of. It is no cycle of the contract."""
+    start, end = min(line.period_start for line in lines), max(line.period_end for line in lines)
+    return Cycle(lines[0].adjusted.contract_id, -1, start, end, end, as_of, as_of)
+
+
+def change_log_draft(contract: Contract, lines: Sequence[Line], inputs: Inputs, as_of: date) -> Draft:
+    draft = make_draft(change_log_period(lines, as_of), contract, inputs.customers[contract.customer_id],
+                       list(lines), Rules(inputs.products, inputs.settings.tax_rounding))
+    return replace(draft, change_log=True)
+
+
+def plan_change_logs(inputs: Inputs, set_aside: Mapping[str, list], adjustments: Mapping[str, Sequence[Line]],
+                     contract_ids: Iterable[str], as_of: date) -> list[Proposal]:
+    """For `generate --adjust`: each contract's pending adjustments on an invoice of their own."""
+    proposals = []
+    for contract_id in dict.fromkeys(contract_ids):
+        contract = inputs.contracts.get(contract_id)
+        lines = adjustments.get(contract_id)
+        if why := unbillable(inputs, set_aside, contract_id):
+            proposals.append(Proposal(contract_id, problem=why))
+        elif not lines:
+            proposals.append(Proposal(contract_id, problem=f"Nothing to bill: no adjustment is pending for {contract_id}"))
+        else:  # below zero, it is issued as a credit note
+            proposals.append(Proposal(contract_id, change_log_period(lines, as_of),
+                                      change_log_draft(contract, lines, inputs, as_of)))
+    return proposals
 
 
 def hold_long_catch_ups(plan: Plan, inputs: Inputs) -> tuple[Plan, list[Problem]]:
@@ -76,7 +126,8 @@ def hold_long_catch_ups(plan: Plan, inputs: Inputs) -> tuple[Plan, list[Problem]
     limit = inputs.settings.catch_up_limit
     by_contract = defaultdict(list)
     for draft in plan.drafts:
-        by_contract[draft.contract_id].append(draft)
+        if not draft.change_log:  # an invoice of adjustments bills no cycle
+            by_contract[draft.contract_id].append(draft)
     held = {cid: drafts for cid, drafts in by_contract.items() if len(drafts) > limit}
     if not held:
         return plan, []
@@ -187,6 +238,17 @@ class Proposal:
         return self.cycle is not None and self.cycle.scheduled > as_of
 
 
+def unbillable(inputs: Inputs, set_aside: Mapping[str, list], contract_id: str) -> str:
+    """Why the contract cannot be billed by hand at all; "" when it can."""
+    contract = inputs.contracts.get(contract_id)
+    if contract is None or contract_id in set_aside:
+        why = set_aside[contract_id][0].one_line() if contract_id in set_aside else "not in the Contracts sheet"
+        return f"Cannot bill {contract_id}: {why}"
+    if not contract.active:
+        return f"{contract_id} is Inactive: set its Status to Active first"
+    return ""
+
+
 def plan_manual(
     inputs: Inputs,
     set_aside: dict[str, list],
@@ -204,12 +266,8 @@ def plan_manual(
         live_by_contract[contract_id].append(invoice)
     for contract_id in dict.fromkeys(contract_ids):
         contract = inputs.contracts.get(contract_id)
-        if contract is None or contract_id in set_aside:
-            why = set_aside[contract_id][0].one_line() if contract_id in set_aside else "not in the Contracts sheet"
-            proposals.append(Proposal(contract_id, problem=f"Cannot bill {contract_id}: {why}"))
-            continue
-        if not contract.active:
-            proposals.append(Proposal(contract_id, problem=f"{contract_id} is Inactive: set its Status to Active first"))
+        if why := unbillable(inputs, set_aside, contract_id):
+            proposals.append(Proposal(contract_id, problem=why))
             continue
         if cycle_day is not None:
             cycle = cycle_containing(contract, cycle_day)
@@ -256,7 +314,7 @@ def differences(inputs: Inputs, set_aside: Collection[str], live: Iterable[Invoi
         # How usage is laid out in lines (Summary or Detail, the grouping) is not a charge: the rows
         # are compared, and the totals as the invoice's own usage lines make them.
         kept = [line for line in now.lines if line.kind is not LineKind.USAGE]
-        kept += [line for line in d.lines if line.kind is LineKind.USAGE]
+        kept += [line for line in d.lines if line.kind in (LineKind.USAGE, LineKind.ADJUSTMENT)]
         customer = inputs.customers[contract.customer_id]
         kept_draft = make_draft(cycle, contract, customer, kept, Rules(inputs.products, inputs.settings.tax_rounding))
         if _charges(now) != _charges(d) or _totals(kept_draft) != _totals(d):
@@ -280,7 +338,7 @@ def _charges(draft: Draft) -> tuple:
     lines = tuple(sorted(
         (line.kind.value, line.product, line.period_start, line.period_end, line.quantity, line.unit_price,
          line.amount, line.subscription_id or "")
-        for line in draft.lines if line.kind is not LineKind.USAGE
+        for line in draft.lines if line.kind not in (LineKind.USAGE, LineKind.ADJUSTMENT)
     ))
     rows = sorted((row.usage_id, row.quantity, row.unit_price) for line in draft.lines for row in line.usage_rows)
     return lines, rows, draft.currency

@@ -108,6 +108,8 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--contracts-file", type=Path, help="a text file with one contract ID a line")
     generate.add_argument("--replace", action="store_true", help="replace a cycle's invoice (the old one is kept as Replaced)")
     generate.add_argument("--allow-future", action="store_true", help="bill a cycle before its scheduled date")
+    generate.add_argument("--adjust", action="store_true",
+                          help="bill the contract's pending adjustments now, on an invoice of their own")
     generate.add_argument("--no-preview", action="store_true", help="do not show the preview first")
     generate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     commands.add_parser("preview", parents=[common, contracts, as_json], help="show what generate would bill")
@@ -284,7 +286,7 @@ def generate_command(args, options: pipeline.Options) -> int:
         return chosen
 
     with render_progress() as on_rendered:
-        report = pipeline.generate(options, contract_ids, args.cycle, approve, on_rendered)
+        report = pipeline.generate(options, contract_ids, args.cycle, approve, on_rendered, args.adjust)
     if unusable(report):
         return EXIT_UNUSABLE
     notes: dict[str, str] = {}  # contract -> the credit note crediting the invoice replaced

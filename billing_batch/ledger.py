@@ -15,7 +15,9 @@ from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.credit_notes import CreditNote
 from billing_batch.model import (
+    Adjusted,
     BilledUsage,
+    Charge,
     Cycle,
     DocType,
     Draft,
@@ -179,6 +181,37 @@ CREATE UNIQUE INDEX one_live_invoice_per_cycle ON invoices (contract_id, cycle_s
     WHERE status NOT IN ('Replaced', 'Credited')
       AND credits IS NULL;
 """,
+    # 5 (release 0.3.0): mid-term changes billed as Adjustment lines. Each line says the invoice it corrects
+    # and what it corrected (the cycle, the charge and the charge as billed after it), so no difference
+    # is billed twice. An invoice of adjustments only (change_log) is no cycle's invoice, so the index
+    # leaves it out too.
+    """
+ALTER TABLE invoices ADD COLUMN change_log INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE invoice_lines ADD COLUMN corrects TEXT;
+CREATE TABLE adjustments (
+    number TEXT NOT NULL,        -- the invoice carrying the Adjustment line
+    line INTEGER NOT NULL,
+    contract_id TEXT NOT NULL,   -- the cycle it corrects
+    cycle_start TEXT NOT NULL,
+    charge TEXT NOT NULL,        -- Recurring SUB-1, One-Time SUB-2 or Usage U-7
+    product TEXT NOT NULL,       -- the charge as billed after the line
+    description TEXT NOT NULL,
+    period_start TEXT NOT NULL,
+    period_end TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    unit_price TEXT NOT NULL,
+    amount TEXT NOT NULL,        -- a usage row's exact amount; a subscription's line amount
+    removed INTEGER NOT NULL,    -- 1: the charge is gone from the data
+    PRIMARY KEY (number, line),
+    FOREIGN KEY (number, line) REFERENCES invoice_lines (number, line)
+);
+DROP INDEX one_live_invoice_per_cycle;
+CREATE UNIQUE INDEX one_live_invoice_per_cycle
+    ON invoices (contract_id, cycle_start)
+    WHERE status NOT IN ('Replaced', 'Credited')
+      AND credits IS NULL
+      AND change_log = 0;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks the file as a billing_batch ledger (PRAGMA application_id), so another program's database is
@@ -189,14 +222,17 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 INVOICE_COLUMNS = (
     "seq number contract_id customer_id customer_name cycle_start cycle_end scheduled invoice_date "
     "due_date currency subtotal discount tax total discount_rate tax_rate status replaced_by run_type "
-    "seller buyer locale rendered_status reviewed_in tax_rounding doc_type series_seq credits credits_date reason"
+    "seller buyer locale rendered_status reviewed_in tax_rounding doc_type series_seq credits credits_date reason "
+    "change_log"
 ).split()
 LINE_COLUMNS = (
     "number line kind product description period_start period_end quantity unit_price amount "
-    "prorated subscription_id usage_id tax_category tax_rate credits_line"
+    "prorated subscription_id usage_id tax_category tax_rate credits_line corrects"
 ).split()
 GROUP_COLUMNS = "number position category rate taxable tax exemption_reason discount".split()
 USAGE_COLUMNS = "number line usage_id usage_date product description quantity unit_price groups".split()
+ADJUSTMENT_COLUMNS = ("number line contract_id cycle_start charge product description period_start period_end "
+                      "quantity unit_price amount removed").split()
 
 
 class LedgerBusy(Exception):
@@ -318,9 +354,12 @@ class Ledger:
         usage: dict[tuple[str, int], list[BilledUsage]] = {}
         for row in self.db.execute(f"SELECT {', '.join(USAGE_COLUMNS)} FROM usage_rows ORDER BY number, line, rowid"):
             usage.setdefault((row[0], row[1]), []).append(_usage_row(row))
+        adjusted = {(row[0], row[1]): _adjusted(row) for row in
+                    self.db.execute(f"SELECT {', '.join(ADJUSTMENT_COLUMNS)} FROM adjustments")}
         lines: dict[str, list[Line]] = {}
         for row in self.db.execute(f"SELECT {', '.join(LINE_COLUMNS)} FROM invoice_lines ORDER BY number, line"):
-            lines.setdefault(row[0], []).append(_line(row, tuple(usage.get((row[0], row[1]), ()))))
+            lines.setdefault(row[0], []).append(_line(row, tuple(usage.get((row[0], row[1]), ())),
+                                                      adjusted.get((row[0], row[1]))))
         groups: dict[str, list[VatGroup]] = {}
         for row in self.db.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM invoice_vat_groups ORDER BY number, position"):
             groups.setdefault(row[0], []).append(_group(row))
@@ -429,6 +468,11 @@ class Ledger:
                  for inv in invoices for n, line in enumerate(inv.draft.lines, 1) for u in line.usage_rows),
             )
             self.db.executemany(
+                _insert("adjustments", ADJUSTMENT_COLUMNS),
+                (_adjustment_row(inv.number, n, line.adjusted)
+                 for inv in invoices for n, line in enumerate(inv.draft.lines, 1) if line.adjusted),
+            )
+            self.db.executemany(
                 "INSERT INTO empty_cycles VALUES (?, ?, ?, ?)",
                 ((c.contract_id, c.start.isoformat(), c.end.isoformat(), run_date.isoformat()) for c in empty),
             )
@@ -482,6 +526,7 @@ def _invoice_row(seq: int, inv: Invoice, series_seq: int) -> tuple:
         json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale, None, None, d.tax_rounding,
         inv.doc_type.value, series_seq, inv.credits, inv.credits_date.isoformat() if inv.credits_date else None,
         inv.reason,
+        int(d.change_log),
     )
 
 
@@ -490,8 +535,23 @@ def _line_row(number: str, n: int, line: Line) -> tuple:
         number, n, line.kind.value, line.product, line.description, line.period_start.isoformat(),
         line.period_end.isoformat(), str(line.quantity), str(line.unit_price), str(line.amount),
         int(line.prorated), line.subscription_id, line.usage_id, line.tax_category, str(line.tax_rate),
-        line.credits_line,
+        line.credits_line, line.corrects,
     )
+
+
+def _adjustment_row(number: str, n: int, a: Adjusted) -> tuple:
+    c = a.charge
+    return (number, n, a.contract_id, a.cycle_start.isoformat(), c.key, c.product, c.description,
+            c.period_start.isoformat(), c.period_end.isoformat(), str(c.quantity), str(c.unit_price), str(c.amount),
+            int(c.removed))
+
+
+def _adjusted(row: tuple) -> Adjusted:
+    (_, _, contract_id, cycle_start, key, product, description, start, end, quantity, unit_price, amount,
+     removed) = row
+    return Adjusted(contract_id, date.fromisoformat(cycle_start), Charge(
+        key, product, description, date.fromisoformat(start), date.fromisoformat(end), Decimal(quantity),
+        Decimal(unit_price), Decimal(amount), bool(removed)))
 
 
 def _group(row: tuple) -> VatGroup:
@@ -505,9 +565,9 @@ def _usage_row(row: tuple) -> BilledUsage:
                        Decimal(unit_price), tuple(tuple(pair) for pair in json.loads(groups)))
 
 
-def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = ()) -> Line:
+def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = (), adjusted: Adjusted | None = None) -> Line:
     (_, _, kind, product, description, start, end, quantity, unit_price, amount, prorated, sub_id, usage_id,
-     tax_category, tax_rate, credits_line) = row
+     tax_category, tax_rate, credits_line, corrects) = row
     return Line(
         kind=LineKind(kind),
         product=product,
@@ -524,6 +584,8 @@ def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = ()) -> Line:
         tax_rate=Decimal(tax_rate),
         usage_rows=usage_rows,
         credits_line=credits_line,
+        corrects=corrects,
+        adjusted=adjusted,
     )
 
 
@@ -557,6 +619,7 @@ def _invoice(row: tuple, lines: list[Line], groups: list[VatGroup] = ()) -> Invo
         tax_rate=Decimal(r["tax_rate"]),
         vat_groups=tuple(groups),
         tax_rounding=r["tax_rounding"],
+        change_log=bool(r["change_log"]),
     )
     return Invoice(
         number=r["number"],

@@ -195,7 +195,7 @@ def _one_live_per_cycle(db: sqlite3.Connection, fix: _Remedies) -> list[Finding]
     rows = db.execute(
         "SELECT contract_id, cycle_start, GROUP_CONCAT(number, ', ') FROM "
         "(SELECT contract_id, cycle_start, number FROM invoices "
-        " WHERE status NOT IN ('Replaced', 'Credited') AND credits IS NULL ORDER BY seq) "
+        " WHERE status NOT IN ('Replaced', 'Credited') AND credits IS NULL AND change_log = 0 ORDER BY seq) "
         "GROUP BY contract_id, cycle_start HAVING COUNT(*) > 1 ORDER BY MIN(number)")
     return [Finding(numbers.split(", ")[-1], "one live invoice",
                     f"{numbers.split(', ')[-1]}: {numbers} are all live invoices for contract {contract} and its "
@@ -323,7 +323,10 @@ def tax_findings(invoice: Invoice) -> list[str]:
 def _months(line) -> int | None:
     """What quantity x unit price is multiplied by, where the ledger holds all it depends on: 1 for
     a one-time or usage line, the cycle's months for a full-cycle line. A prorated line depends on
-    its cycle's full length, which the ledger does not keep, so it is not recomputed."""
+    its cycle's full length, which the ledger does not keep, so it is not recomputed; nor is an
+    Adjustment, a difference of two charges."""
+    if line.kind is LineKind.ADJUSTMENT:
+        return None
     if line.kind is not LineKind.RECURRING:
         return 1
     if line.prorated:

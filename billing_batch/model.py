@@ -56,6 +56,17 @@ class LineKind(enum.Enum):
     RECURRING = "Recurring"
     ONE_TIME = "One-Time"
     USAGE = "Usage"
+    ADJUSTMENT = "Adjustment"  # the difference a change made to a cycle already billed (adjustments.py)
+
+
+class MidTermChanges(enum.Enum):
+    NEXT_INVOICE = "Next Invoice"  # bill the difference on the contract's next invoice
+    FLAG_ONLY = "Flag Only"  # list the invoice as differing, bill nothing
+
+
+class AdjustmentInvoices(enum.Enum):
+    WITH_NEXT_INVOICE = "With Next Invoice"
+    MONTHLY = "Monthly"  # quarterly and longer contracts: an invoice of adjustments of their own once a month
 
 
 class UsageLines(enum.Enum):
@@ -103,6 +114,8 @@ class Settings:
     templates_folder: Path | None = None  # its files replace the default templates one by one
     usage_lines: UsageLines = UsageLines.SUMMARY
     usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY  # Usage sheet column names
+    mid_term_changes: MidTermChanges = MidTermChanges.NEXT_INVOICE
+    adjustment_invoices: AdjustmentInvoices = AdjustmentInvoices.WITH_NEXT_INVOICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +236,31 @@ class Cycle:
 
 
 @dataclass(frozen=True, slots=True)
+class Charge:
+    """One charge of a cycle in full, as the data bills it: a subscription's recurring or one-time
+    charge, or a usage row. What an Adjustment line brings the charge to (adjustments.py)."""
+
+    key: str  # "Recurring SUB-1", "One-Time SUB-2", "Usage U-7": one per subscription or usage row and cycle
+    product: str
+    description: str
+    period_start: date
+    period_end: date
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal  # a usage row's exact amount, never rounded; a subscription's line amount
+    removed: bool = False  # the charge is gone from the data: nothing is billed for it now
+
+
+@dataclass(frozen=True, slots=True)
+class Adjusted:
+    """What an Adjustment line corrects: one charge of one cycle, and the charge as billed after it."""
+
+    contract_id: str
+    cycle_start: date
+    charge: Charge
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     kind: LineKind
     product: str
@@ -239,6 +277,12 @@ class Line:
     tax_rate: Decimal = Decimal(0)
     usage_rows: tuple[BilledUsage, ...] = ()  # every usage row on the line (one for Detail)
     credits_line: int | None = None  # a credit note's line: the line (1, 2, ...) of the invoice it credits
+    corrects: str | None = None  # an Adjustment: the number of the invoice it corrects (None: a cycle found empty)
+    adjusted: Adjusted | None = None  # an Adjustment: what it corrects
+
+    @property
+    def days(self) -> int:
+        return (self.period_end - self.period_start).days + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +330,7 @@ class Draft:
     tax_rate: Decimal = Decimal(0)  # the customer's rate: the default for category S
     vat_groups: tuple[VatGroup, ...] = ()  # the VAT breakdown; tax is the sum of their taxes
     tax_rounding: str = "Per Group"
+    change_log: bool = False  # adjustments only, on an invoice of their own: not the invoice of a cycle
 
     @property
     def is_empty(self) -> bool:
@@ -336,8 +381,9 @@ class Invoice:
 
     @property
     def is_live(self) -> bool:
-        """It is what its cycle bills now: issued, and not a credit note correcting an invoice."""
-        return self.status is InvoiceStatus.ISSUED and self.credits is None
+        """It is what its cycle bills now: issued, not a credit note correcting an invoice, and not an
+        invoice of adjustments only (which is no cycle's)."""
+        return self.status is InvoiceStatus.ISSUED and self.credits is None and not self.draft.change_log
 
     @property
     def pdf_name(self) -> str:

@@ -6,14 +6,14 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import jinja2
 
-from billing_batch import look, render, review, review_flags, review_runs, schedule_book, usage_book, workbook
+from billing_batch import adjustments, look, render, review, review_flags, review_runs, schedule_book, usage_book, workbook
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.billing import (
@@ -22,10 +22,12 @@ from billing_batch.billing import (
     differences,
     hold_long_catch_ups,
     make_document,
+    plan_change_logs,
     plan_manual,
     plan_run,
     usage_billed_before,
     usage_ids,
+    with_adjustments,
 )
 from billing_batch.credit_notes import Refusal, below_zero, credit_invoice, from_draft
 from billing_batch.errors import Problem
@@ -33,7 +35,7 @@ from billing_batch.i18n import N_
 from billing_batch.ledger import Ledger
 from billing_batch.look import Look
 from billing_batch.templates import FOLDER as TEMPLATES
-from billing_batch.model import Draft, Invoice, InvoiceStatus, RunType, Settings
+from billing_batch.model import AdjustmentInvoices, Draft, Invoice, InvoiceStatus, MidTermChanges, RunType, Settings
 from billing_batch.post.command import after_billing
 from billing_batch.post.tasks import DONE, Outcome, is_billed, task_status
 from billing_batch.schedules import ScheduleRow, schedule_rows
@@ -112,7 +114,7 @@ class State:
 
     @property
     def live(self) -> dict[tuple[str, date], Invoice]:
-        return {(i.draft.contract_id, i.draft.cycle_start): i for i in self.invoices if i.is_live}
+        return adjustments.cycle_invoices(self.invoices)
 
     @property
     def settled(self) -> set[tuple[str, date]]:
@@ -126,6 +128,18 @@ class State:
         invoice's rows were billed, and credited, and are not billed again by themselves."""
         return {(i.draft.contract_id, u) for i in self.invoices if i.status is not InvoiceStatus.REPLACED
                 for u in usage_ids(i.draft)}
+
+    def pending(self, checked: Checked) -> adjustments.Pending:
+        """The adjustments the current data calls for; none when the Settings flag changes only."""
+        if checked.inputs.settings.mid_term_changes is MidTermChanges.FLAG_ONLY:
+            return adjustments.Pending()
+        return adjustments.pending(checked.inputs, checked.set_aside, self.invoices, self.empty)
+
+    def differs(self, checked: Checked) -> dict[str, str]:
+        """Invoice number -> how the current data differs from what was billed for its cycle."""
+        if checked.inputs.settings.mid_term_changes is MidTermChanges.FLAG_ONLY:
+            return differences(checked.inputs, checked.set_aside, self.live.values())
+        return self.pending(checked).notes()
 
     @classmethod
     def read(cls, ledger: Ledger) -> State:
@@ -211,12 +225,15 @@ def plan_automatic(checked: Checked, state: State, options: Options, report: Rep
     """What `run` bills now. A contract over the Catch-Up Limit is set aside, as a problem in its
     rows would set it aside: its due cycles show Error, and the report lists it."""
     billed_usage = state.billed_usage
+    pending = state.pending(checked).lines
     plan = plan_run(
         checked.inputs,
         set_aside=checked.set_aside,
         settled=state.settled,
         billed_usage=billed_usage,
         as_of=options.as_of,
+        adjustments=pending,
+        change_logs=monthly_change_logs(checked, state, pending, options.as_of),
     )
     report.usage_billed_before = usage_billed_before(checked.inputs, billed_usage)
     if options.allow_catch_up:
@@ -227,6 +244,17 @@ def plan_automatic(checked: Checked, state: State, options: Options, report: Rep
     report.problems += held
     report.set_aside = checked.set_aside
     return plan
+
+
+def monthly_change_logs(checked: Checked, state: State, pending: dict, as_of: date) -> set[str]:
+    """With Adjustment Invoices Monthly: the quarterly and longer contracts with adjustments pending
+    and no invoice of adjustments yet in as_of's month, which the run bills on one of their own."""
+    if checked.inputs.settings.adjustment_invoices is not AdjustmentInvoices.MONTHLY:
+        return set()
+    this_month = {i.draft.contract_id for i in state.invoices if i.draft.change_log
+                  and (i.invoice_date.year, i.invoice_date.month) == (as_of.year, as_of.month)}
+    return {cid for cid in pending if cid not in this_month and cid in checked.inputs.contracts
+            and checked.inputs.contracts[cid].frequency.months >= 3}
 
 
 def preview_run(options: Options) -> tuple[Report, list[Draft]]:
@@ -255,8 +283,22 @@ def propose(options: Options, contract_ids: Iterable[str], cycle_day: date | Non
     checked = load(options, report)
     if checked is None:
         return report, []
-    state = read_state(options)
-    return report, plan_manual(checked.inputs, checked.set_aside, state.live, state.settled, contract_ids, cycle_day)
+    return report, _proposals(options, checked, read_state(options), contract_ids, cycle_day, adjust=False)
+
+
+def _proposals(options: Options, checked: Checked, state: State, contract_ids: Iterable[str],
+               cycle_day: date | None, adjust: bool) -> list[Proposal]:
+    """adjust: each contract's pending adjustments on an invoice of their own; else the cycle asked
+    for, with the pending adjustments when it is the contract's next invoice (not a replacement)."""
+    pending = state.pending(checked).lines
+    if adjust:
+        return plan_change_logs(checked.inputs, checked.set_aside, pending, contract_ids, options.as_of)
+    proposals = plan_manual(checked.inputs, checked.set_aside, state.live, state.settled, contract_ids, cycle_day)
+    for n, p in enumerate(proposals):
+        if p.draft and not p.existing and (lines := pending.get(p.contract_id)):
+            draft = with_adjustments(p.draft, lines, p.cycle, checked.inputs.contracts[p.contract_id], checked.inputs)
+            proposals[n] = replace(p, draft=draft)
+    return proposals
 
 
 def generate(
@@ -265,9 +307,11 @@ def generate(
     cycle_day: date | None,
     approve: Callable[[list[Proposal]], list[Proposal]],
     on_rendered: Progress | None = None,
+    adjust: bool = False,
 ) -> Report:
-    """Bill chosen cycles by hand. approve() sees every proposal (and may ask the user)
-    and returns those to bill; it runs while the ledger is held, so nothing changes between."""
+    """Bill chosen cycles by hand (adjust: the pending adjustments, on invoices of their own).
+    approve() sees every proposal (and may ask the user) and returns those to bill; it runs
+    while the ledger is held, so nothing changes between."""
     report = Report()
     checked = load(options, report, preflight=True)
     if checked is None:
@@ -275,7 +319,7 @@ def generate(
     refuse_without_ledger(options)
     with open_ledger(options, checked) as ledger:
         state = State.read(ledger)
-        proposals = plan_manual(checked.inputs, checked.set_aside, state.live, state.settled, contract_ids, cycle_day)
+        proposals = _proposals(options, checked, state, contract_ids, cycle_day, adjust)
         chosen = sorted((p for p in approve(proposals) if p.draft and not p.draft.is_empty),
                         key=lambda p: (p.cycle.scheduled, p.contract_id, p.cycle.start))
         replaces = {p.draft.schedule_id: p.existing.number for p in chosen if p.existing}
@@ -350,8 +394,7 @@ def schedules(options: Options) -> tuple[Report, list[ScheduleRow]]:
     if checked is None:
         return report, []
     state = read_state(options)
-    return report, _schedule_rows(options, checked, state, differences(checked.inputs, checked.set_aside,
-                                                                       state.live.values()))
+    return report, _schedule_rows(options, checked, state, state.differs(checked))
 
 
 def read_state(options: Options) -> State:
@@ -422,7 +465,7 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
                                         chosen)
             state.billed = billed(ledger)
     with report.stage("cycles and pricing"):  # the invoices that current data would bill otherwise
-        report.differs = differences(checked.inputs, checked.set_aside, state.live.values())
+        report.differs = state.differs(checked)
     with report.stage("write workbook"):
         rows = _schedule_rows(options, checked, state, report.differs)
         unreviewed = ledger.unreviewed()
@@ -482,7 +525,7 @@ def refresh_book(options: Options) -> Path | None:
         return None
     with open_ledger(options, checked) as ledger:
         state = State.read(ledger)
-        differs = differences(checked.inputs, checked.set_aside, state.live.values())
+        differs = state.differs(checked)
         rows = _schedule_rows(options, checked, state, differs)
         return _write_book(options, ledger, rows, state,
                            _review_rows(checked, state, differs, ledger.unreviewed() or ledger.last_reviewed()))

@@ -37,7 +37,8 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 from billing_batch import i18n
 from billing_batch.files import write_atomic
 from billing_batch.look import INVOICE as TEMPLATE, STYLESHEET, Look
-from billing_batch.model import Invoice, InvoiceStatus, Party
+from billing_batch.adjustments import RECURRING_KEY
+from billing_batch.model import Invoice, InvoiceStatus, Line, LineKind, Party
 from billing_batch.tax import CATEGORIES, DEFAULT_REASONS, REASON_SEPARATOR, STANDARD
 
 Templates = Look | Path  # a bare folder is a complete set of templates
@@ -94,6 +95,10 @@ LABELS = {
     "part_credited_by": "Partly credited by {numbers}",
     "replaced_by": "Replaced by invoice {number}",
     "replaces": "Replaces invoice {number}",
+    "adjustment_to": "Adjustment to {number}",
+    "adjustment": "Adjustment",  # to a cycle that had nothing to bill, so no invoice
+    "one_day": "1 day",
+    "days": "{days} days",
 }
 
 
@@ -142,10 +147,20 @@ def invoice_view(invoice: Invoice) -> dict:
     if invoice.is_credit_note:
         labels["invoice"] = labels["credit_note"]  # its title, in every template that prints labels.invoice
 
+    def description(line: Line) -> str:
+        """An Adjustment says the invoice it corrects, and for a recurring charge its days."""
+        if line.kind is not LineKind.ADJUSTMENT:
+            return line.description
+        what = labels["adjustment_to"].format(number=line.corrects) if line.corrects else labels["adjustment"]
+        text = f"{what} – {line.description}" if line.description else what
+        if line.adjusted and line.adjusted.charge.key.startswith(RECURRING_KEY):
+            text += f" ({labels['one_day'] if line.days == 1 else labels['days'].format(days=line.days)})"
+        return text
+
     lines = [
         {
             "product": line.product,
-            "description": line.description,
+            "description": description(line),
             "prorated": line.prorated,
             "period": period(line.period_start, line.period_end),
             # blank for a credit of an amount off a line, which credits none of its units

@@ -12,6 +12,7 @@ from babel.numbers import format_decimal
 from dateutil.relativedelta import relativedelta
 
 from billing_batch import review_format as fmt
+from billing_batch.adjustments import cycle_invoices
 from billing_batch.cycles import cycle_containing, cycle_start
 from billing_batch.model import (
     Contract,
@@ -19,7 +20,6 @@ from billing_batch.model import (
     Draft,
     Inputs,
     Invoice,
-    InvoiceStatus,
     LineKind,
     Policy,
 )
@@ -258,11 +258,8 @@ def known_invoices(history: Iterable[Invoice], issued: Iterable[Invoice]) -> lis
 def live_by_cycle(known: Iterable[Invoice], issued: Iterable[Invoice]) -> dict[tuple[str, date], Invoice]:
     """The live invoice of each cycle. An issued invoice wins its cycle even when the
     history was read before it replaced the old one."""
-    def counts(i: Invoice) -> bool:  # a credit note shares its invoice's cycle but is not its invoice
-        return i.status is not InvoiceStatus.REPLACED and i.doc_type is not DocType.CREDIT_NOTE
-
-    live = {(i.draft.contract_id, i.draft.cycle_start): i for i in known if counts(i)}
-    live.update({(i.draft.contract_id, i.draft.cycle_start): i for i in issued if counts(i)})
+    live = cycle_invoices(known)
+    live.update(cycle_invoices(issued))
     return live
 
 

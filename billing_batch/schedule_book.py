@@ -37,6 +37,7 @@ LINE_COLUMNS = [
     ("Invoice Number", 15, "text"), ("Line", 6, "number"), ("Kind", 10, "text"), ("Product", 24, "text"),
     ("Description", 36, "text"), ("Period Start", 12, "date"), ("Period End", 12, "date"),
     ("Quantity", 10, "number"), ("Unit Price", 12, "price"), ("Amount", 13, "money"),
+    ("Corrects", 15, "text"),  # an Adjustment line: the invoice it corrects
 ]
 # The latest review (see review.py): its invoices, one Yes/blank column per flag, then the notes.
 REVIEW_COLUMNS = [
@@ -118,7 +119,8 @@ def _lines(invoices: Iterable[Invoice]) -> Iterable[tuple]:
     for i in invoices:
         for n, line in enumerate(i.draft.lines, start=1):
             yield (i.number, n, line.kind.value, line.product, line.description, line.period_start,
-                   line.period_end, line.quantity, line.unit_price, (line.amount, i.draft.currency))
+                   line.period_end, line.quantity, line.unit_price, (line.amount, i.draft.currency),
+                   line.corrects or "")
 
 
 class CellWriter:

@@ -46,7 +46,8 @@ def schedule_rows(
     billed: invoices sent or synced, whose cycles show Billed rather than Invoiced."""
     differs = differs or {}
     live: dict[tuple[str, date], Invoice] = {}
-    for i in invoices:  # in number order: the cycle's live document, else its last Credited invoice
+    # in number order: the cycle's live document, else its last Credited invoice (change-log invoices are no cycle's)
+    for i in (i for i in invoices if not i.draft.change_log):
         key = (i.draft.contract_id, i.draft.cycle_start)
         if i.is_live or i.status is InvoiceStatus.CREDITED and not (key in live and live[key].is_live):
             live[key] = i

@@ -20,7 +20,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from billing_batch.files import write_atomic
-from billing_batch.model import ChargeType, Frequency, Policy, UsageLines
+from billing_batch.model import AdjustmentInvoices, ChargeType, Frequency, MidTermChanges, Policy, UsageLines
 from billing_batch.post.send import SECURITY
 from billing_batch.tax import CATEGORIES, ROUNDINGS
 from billing_batch.validate import Status, label_of
@@ -227,6 +227,12 @@ SETTINGS = (
         "Detail: one line per row", "Summary", choices=USAGE_LINES, examples=(None,)),
     Col("Usage Group By", "the Usage sheet columns a summary line groups by, separated by commas; a different "
         "unit price always makes its own line", "Product, Description", examples=(None,)),
+    Col("Mid-Term Changes", "Next Invoice: a change to a cycle already invoiced is billed as an Adjustment on "
+        "the contract's next invoice; Flag Only: the invoice is listed as differing and nothing is billed",
+        "Next Invoice", choices=tuple(o.value for o in MidTermChanges), examples=(None,)),
+    Col("Adjustment Invoices", "Monthly: quarterly and longer contracts get their pending adjustments on an "
+        "invoice of their own once a month; With Next Invoice: they wait for the next invoice",
+        "With Next Invoice", choices=tuple(o.value for o in AdjustmentInvoices), examples=(None,)),
     Col("Catch-Up Limit", "the most invoices one run may issue for one contract",
         "3", fmt=WHOLE, examples=(3,)),
     Col("Ledger Backups", "how many backups of the ledger to keep", "12", fmt=WHOLE, examples=(12,)),

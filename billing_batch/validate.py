@@ -26,11 +26,13 @@ from billing_batch.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import Problem, problem, shown
 from billing_batch.look import logo_trouble
 from billing_batch.model import (
+    AdjustmentInvoices,
     ChargeType,
     Contract,
     Customer,
     Frequency,
     Inputs,
+    MidTermChanges,
     Policy,
     Product,
     Settings,
@@ -465,6 +467,7 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
                 f"use {' or '.join(tax.ROUNDINGS)}, or leave it blank for {tax.PER_GROUP}.")
     settings = replace(settings, tax_rounding=rounding or tax.PER_GROUP)
     settings = _usage_settings(settings, text, invalid, usage_columns or {})
+    settings = _adjustment_settings(settings, text, invalid)
     if not PREFIX.fullmatch(settings.invoice_prefix):
         invalid("Invoice Prefix", "The Invoice Prefix may hold only letters, digits, - and _.",
                 "use at most 20 letters, digits, - or _, such as INV-.")
@@ -498,6 +501,21 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
         else:
             invalid("Templates Folder", f"There is no folder {templates}.",
                     "name the folder holding your own templates, relative to the workbook's folder or in full.")
+    return settings
+
+
+def _adjustment_settings(settings: Settings, text, invalid) -> Settings:
+    """Mid-Term Changes (Next Invoice or Flag Only) and Adjustment Invoices (With Next Invoice or Monthly)."""
+    for key, field, choices in (("Mid-Term Changes", "mid_term_changes", MidTermChanges),
+                                ("Adjustment Invoices", "adjustment_invoices", AdjustmentInvoices)):
+        if typed := text(key):
+            chosen = {choice_key(o.value): o for o in choices}.get(choice_key(typed))
+            if chosen is None:
+                names = [o.value for o in choices]
+                invalid(key, f"The {key} {typed} is not one we know.",
+                        f"use {' or '.join(names)}, or leave it blank for {names[0]}.")
+            else:
+                settings = replace(settings, **{field: chosen})
     return settings
 
 

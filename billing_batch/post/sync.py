@@ -241,6 +241,8 @@ def _tax_of(product: Product | None, names: tuple[str, str]) -> tuple[str, str]:
 
 def _line_row(line: Line, product: Product, unit: Decimal, names: tuple[str, str]) -> Row:
     description = line.description.strip() or line.product
+    if line.kind is LineKind.ADJUSTMENT:
+        description = f"Adjustment to {line.corrects}: {description}" if line.corrects else f"Adjustment: {description}"
     if line.period_start != line.period_end:
         description += f" ({line.period_start.isoformat()} to {line.period_end.isoformat()})"
     else:
