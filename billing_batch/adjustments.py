@@ -72,7 +72,7 @@ def pending(inputs: Inputs, set_aside: Collection[str], invoices: Sequence[Invoi
     billed = cycle_invoices(live)
     earlier: dict[CycleKey, list[Line]] = defaultdict(list)
     for invoice in live:
-        for line in invoice.draft.lines:
+        for line in _as_billed(invoice):
             if line.adjusted is not None:
                 earlier[(line.adjusted.contract_id, line.adjusted.cycle_start)].append(line)
     found: dict[str, list[Line]] = defaultdict(list)
@@ -99,9 +99,7 @@ def cycle_adjustments(cycle: Cycle, contract: Contract, inputs: Inputs, invoice:
     """The Adjustment lines that bring what the cycle carried (its invoice, if any, and the earlier
     Adjustment lines for it) to what the data bills for it now."""
     number = invoice.number if invoice else None
-    carried_lines = list(invoice.draft.lines) if invoice else []
-    if invoice is not None and invoice.is_credit_note:  # a cycle billed below zero: its lines as it billed them
-        carried_lines = [replace(line, quantity=-line.quantity, amount=-line.amount) for line in carried_lines]
+    carried_lines = _as_billed(invoice) if invoice else []
     last: dict[str, Charge] = {}  # charge key -> as last billed
     paid: dict[str, Decimal] = defaultdict(Decimal)  # charge key -> every amount carried for it
     for line in carried_lines:
@@ -129,6 +127,13 @@ def cycle_adjustments(cycle: Cycle, contract: Contract, inputs: Inputs, invoice:
     if invoice is not None:
         lines += _usage_adjustments(invoice, contract, inputs, last, usage_paid, number, cycle.start)
     return lines
+
+
+def _as_billed(invoice: Invoice) -> list[Line]:
+    """Its lines as they bill: a credit note's (a cycle or adjustments below zero) are stored negated."""
+    if invoice.is_credit_note:
+        return [replace(line, quantity=-line.quantity, amount=-line.amount) for line in invoice.draft.lines]
+    return list(invoice.draft.lines)
 
 
 def subscription_charges(cycle: Cycle, contract: Contract, inputs: Inputs) -> dict[str, Charge]:

@@ -137,6 +137,27 @@ def test_a_price_corrected_after_billing_is_adjusted(tmp_path: Path):
     assert adjustment["corrects"] == "INV-000001"
 
 
+def test_a_next_invoice_below_zero_is_a_credit_note_and_settles_its_cycle(tmp_path: Path):
+    """A price cut to a tenth after January was billed: February's seats bill less than the credit
+    January is owed, so February is issued as CN-000001 (amounts stored as credited); March bills
+    its seats, and nothing of January or February again."""
+    path, out = tmp_path / "b.xlsx", tmp_path / "out"
+    ok(bill(book(path, [ten_seats()]), out, "2026-01-01"))
+    book(path, [subscription("SUB-1", "CTR-1", 10, 1, **SEATS)])
+    ok(bill(path, out, "2026-02-01"))
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        docs = db.execute("SELECT number, doc_type, cycle_start, total, credits FROM invoices ORDER BY seq").fetchall()
+    owed = 10 * 1 - (100 - 10 * 1)  # February's seats less what January is owed back
+    assert docs[1][:3] == ("CN-000001", "Credit Note", "2026-02-01") and docs[1][4] is None
+    assert Decimal(docs[1][3]) == -owed
+    [adjustment] = adjustments(out, "CN-000001")
+    assert Decimal(adjustment["amount"]) == 100 - 10 and adjustment["corrects"] == "INV-000001"  # credited, as stored
+    assert "Credit note" in pdf_text(out / "invoices" / "CN-000001.pdf")
+    ok(bill(path, out, "2026-02-01"))  # a rerun bills nothing
+    ok(bill(path, out, "2026-03-01"))
+    assert [(i["number"], Decimal(i["total"])) for i in invoices(out)][2:] == [("INV-000002", Decimal(10))]
+
+
 def test_a_revised_usage_row_is_adjusted(tmp_path: Path):
     path, out = tmp_path / "b.xlsx", tmp_path / "out"
     ok(bill(book(path, [ten_seats()]), out, "2026-01-01"))
