@@ -253,9 +253,11 @@ def test_a_ledger_without_post_tasks_reads_as_nothing_done(billed: Billed):
         assert task_status(ledger) == {}
 
 
-def test_a_replaced_invoice_is_never_processed_and_its_replacement_is(billed: Billed):
+def test_a_replaced_invoice_is_never_processed_and_its_replacement_is(billed: Billed, monkeypatch):
     billed.post(("sync", "charge"))
-    # Reissue CTR-2's January invoice (INV-000002, already synced and in a SEPA file).
+    # Reissue CTR-2's January invoice (INV-000002, already synced and in a SEPA file), as release 0.2.0
+    # did, voiding it: ledgers hold such invoices. (Now a credit note corrects it: test_credit_notes.py.)
+    monkeypatch.setattr(pipeline, "left_the_building", lambda ledger: set())
     book = billing_book(billed.out.parent / "billing.xlsx")
     options = pipeline.Options(input=book, output=billed.out, as_of=date(2026, 3, 3), jobs=1)
     report = pipeline.generate(options, ["CTR-2"], date(2026, 1, 15), lambda proposals: proposals)
