@@ -89,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[common, as_json, post_tasks, catch_up, own_look],
                               help="bill every cycle that is due and not billed yet")
     run.add_argument("--preview", action="store_true", help="show what would be billed; write nothing")
-    run.add_argument("--timings-json", type=Path, metavar="PATH", help="write each stage's wall time to PATH")
+    run.add_argument("--timings-json", type=Path, metavar="PATH", help="write each stage's wall and CPU time to PATH")
     commands.add_parser("check", parents=[common, as_json, catch_up, own_look],
                         help="report every problem in the input; bill nothing")
     generate = commands.add_parser("generate", parents=[common, contracts, post_tasks, own_look],
@@ -195,7 +195,8 @@ def run_command(args, options: pipeline.Options) -> int:
     with render_progress() as on_rendered:
         report = pipeline.run(options, on_rendered)
     if args.timings_json:
-        args.timings_json.write_text(json.dumps({"timings": report.timings, "issued": len(report.issued)}))
+        args.timings_json.write_text(json.dumps({"timings": report.timings, "cpu_timings": report.cpu_timings,
+                                                   "issued": len(report.issued)}))
     if unusable(report):
         return EXIT_UNUSABLE
     show_summary(report, options)

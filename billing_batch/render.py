@@ -11,6 +11,7 @@ import ctypes
 import itertools
 import mimetypes
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import re
 import signal
@@ -320,12 +321,18 @@ def _render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:
 # ---------------------------------------------------------------- batches: in-process, processes or Dask
 #
 # What a batch costs besides WeasyPrint, and what is done about it:
-# * Starting a worker (spawn, imports, fonts, the parsed CSS) costs about 0.6 s: once per worker,
-#   by the pool initializer, never per invoice.
+# * Workers are forked from a forkserver: a process started afresh (so it holds none of the batch's
+#   threads, ledger connection or heap) that imports WeasyPrint, parses the default look and loads
+#   its fonts once (billing_batch.render_warm). start_workers starts it while the input is read; a
+#   worker forked from it starts in milliseconds, warm, instead of spending 0.6-0.7 s of CPU on the
+#   imports and fonts of a spawned interpreter. Forking there is safe: it has one thread (fontconfig,
+#   Pango and cairo start none) and it never renders an invoice itself.
+# * A run of fewer than IN_PROCESS_BELOW invoices renders in the calling process: two workers gain
+#   too little there to repay their start (measured: docs/performance.md).
 # * Each task carries a chunk of a few invoices, so the pickling and the queue round trips are paid
 #   per chunk; chunks stay small enough (at most CHUNK_MAX) that the last ones balance across workers.
-# * Workers are replaced after about INVOICES_PER_WORKER invoices, which bounds their memory and
-#   costs a worker start (0.6 s) per 1,500 invoices, under 0.5 %.
+# * Workers are replaced after about INVOICES_PER_WORKER invoices, which bounds their memory; a
+#   worker forked from the forkserver starts warm, so a replacement costs next to nothing.
 # * At most IN_FLIGHT_PER_WORKER chunks per worker are submitted at a time: waiting is O(workers)
 #   per completion, not O(invoices) (concurrent.futures.wait over 10,000 futures, once per
 #   completion, is quadratic), and the parent holds no queue of 10,000 pickled invoices.
@@ -333,7 +340,10 @@ def _render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:
 CHUNK_MAX = 8
 IN_FLIGHT_PER_WORKER = 3
 INVOICES_PER_WORKER = 1500  # then the pool is replaced (max_tasks_per_child can deadlock on 3.11: cpython#115634)
+IN_PROCESS_BELOW = 8
 EXECUTORS = ("process", "dask")
+DEFAULT_LOOK = Look.of(Look())
+WARM_MODULE = "billing_batch.render_warm"
 
 
 def chunk_size(count: int, workers: int) -> int:
@@ -351,8 +361,34 @@ def _render_chunk_to_files(pairs: Sequence[tuple[Invoice, Path]], look: Look) ->
     return len(pairs)
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """forkserver, preloading render_warm; spawn where there is no forkserver (not on Linux or macOS)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([WARM_MODULE])  # only read when the forkserver starts
+    return context
+
+
+def start_workers(jobs: int, executor: str = "process") -> None:
+    """Start what the render workers are forked from, now, so that it is warm by the time the invoices
+    are ready: call it before reading the input, which it does not need. Does nothing for one job."""
+    if jobs > 1 and executor == "process" and _pool_context().get_start_method() == "forkserver":
+        multiprocessing.forkserver.ensure_running()
+
+
+@lru_cache(maxsize=4)
+def warm(look: Look) -> None:
+    """Build the look's resources and render a page, so the fonts are loaded before the first invoice
+    (about 0.1 s); once per process and look (a worker inherits what its forkserver warmed)."""
+    res = _get(look)
+    HTML(string="<p>0</p>", base_url=res.base_url, url_fetcher=res.fetcher).write_pdf(
+        stylesheets=[res.css], font_config=res.font_config)
+
+
 def _die_with_parent() -> None:
-    """A worker must not outlive a run that was killed: it would hold the run's files and pipes."""
+    """A worker must not outlive a run that was killed: it would hold the run's files and pipes. Its
+    parent is the forkserver, which exits when the run does."""
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -362,10 +398,23 @@ def _die_with_parent() -> None:
 
 def _init_worker(look: Look) -> None:
     _die_with_parent()
-    res = _get(look)
-    # Load the fonts now rather than in the first invoice (about 0.1 s).
-    HTML(string="<p>0</p>", base_url=res.base_url, url_fetcher=res.fetcher).write_pdf(
-        stylesheets=[res.css], font_config=res.font_config)
+    warm(look)
+    gc.freeze()  # as in the forkserver: a custom look's resources live as long as the worker
+
+
+def _render_in_process(invoices: Sequence[Invoice], targets: Sequence[Path], look: Look,
+                       on_done: Callable[[Invoice], None] | None) -> None:
+    # The caller's heap (the validated input: a million usage rows on a large run) would be walked
+    # by every full garbage collection that WeasyPrint's allocations trigger: set it aside.
+    # Measured: 0.089 -> 0.075 s CPU per invoice beside a million-object heap.
+    gc.freeze()
+    try:
+        for invoice, target in zip(invoices, targets):
+            _render_to_file(invoice, target, look)
+            if on_done:
+                on_done(invoice)
+    finally:
+        gc.unfreeze()
 
 
 def render_invoices(
@@ -382,8 +431,8 @@ def render_invoices(
     on_done is called in the calling process once per finished invoice, after its PDF is in place
     (for a progress bar, and for recording progress).
 
-    executor="process": jobs > 1 uses a ProcessPoolExecutor of min(jobs, chunks) spawned workers whose
-    initializer builds the reusable state once per worker; jobs == 1 renders in-process.
+    executor="process": jobs > 1 uses a ProcessPoolExecutor of min(jobs, chunks) workers forked from a
+    warm forkserver (start_workers); jobs == 1, or fewer than IN_PROCESS_BELOW invoices, renders in-process.
     executor="dask": the invoices go to the Dask cluster whose scheduler is at `scheduler` (an address
     such as "tcp://10.0.0.5:8786", or a distributed.Client); see _render_dask."""
     if executor not in EXECUTORS:
@@ -399,24 +448,13 @@ def render_invoices(
         return targets
 
     workers = min(jobs, len(invoices))
-    if workers <= 1:
-        # The caller's heap (the validated input: a million usage rows on a large run) would be walked
-        # by every full garbage collection that WeasyPrint's allocations trigger: set it aside.
-        # Measured: 0.089 -> 0.075 s CPU per invoice beside a million-object heap.
-        gc.freeze()
-        try:
-            for invoice, target in zip(invoices, targets):
-                _render_to_file(invoice, target, look)
-                if on_done:
-                    on_done(invoice)
-        finally:
-            gc.unfreeze()
+    if workers <= 1 or len(invoices) < IN_PROCESS_BELOW:
+        _render_in_process(invoices, targets, look, on_done)
         return targets
 
     chunks = _chunks(list(zip(invoices, targets)), chunk_size(len(invoices), workers))
     workers = min(workers, len(chunks))
-    # spawn: each worker builds its own fontconfig/Pango state instead of inheriting the parent's via fork.
-    context = multiprocessing.get_context("spawn")
+    context = _pool_context()
     per_pool = max(1, workers * INVOICES_PER_WORKER // len(chunks[0]))
     for start in range(0, len(chunks), per_pool):
         # A fresh pool now and then: a worker's memory grows with what it has rendered
