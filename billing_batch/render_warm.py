@@ -5,6 +5,9 @@ import gc
 
 from billing_batch import render
 
+# The workers hold the forkserver's pipe from the batch (so it never sees the batch go) and die with the
+# forkserver: the forkserver must die with the batch, or a killed run would leave them behind.
+render._die_with_parent()
 render.warm(render.DEFAULT_LOOK)
 # Everything loaded so far lives as long as the process: keep the garbage collector off it, here and in
 # every worker forked from here (as render_invoices does for the in-process loop).

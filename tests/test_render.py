@@ -217,15 +217,23 @@ def various_invoices(count: int, prefix: str) -> list[Invoice]:
     return [make_invoice(number=f"{prefix}{i:03d}", **kinds[i % len(kinds)]) for i in range(count)]
 
 
-def test_a_small_run_renders_in_process(tmp_path, monkeypatch):
+def test_a_small_run_renders_in_process_when_this_process_is_warm(tmp_path, monkeypatch):
     monkeypatch.setattr(CountedPool, "made", [])
     monkeypatch.setattr(render, "ProcessPoolExecutor", CountedPool)
     invoices = various_invoices(render.IN_PROCESS_BELOW - 1, "INV-0003")
+    render.warm(render.DEFAULT_LOOK)
     paths = render.render_invoices(invoices, tmp_path, TEMPLATES, jobs=2)
-
     assert CountedPool.made == []
     for invoice, path in zip(invoices, paths):
         assert invoice.number in pdf_pages(path.read_bytes())[0]
+
+    # A process that has not loaded WeasyPrint's fonts for the look forks workers (warm) instead.
+    monkeypatch.setattr(render, "_WARM", set())
+    render.render_invoices(invoices[:2], tmp_path / "cold", TEMPLATES, jobs=2)
+    assert len(CountedPool.made) == 1
+    # and one invoice is never worth a worker
+    render.render_invoices(invoices[:1], tmp_path / "one", TEMPLATES, jobs=2)
+    assert len(CountedPool.made) == 1
 
 
 def test_the_pool_makes_the_same_pdfs_as_the_in_process_loop(tmp_path, monkeypatch):
