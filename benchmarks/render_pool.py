@@ -112,7 +112,11 @@ def floor(ledger_path: Path, loops: int) -> dict:
                 "cpu_per_invoice": own / (count * len(htmls)), "loadavg_before": load,
                 "foreign_load": max(0.0, busy_seconds() - busy - own) / wall}
 
-    return {"invoices": len(htmls), "alone": measure(1), "side_by_side": measure(loops), "loops": loops}
+    alone = measure(1)
+    print(f"  alone: {json.dumps(alone)}", flush=True)
+    side_by_side = measure(loops)
+    print(f"  side by side: {json.dumps(side_by_side)}", flush=True)
+    return {"invoices": len(htmls), "alone": alone, "side_by_side": side_by_side, "loops": loops}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,17 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-pool-"))
     try:
         result: dict = {"command": " ".join(["python -m benchmarks.render_pool", *sys.argv[1:]]), "jobs": args.jobs}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         for size in ("O", "S"):
             for jobs in (args.jobs, 1):
                 print(f"Size {size}, --jobs {jobs}, {args.repeat} first runs ...", flush=True)
                 best, runs = best_run("first run", size, jobs, args.repeat, work)
                 result[f"{size}_jobs{jobs}"] = {"best": _figures(best), "runs": runs}
+                print(f"  {json.dumps(_figures(best))}", flush=True)
+                args.json.write_text(json.dumps(result, indent=2))  # so far: a long run may be cut short
         print(f"Bare WeasyPrint loops over S's invoices: one alone, then {args.jobs} side by side ...", flush=True)
         result["floor"] = floor(work / "S-jobs1-0" / "ledger.sqlite", args.jobs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["ratios"] = ratios(result, args.jobs)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     show(result, args.jobs)
     print(f"Result: {args.json}")
