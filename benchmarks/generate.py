@@ -9,6 +9,7 @@ Sizes (contracts, customers, subscriptions, usage rows):
     M     1,000      500     10,000      100,000
     L    10,000    5,000    100,000    1,000,000   (usage in a second workbook, usage.xlsx)
     U         1        1          3       20,000   (usage at scale: 40 metered products in one cycle)
+    O       120      120        360            0   (120 one-page invoices: the render pool's small run)
 
 The data look like a SaaS book of business billed as of AS_OF (2026-11-02):
 
@@ -61,6 +62,7 @@ class Size:
     usage: int
     split_usage: bool  # usage rows in a second workbook, usage.xlsx
     meters: int = 0  # U: one Monthly Arrears contract whose due cycle carries every usage row, over this many products
+    one_page: bool = False  # O: one Monthly Arrears contract per customer, one due cycle, a few subscriptions
 
 
 SIZES = {
@@ -69,6 +71,7 @@ SIZES = {
     "M": Size(1_000, 500, 10_000, 100_000, False),
     "L": Size(10_000, 5_000, 100_000, 1_000_000, True),
     "U": Size(1, 1, 3, 20_000, False, meters=40),
+    "O": Size(120, 120, 360, 0, False, one_page=True),
 }
 
 SETTINGS = [
@@ -292,6 +295,13 @@ def metered(rng: random.Random, count: int, meters: int) -> tuple[list[tuple], l
     return [contract], rows
 
 
+def one_page(count: int) -> list[tuple]:
+    """Size O: count Monthly Arrears contracts, one per customer, started 2026-10-01, so that a run as of
+    AS_OF issues exactly one short (one-page) invoice each: a small monthly run."""
+    return [(f"CTR-{n:06d}", f"CUST-{n:05d}", date(2026, 10, 1), None, "Monthly", "Arrears", None, None, 30, None,
+             "Active") for n in range(1, count + 1)]
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -369,6 +379,9 @@ def generate(size: str, out: Path, seed: int = DEFAULT_SEED, split_usage: bool |
     if spec.meters:
         contract_rows, usage_rows = metered(rng, spec.usage, spec.meters)
         sub_rows = subscriptions(rng, contract_rows, [spec.subscriptions])
+    elif spec.one_page:
+        contract_rows, usage_rows = one_page(spec.contracts), []
+        sub_rows = subscriptions(rng, contract_rows, [spec.subscriptions // spec.contracts] * spec.contracts)
     else:
         contract_rows = contracts(rng, spec.contracts, customer_rows)
         sub_rows = subscriptions(rng, contract_rows, subscription_counts(rng, spec.contracts, spec.subscriptions))

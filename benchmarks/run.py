@@ -255,6 +255,7 @@ def run_cli(label: str, input_dir: Path, out_dir: Path, jobs: int, interval: flo
         processes=[(sampler.names.get(pid, "?"), rss) for pid, rss in sampler.per_process_rss.items()],
         extra={"imports": data.get("imports"), "samples": sampler.samples, "cpu_timings": data.get("cpu_timings"),
                "workers_cpu": workers_cpu, "worker_processes": len(sampler.cpu_seen) - 1,
+               "cpu_by_pid": sampler.cpu_seen, "names": sampler.names,
                "foreign_cpu": foreign, "foreign_load": foreign / wall,
                "loadavg_after": os.getloadavg()[0]},
     )

@@ -100,7 +100,7 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[common, as_json, post_tasks, catch_up, own_look],
                               help="bill every cycle that is due and not billed yet")
     run.add_argument("--preview", action="store_true", help="show what would be billed; write nothing")
-    run.add_argument("--timings-json", type=Path, metavar="PATH", help="write each stage's wall time to PATH")
+    run.add_argument("--timings-json", type=Path, metavar="PATH", help="write each stage's wall and CPU time to PATH")
     commands.add_parser("check", parents=[common, as_json, catch_up, own_look],
                         help="report every problem in the input; bill nothing")
     generate = commands.add_parser("generate", parents=[common, contracts, post_tasks, own_look],
@@ -218,7 +218,8 @@ def run_command(args, options: pipeline.Options) -> int:
         report = pipeline.run(options, on_rendered)
     if args.timings_json:
         args.timings_json.write_text(json.dumps({
-            "timings": report.timings, "issued": len(report.issued),
+            "timings": report.timings, "cpu_timings": report.cpu_timings,
+            "issued": len(report.issued),
             "credit_notes": sum(i.is_credit_note for i in report.issued),
             "totals": {currency: {kind: str(sum(amounts)) for kind, amounts in t.items()}
                        for currency, t in totals_by_currency(report.issued).items()}}))

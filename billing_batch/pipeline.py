@@ -88,6 +88,7 @@ class Report:
     book: Path | None = None
     review: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # this process's CPU seconds per stage
     started: datetime = field(default_factory=datetime.now)
     clock: float = field(default_factory=time.perf_counter)
 
@@ -99,9 +100,10 @@ class Report:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         yield
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+        self.cpu_timings[name] = self.cpu_timings.get(name, 0.0) + time.process_time() - cpu
 
 
 @dataclass
@@ -198,6 +200,7 @@ def load(options: Options, report: Report, preflight: bool = False) -> Checked |
 def run(options: Options, on_rendered: Progress | None = None) -> Report:
     """The monthly batch: bill every due cycle not yet billed, then bring the outputs up to date."""
     report = Report()
+    render.start_workers(options.jobs, options.executor)  # warm while the input is read
     checked = load(options, report, preflight=True)
     if checked is None:
         return report
@@ -313,6 +316,7 @@ def generate(
     approve() sees every proposal (and may ask the user) and returns those to bill; it runs
     while the ledger is held, so nothing changes between."""
     report = Report()
+    render.start_workers(options.jobs, options.executor)
     checked = load(options, report, preflight=True)
     if checked is None:
         return report

@@ -11,6 +11,7 @@ import ctypes
 import itertools
 import mimetypes
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -30,9 +32,6 @@ from markupsafe import Markup
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
-from weasyprint import CSS, HTML
-from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from billing_batch import i18n
 from billing_batch.files import write_atomic
@@ -40,6 +39,14 @@ from billing_batch.look import INVOICE as TEMPLATE, STYLESHEET, Look
 from billing_batch.adjustments import RECURRING_KEY
 from billing_batch.model import Invoice, InvoiceStatus, Line, LineKind, Party
 from billing_batch.tax import CATEGORIES, DEFAULT_REASONS, REASON_SEPARATOR, STANDARD
+
+if TYPE_CHECKING:
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+    from weasyprint.urls import FatalURLFetchingError
+
+# WeasyPrint (about 1 s to import) is imported where a PDF is made, not with this module: with --jobs 2
+# the batch's own process never renders, and its workers have it from their forkserver (render_warm).
 
 Templates = Look | Path  # a bare folder is a complete set of templates
 
@@ -286,30 +293,42 @@ def _party(party: Party, labels: dict[str, str], with_email: bool) -> dict:
 # ---------------------------------------------------------------- resources
 
 
-class LocalFetcher(URLFetcher):
-    """Serves file: URLs inside the given folders, and the given files, and refuses everything else
-    (no network, no data: URLs, no other files)."""
+def __getattr__(name: str):
+    if name == "LocalFetcher":  # made with WeasyPrint's base class, on first use
+        return _local_fetcher()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def __init__(self, *roots: Path, files: Sequence[Path] = ()):
-        # fail_on_errors: a refused URL aborts the render instead of silently dropping an image.
-        super().__init__(fail_on_errors=True)
-        self.roots = tuple(Path(root).resolve() for root in roots)
-        self.files = frozenset(Path(file).resolve() for file in files)
-        self.allowed = " or ".join(map(str, self.roots))
-        self.refused: list[str] = []  # WeasyPrint's SVG code drops a failed image silently: render_pdf looks here
 
-    def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
-            self.refused.append(url)
-            raise RefusedURL(f"refused to fetch {url!r}: only files inside {self.allowed} are allowed", url)
-        path = Path(url2pathname(parts.path)).resolve()  # resolve() also defeats ../ and symlinks out
-        inside = path in self.files or any(path.is_relative_to(root) for root in self.roots)
-        if not inside or not path.is_file():
-            self.refused.append(url)
-            raise RefusedURL(f"refused to fetch {url!r}: not a file inside {self.allowed}", url)
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(path.as_uri(), path.read_bytes(), {"Content-Type": content_type})
+@lru_cache(maxsize=None)
+def _local_fetcher() -> type:
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class LocalFetcher(URLFetcher):
+        """Serves file: URLs inside the given folders, and the given files, and refuses everything else
+        (no network, no data: URLs, no other files)."""
+
+        def __init__(self, *roots: Path, files: Sequence[Path] = ()):
+            # fail_on_errors: a refused URL aborts the render instead of silently dropping an image.
+            super().__init__(fail_on_errors=True)
+            self.roots = tuple(Path(root).resolve() for root in roots)
+            self.files = frozenset(Path(file).resolve() for file in files)
+            self.allowed = " or ".join(map(str, self.roots))
+            self.refused: list[str] = []  # WeasyPrint's SVG code drops a failed image silently: render_pdf looks here
+
+        def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
+            parts = urlsplit(url)
+            if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+                self.refused.append(url)
+                raise RefusedURL(f"refused to fetch {url!r}: only files inside {self.allowed} are allowed", url)
+            path = Path(url2pathname(parts.path)).resolve()  # resolve() also defeats ../ and symlinks out
+            inside = path in self.files or any(path.is_relative_to(root) for root in self.roots)
+            if not inside or not path.is_file():
+                self.refused.append(url)
+                raise RefusedURL(f"refused to fetch {url!r}: not a file inside {self.allowed}", url)
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return URLFetcherResponse(path.as_uri(), path.read_bytes(), {"Content-Type": content_type})
+
+    return LocalFetcher
 
 
 @dataclass(frozen=True)
@@ -317,13 +336,16 @@ class _Resources:
     template: jinja2.Template
     css: CSS
     font_config: FontConfiguration
-    fetcher: LocalFetcher
+    fetcher: "LocalFetcher"  # noqa: F821 - made by _local_fetcher
     base_url: str
     logo: str | None  # the logo's file: URL, for the template
 
 
 @lru_cache(maxsize=4)
 def _resources(look: Look) -> _Resources:
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+
     env = i18n.install(jinja2.Environment(
         loader=look.loader(),
         autoescape=True,
@@ -332,7 +354,7 @@ def _resources(look: Look) -> _Resources:
         trim_blocks=True,
         lstrip_blocks=True,
     ))
-    fetcher = LocalFetcher(*look.folders, files=[look.logo] if look.logo else [])
+    fetcher = _local_fetcher()(*look.folders, files=[look.logo] if look.logo else [])
     font_config = FontConfiguration()
     stylesheet = look.find(STYLESHEET)
     if stylesheet is None:
@@ -344,12 +366,17 @@ def _resources(look: Look) -> _Resources:
     return _Resources(template, css, font_config, fetcher, base_url, look.logo.as_uri() if look.logo else None)
 
 
+_WARM: set[Look] = set()  # the looks this process has rendered a PDF with: its fonts are loaded
+
+
 def _render_error(what: str, exc: FatalURLFetchingError) -> RenderError:
     cause = exc.__cause__ or exc
     return RenderError(f"{what}: {cause}", getattr(cause, "url", None))
 
 
 def _get(templates: Templates) -> _Resources:
+    from weasyprint.urls import FatalURLFetchingError
+
     try:
         return _resources(Look.of(templates))
     except FatalURLFetchingError as exc:  # from an @import in the stylesheet
@@ -368,6 +395,9 @@ def invoice_html(invoice: Invoice, templates: Templates) -> str:
 
 
 def render_pdf(invoice: Invoice, templates: Templates) -> bytes:
+    from weasyprint import HTML
+    from weasyprint.urls import FatalURLFetchingError
+
     res = _get(templates)
     html = _page(invoice, res)
     res.fetcher.refused.clear()
@@ -380,6 +410,7 @@ def render_pdf(invoice: Invoice, templates: Templates) -> bytes:
         url = res.fetcher.refused[0]
         raise RenderError(f"invoice {invoice.number}: refused to fetch {url!r}: "
                           f"not a file inside {res.fetcher.allowed}", url)
+    _WARM.add(Look.of(templates))
     return pdf
 
 
@@ -390,12 +421,21 @@ def _render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:
 # ---------------------------------------------------------------- batches: in-process, processes or Dask
 #
 # What a batch costs besides WeasyPrint, and what is done about it:
-# * Starting a worker (spawn, imports, fonts, the parsed CSS) costs about 0.6 s: once per worker,
-#   by the pool initializer, never per invoice.
+# * Workers are forked from a forkserver: a process started afresh (so it holds none of the batch's
+#   threads, ledger connection or heap) that imports WeasyPrint, parses the default look and loads
+#   its fonts once (billing_batch.render_warm). start_workers starts it while the input is read; a
+#   worker forked from it starts in milliseconds, warm, instead of spending 0.6-0.7 s of CPU on the
+#   imports and fonts of a spawned interpreter. Forking there is safe: it has one thread (fontconfig,
+#   Pango and cairo start none) and it never renders an invoice itself.
+# * A run of one invoice renders in the calling process, and so does a run of fewer than
+#   IN_PROCESS_BELOW invoices when this process has WeasyPrint warm for the look already (the preflight
+#   of a custom look did it): there, workers would gain less than they cost. Otherwise workers pay from
+#   two invoices: forking two takes milliseconds, loading WeasyPrint here 0.7-1.2 s of CPU
+#   (measured: docs/performance.md).
 # * Each task carries a chunk of a few invoices, so the pickling and the queue round trips are paid
 #   per chunk; chunks stay small enough (at most CHUNK_MAX) that the last ones balance across workers.
-# * Workers are replaced after about INVOICES_PER_WORKER invoices, which bounds their memory and
-#   costs a worker start (0.6 s) per 1,500 invoices, under 0.5 %.
+# * Workers are replaced after about INVOICES_PER_WORKER invoices, which bounds their memory; a
+#   worker forked from the forkserver starts warm, so a replacement costs next to nothing.
 # * At most IN_FLIGHT_PER_WORKER chunks per worker are submitted at a time: waiting is O(workers)
 #   per completion, not O(invoices) (concurrent.futures.wait over 10,000 futures, once per
 #   completion, is quadratic), and the parent holds no queue of 10,000 pickled invoices.
@@ -403,7 +443,10 @@ def _render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:
 CHUNK_MAX = 8
 IN_FLIGHT_PER_WORKER = 3
 INVOICES_PER_WORKER = 1500  # then the pool is replaced (max_tasks_per_child can deadlock on 3.11: cpython#115634)
+IN_PROCESS_BELOW = 6  # invoices, when this process is warm for the look (docs/performance.md)
 EXECUTORS = ("process", "dask")
+DEFAULT_LOOK = Look.of(Look())
+WARM_MODULE = "billing_batch.render_warm"
 
 
 def chunk_size(count: int, workers: int) -> int:
@@ -421,8 +464,38 @@ def _render_chunk_to_files(pairs: Sequence[tuple[Invoice, Path]], look: Look) ->
     return len(pairs)
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """forkserver, preloading render_warm; spawn where there is no forkserver (not on Linux or macOS)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([WARM_MODULE])  # only read when the forkserver starts
+    return context
+
+
+def start_workers(jobs: int, executor: str = "process") -> None:
+    """Start what the render workers are forked from, now, so that it is warm by the time the invoices
+    are ready: call it before reading the input, which it does not need. Does nothing for one job."""
+    if jobs > 1 and executor == "process" and _pool_context().get_start_method() == "forkserver":
+        multiprocessing.forkserver.ensure_running()
+
+
+def warm(look: Look) -> None:
+    """Build the look's resources and render a page, so the fonts are loaded before the first invoice
+    (about 0.2 s); once per process and look (a worker inherits what its forkserver warmed)."""
+    from weasyprint import HTML
+
+    if look in _WARM:
+        return
+    res = _get(look)
+    HTML(string="<p>0</p>", base_url=res.base_url, url_fetcher=res.fetcher).write_pdf(
+        stylesheets=[res.css], font_config=res.font_config)
+    _WARM.add(look)
+
+
 def _die_with_parent() -> None:
-    """A worker must not outlive a run that was killed: it would hold the run's files and pipes."""
+    """A worker must not outlive a run that was killed: it would hold the run's files and pipes. A
+    worker's parent is the forkserver, whose parent is the batch (the thread that started it)."""
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -432,10 +505,23 @@ def _die_with_parent() -> None:
 
 def _init_worker(look: Look) -> None:
     _die_with_parent()
-    res = _get(look)
-    # Load the fonts now rather than in the first invoice (about 0.1 s).
-    HTML(string="<p>0</p>", base_url=res.base_url, url_fetcher=res.fetcher).write_pdf(
-        stylesheets=[res.css], font_config=res.font_config)
+    warm(look)
+    gc.freeze()  # as in the forkserver: a custom look's resources live as long as the worker
+
+
+def _render_in_process(invoices: Sequence[Invoice], targets: Sequence[Path], look: Look,
+                       on_done: Callable[[Invoice], None] | None) -> None:
+    # The caller's heap (the validated input: a million usage rows on a large run) would be walked
+    # by every full garbage collection that WeasyPrint's allocations trigger: set it aside.
+    # Measured: 0.089 -> 0.075 s CPU per invoice beside a million-object heap.
+    gc.freeze()
+    try:
+        for invoice, target in zip(invoices, targets):
+            _render_to_file(invoice, target, look)
+            if on_done:
+                on_done(invoice)
+    finally:
+        gc.unfreeze()
 
 
 def render_invoices(
@@ -452,8 +538,9 @@ def render_invoices(
     on_done is called in the calling process once per finished invoice, after its PDF is in place
     (for a progress bar, and for recording progress).
 
-    executor="process": jobs > 1 uses a ProcessPoolExecutor of min(jobs, chunks) spawned workers whose
-    initializer builds the reusable state once per worker; jobs == 1 renders in-process.
+    executor="process": jobs > 1 uses a ProcessPoolExecutor of min(jobs, chunks) workers forked from a
+    warm forkserver (start_workers); jobs == 1, one invoice, or fewer than IN_PROCESS_BELOW invoices when this
+    process has rendered with the look already, render in-process.
     executor="dask": the invoices go to the Dask cluster whose scheduler is at `scheduler` (an address
     such as "tcp://10.0.0.5:8786", or a distributed.Client); see _render_dask."""
     if executor not in EXECUTORS:
@@ -469,24 +556,13 @@ def render_invoices(
         return targets
 
     workers = min(jobs, len(invoices))
-    if workers <= 1:
-        # The caller's heap (the validated input: a million usage rows on a large run) would be walked
-        # by every full garbage collection that WeasyPrint's allocations trigger: set it aside.
-        # Measured: 0.089 -> 0.075 s CPU per invoice beside a million-object heap.
-        gc.freeze()
-        try:
-            for invoice, target in zip(invoices, targets):
-                _render_to_file(invoice, target, look)
-                if on_done:
-                    on_done(invoice)
-        finally:
-            gc.unfreeze()
+    if workers <= 1 or (len(invoices) < IN_PROCESS_BELOW and look in _WARM):
+        _render_in_process(invoices, targets, look, on_done)
         return targets
 
     chunks = _chunks(list(zip(invoices, targets)), chunk_size(len(invoices), workers))
     workers = min(workers, len(chunks))
-    # spawn: each worker builds its own fontconfig/Pango state instead of inheriting the parent's via fork.
-    context = multiprocessing.get_context("spawn")
+    context = _pool_context()
     per_pool = max(1, workers * INVOICES_PER_WORKER // len(chunks[0]))
     for start in range(0, len(chunks), per_pool):
         # A fresh pool now and then: a worker's memory grows with what it has rendered

@@ -199,3 +199,54 @@ def test_workers_are_replaced_after_their_share_of_invoices(tmp_path, monkeypatc
     assert sorted(i.number for i in done) == [i.number for i in invoices]
     for invoice, path in zip(invoices, paths):
         assert invoice.number in pdf_pages(path.read_bytes())[0]
+
+
+class CountedPool(render.ProcessPoolExecutor):
+    made: list = []
+
+    def __init__(self, *args, **kwargs):
+        CountedPool.made.append(self)
+        super().__init__(*args, **kwargs)
+
+
+def various_invoices(count: int, prefix: str) -> list[Invoice]:
+    """Invoices that differ in number, currency, language and length, so their PDFs differ."""
+    kinds = [dict(), dict(currency="EUR", locale="de_DE"), dict(lines=usd_lines()[:1], subtotal="588.00",
+                                                               discount="0", tax="117.60", total="705.60",
+                                                               discount_rate="0")]
+    return [make_invoice(number=f"{prefix}{i:03d}", **kinds[i % len(kinds)]) for i in range(count)]
+
+
+def test_a_small_run_renders_in_process_when_this_process_is_warm(tmp_path, monkeypatch):
+    monkeypatch.setattr(CountedPool, "made", [])
+    monkeypatch.setattr(render, "ProcessPoolExecutor", CountedPool)
+    invoices = various_invoices(render.IN_PROCESS_BELOW - 1, "INV-0003")
+    render.warm(render.DEFAULT_LOOK)
+    paths = render.render_invoices(invoices, tmp_path, TEMPLATES, jobs=2)
+    assert CountedPool.made == []
+    for invoice, path in zip(invoices, paths):
+        assert invoice.number in pdf_pages(path.read_bytes())[0]
+
+    # A process that has not loaded WeasyPrint's fonts for the look forks workers (warm) instead.
+    monkeypatch.setattr(render, "_WARM", set())
+    render.render_invoices(invoices[:2], tmp_path / "cold", TEMPLATES, jobs=2)
+    assert len(CountedPool.made) == 1
+    # and one invoice is never worth a worker
+    render.render_invoices(invoices[:1], tmp_path / "one", TEMPLATES, jobs=2)
+    assert len(CountedPool.made) == 1
+
+
+def test_the_pool_makes_the_same_pdfs_as_the_in_process_loop(tmp_path, monkeypatch):
+    monkeypatch.setattr(CountedPool, "made", [])
+    monkeypatch.setattr(render, "ProcessPoolExecutor", CountedPool)
+    invoices = various_invoices(render.IN_PROCESS_BELOW + 2, "INV-0004")
+    render.start_workers(2)  # as a run does, before reading its input
+    pooled = render.render_invoices(invoices, tmp_path / "pool", TEMPLATES, jobs=2)
+    assert len(CountedPool.made) == 1
+    alone = render.render_invoices(invoices, tmp_path / "alone", TEMPLATES, jobs=1)
+    assert len(CountedPool.made) == 1
+
+    for invoice, a, b in zip(invoices, pooled, alone):
+        assert a.read_bytes() == b.read_bytes(), invoice.number
+        assert invoice.number in pdf_pages(a.read_bytes())[0]
+    assert len({p.read_bytes() for p in pooled}) == len(invoices)
