@@ -88,7 +88,7 @@ def test_seats_added_mid_cycle_are_billed_on_the_next_invoice(tmp_path: Path):
     with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
         [invoice] = [i for i in ledger.invoices() if i.number == "INV-000002"]
     german = [line["description"] for line in render.invoice_view(replace(invoice, locale="de_DE"))["lines"]]
-    assert "Korrektur zu Rechnung INV-000001 – User seats (17 Tage)" in german
+    assert "Anpassung zu Rechnung INV-000001 – User seats (17 Tage)" in german
 
     # A rerun bills nothing, and the next month no adjustment again.
     ok(bill(path, out, "2026-02-01"))

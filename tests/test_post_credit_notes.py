@@ -55,7 +55,7 @@ def test_a_credit_note_is_emailed_with_its_own_subject_body_and_pdf(billed: Bill
 
 @pytest.mark.parametrize("locale, subject, body", [
     ("en_GB", "Credit note CN-000001 for invoice INV-000004", "Please find attached credit note"),
-    ("de_DE", "Gutschrift CN-000001 zur Rechnung INV-000004", "anbei erhalten Sie die Gutschrift"),
+    ("de_DE", "Rechnungskorrektur CN-000001 zur Rechnung INV-000004", "anbei erhalten Sie die Rechnungskorrektur"),
     ("fr_FR", "Avoir CN-000001 sur la facture INV-000004", "Veuillez trouver ci-joint l'avoir"),
     ("nl_NL", "Creditnota CN-000001 bij factuur INV-000004", "Bijgaand ontvangt u creditnota"),
     ("es_ES", "Factura rectificativa CN-000001 de la factura INV-000004", "Le adjuntamos la factura rectificativa"),
