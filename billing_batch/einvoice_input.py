@@ -54,7 +54,7 @@ BUYER = (
     Term("Country", "country", "the buyer's country", "BT-55", ALL),
     Term("City", "city", "the buyer's city", "BT-52", XRECHNUNG),
     Term("Postal Code", "postal_code", "the buyer's postal code", "BT-53", XRECHNUNG),
-    Term("Buyer Reference", "buyer_reference", "the buyer reference (for a German public body, its Leitweg-ID)",
+    Term("Buyer Reference", "buyer_reference", "the buyer reference, for a German public body its Leitweg-ID,",
          "BT-10", XRECHNUNG),
     Term("Electronic Address", "electronic_address", "the buyer's electronic address", "BT-49", NETWORK),
     Term("Electronic Address Scheme", "electronic_scheme", "the scheme of the buyer's electronic address",
@@ -136,7 +136,7 @@ def buyer_gaps(settings: Settings, customers: dict[str, Customer], rows: dict, c
             if kind in term.formats and not getattr(customer, term.field):
                 problems.append(problem(
                     "BB162", row[term.column].source, f"Customer {customer.customer_id} gets {kind.value} "
-                    f"e-invoices, which need {term.words} ({term.bt}); the cell is empty.",
+                    f"e-invoices, which need {term.words.rstrip(',')} ({term.bt}); the cell is empty.",
                     customer_id=customer.customer_id))
         if customer.country and not country_code(customer.country):
             problems.append(problem(

@@ -565,7 +565,9 @@ def _einvoice_settings(settings: Settings, text, invalid) -> Settings:
 
 
 def einvoice_format(typed: str) -> EInvoice | None:
-    return {choice_key(o.value): o for o in EInvoice}.get(choice_key(typed))
+    """ZUGFeRD (2.x, at its EN 16931 profile) is the German name of Factur-X: the same file."""
+    known = {choice_key(o.value): o for o in EInvoice} | {choice_key("ZUGFeRD"): EInvoice.FACTUR_X}
+    return known.get(choice_key(typed))
 
 
 def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None,
