@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,9 +42,14 @@ class Failure:
 
 @dataclass(frozen=True)
 class Result:
-    syntax: Syntax | None
+    syntax: Syntax
     xrechnung: bool
     failures: tuple[Failure, ...]
+    factur_x: bool = False  # read from a Factur-X PDF; its container's problems are failures too
+
+    @property
+    def kind(self) -> str:
+        return "Factur-X (CII)" if self.factur_x else ("XRechnung " if self.xrechnung else "") + self.syntax.value
 
     @property
     def errors(self) -> tuple[Failure, ...]:
@@ -126,9 +131,13 @@ def _schematron(stylesheet: Path, xml: bytes) -> list[Failure]:
     document = _processor().parse_xml(xml_text=xml.decode("utf-8"))
     svrl = _compiled(stylesheet).transform_to_string(xdm_node=document)
     report = etree.parse(io.BytesIO(svrl.encode("utf-8")))
-    return [Failure(node.get("id") or "", node.get("flag") or "fatal",
-                    " ".join((node.findtext(f"{SVRL}text") or "").split()), node.get("location") or "")
-            for node in report.iter(f"{SVRL}failed-assert")]
+    failures = []
+    for node in report.iter(f"{SVRL}failed-assert"):
+        rule = node.get("id") or ""
+        text = " ".join((node.findtext(f"{SVRL}text") or "").split())
+        text = text.removeprefix(f"[{rule}]").lstrip("-").strip()  # the CEN texts repeat their ID
+        failures.append(Failure(rule, node.get("flag") or "fatal", text, node.get("location") or ""))
+    return failures
 
 
 def extract_xml(pdf: bytes) -> bytes:
@@ -147,14 +156,17 @@ def check_file(path: Path) -> Result:
         data = path.read_bytes()
     except OSError as exc:
         raise Unreadable(f"it cannot be read: {exc.strerror}") from None
-    if data.startswith(b"%PDF"):
-        try:
-            data = extract_xml(data)
-        except Unreadable:
-            raise
-        except Exception as exc:  # a damaged PDF can fail any way inside the PDF library
-            raise Unreadable(f"it is not a readable PDF ({exc})") from None
-    return check_xml(data)
+    if not data.startswith(b"%PDF"):
+        return check_xml(data)
+    try:
+        xml, container = extract_xml(data), container_problems(data)
+    except Unreadable:
+        raise
+    except Exception as exc:  # a damaged PDF can fail any way inside the PDF libraries
+        raise Unreadable(f"it is not a readable PDF ({exc})") from None
+    result = check_xml(xml)
+    return replace(result, factur_x=True,
+                   failures=result.failures + tuple(Failure("PDF/A-3", "error", text) for text in container))
 
 
 # What pikepdf can see of a Factur-X container. Not a PDF/A validator (veraPDF, which is not installable

@@ -208,3 +208,37 @@ def test_an_xrechnung_without_buyer_reference_fails_br_de_15(billed: Path):
     invoice = issued(billed)["CUST-XR"]
     broken = replace(invoice, buyer=replace(invoice.buyer, buyer_reference=""))
     assert "BR-DE-15" in rules(einvoice_check.check_xml(einvoice.einvoice_xml(broken)))
+
+
+# ---------------------------------------------------------------- billing-batch validate-einvoice
+
+
+def test_validate_einvoice_passes_what_the_batch_made(billed: Path):
+    invoices = issued(billed)
+    for path, kind in ((billed / invoices["CUST-FX"].pdf_name, "Factur-X (CII)"),
+                       (billed / invoices["CUST-XR"].einvoice_name, "XRechnung UBL"),
+                       (billed / invoices["CUST-PE"].einvoice_name, "UBL")):
+        result = run_cli("validate-einvoice", str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{kind}, passes the rules" in result.stdout
+
+
+def test_validate_einvoice_names_each_failed_rule_and_exits_1(billed: Path, tmp_path: Path):
+    xml = etree.parse(str(billed / issued(billed)["CUST-FX"].einvoice_name)).getroot()
+    node = _total(xml, "TaxTotalAmount")
+    node.text = str(D(node.text) + 1)
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(etree.tostring(xml))
+    result = run_cli("validate-einvoice", str(broken))
+    assert result.returncode == 1
+    assert "BR-CO-15: Invoice total amount with VAT (BT-112)" in " ".join(result.stdout.split())
+
+
+def test_validate_einvoice_exits_2_on_what_is_no_einvoice(billed: Path, tmp_path: Path):
+    (tmp_path / "notes.xml").write_text("not xml at all")
+    (tmp_path / "other.xml").write_text("<order/>")
+    plain_pdf = billed / issued(billed)["CUST-XR"].pdf_name  # a PDF without Factur-X XML
+    for path in (tmp_path / "notes.xml", tmp_path / "other.xml", plain_pdf, tmp_path / "missing.xml"):
+        result = run_cli("validate-einvoice", str(path))
+        assert result.returncode == 2, (path, result.stdout + result.stderr)
+        assert "cannot be checked" in result.stdout and "Traceback" not in result.stdout + result.stderr
