@@ -242,3 +242,21 @@ def test_validate_einvoice_exits_2_on_what_is_no_einvoice(billed: Path, tmp_path
         result = run_cli("validate-einvoice", str(path))
         assert result.returncode == 2, (path, result.stdout + result.stderr)
         assert "cannot be checked" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_email_attaches_the_xml_of_xrechnung_and_peppol_not_of_factur_x(tmp_path: Path):
+    import email
+    from email import policy
+
+    out = tmp_path / "out"
+    result = run_cli("run", "--input", str(einvoice_book(tmp_path / "billing.xlsx")), "--output", str(out),
+                     "--as-of", AS_OF, "--jobs", "1", "--post-tasks", "send")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for cid, invoice in issued(out).items():
+        msg = email.message_from_bytes((out / "outbox" / f"{invoice.number}.eml").read_bytes(), policy=policy.SMTP)
+        attached = {part.get_filename(): part.get_content() for part in msg.iter_attachments()}
+        xml = f"{invoice.number}.xml"
+        if cid == "CUST-FX":  # the PDF carries it
+            assert xml not in attached and f"{invoice.number}.pdf" in attached
+        else:
+            assert attached[xml] == (out / invoice.einvoice_name).read_bytes()
