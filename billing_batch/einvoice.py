@@ -145,6 +145,8 @@ def business_terms(invoice: Invoice) -> dict:
             data[key] = value
     if invoice.doc_type is DocType.CREDIT_NOTE and invoice.credits:
         data["BG-3"] = [{"BT-25": invoice.credits, **({"BT-26": invoice.credits_date} if invoice.credits_date else {})}]
+    if invoice.reason:  # a credit note's reason, as its PDF prints it
+        data["BG-1"] = [{"BT-22": invoice.reason}]
     for group in draft.vat_groups:
         entry = {"BT-116": _amount(group.taxable), "BT-117": _amount(group.tax), "BT-118": group.category}
         if group.category not in NO_RATE:

@@ -48,13 +48,12 @@ SETTINGS = [
 ]
 
 # Customer ID, Name, Email, Address, City, Postal Code, Country, Tax Rate[, VAT ID, Tax Category, Tax Exemption
-# Reason[, E-Invoice, Buyer Reference, Electronic Address, Electronic Address Scheme]]. The EU customers with VAT
-# IDs come last (numbers fictitious, check digits valid), so the invoices of the others keep their order; the
-# German public body on XRechnung after them.
+# Reason[, Language, E-Invoice, Buyer Reference, Electronic Address, Electronic Address Scheme]]. The EU customers
+# with VAT IDs come last (numbers fictitious, check digits valid), so the invoices of the others keep their order.
 CUSTOMERS = [
     ("CUST-001", "Northwind Analytics Inc.", "ap.northwind@example.com", "1200 Market Street", "San Francisco", "94102", "United States", 0.085),
     # A German business that takes Factur-X (ZUGFeRD): its PDFs carry the EN 16931 XML.
-    ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19, N, N, N, "Factur-X"),
+    ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19, N, N, N, N, "Factur-X"),
     ("CUST-003", "Harbor & Pine Consulting LLC", "accounts@example.org", "410 SW Oak Street, Floor 3", "Portland", "97204", "United States", 0.0),
     ("CUST-004", "Quarry Lane Logistics", "finance.quarrylane@example.com", "88 Industrial Parkway", "Columbus", "43215", "United States", 0.075),
     ("CUST-005", "Meridian Health Partners", "payables@example.net", "Suite 1400\n2200 Ross Avenue", "Dallas", "75201", "United States", 0.08),
@@ -78,13 +77,10 @@ CUSTOMERS = [
     ("CUST-023", "Fiore Design Studio S.à r.l.", "amministrazione.fiore@example.net", "Avenue de la Liberté 12", "Luxembourg", "L-1930", "Luxembourg", 0.17),
     ("CUST-024", "Southbank Capital Advisors", "ops.southbank@example.com", "12 Collins Street", "Melbourne", "3000", "Australia", 0.10),
     # A Belgian business: reverse charge (AE), with the standard legend; Peppol e-invoices to its enterprise number.
-    ("CUST-025", "Verhaegen Logistiek NV", "facturen.verhaegen@example.net", "Frankrijklei 88", "Antwerpen", "2000", "Belgium", 0.21, "BE 0815.739.217", "AE", N,
+    ("CUST-025", "Verhaegen Logistiek NV", "facturen.verhaegen@example.net", "Frankrijklei 88", "Antwerpen", "2000", "Belgium", 0.21, "BE 0815.739.217", "AE", N, N,
      "Peppol", N, "0815739217", "0208"),
     # An Irish business: standard rate, both VAT IDs on the invoice.
     ("CUST-026", "Liffey Robotics Ltd", "accounts.liffey@example.ie", "12 Hanover Quay", "Dublin", "D02 VY79", "Ireland", 0.23, "IE9174305B", N, N),
-    # A German public body: XRechnung, addressed by its Leitweg-ID (Buyer Reference and electronic address).
-    ("CUST-027", "Stadt Lindenau, Amt für Informationstechnik", "e-rechnung.lindenau@example.de", "Rathausplatz 1", "Lindenau", "04178", "Germany", 0.19, N, N, N,
-     "XRechnung", "04011000-1234512345-06", "04011000-1234512345-06", "0204"),
 ]
 
 # Contract ID, Customer ID, Start, End, Frequency, Policy, Offset, Currency, Terms, Discount, Status[, Purchase Order]
@@ -118,7 +114,6 @@ CONTRACTS = [
     ("CTR-1027", "CUST-008", "2026-10-01", N, "Quarterly", "Advance", 0, "USD", 30, N, "Active"),
     ("CTR-1028", "CUST-025", "2026-09-01", N, "Monthly", "Arrears", N, "EUR", 30, 0.05, "Active", "PO-VH-2026-118"),
     ("CTR-1029", "CUST-026", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 30, N, "Active"),
-    ("CTR-1030", "CUST-027", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 30, N, "Active"),
 ]
 
 R, O = "Recurring", "One-Time"
@@ -181,7 +176,40 @@ SUBSCRIPTIONS = [
     ("CTR-1028", "Platform Pro", "Platform Pro seats", 14, 36.50, N, N, R),
     ("CTR-1028", "Managed Hosting", "Managed hosting (EU region)", 1, 1975.00, N, N, R),
     ("CTR-1029", "Platform Team", "Platform Team seats", 8, 29.50, N, N, R),
-    ("CTR-1030", "Platform Pro", "Platform Pro seats (public sector)", 20, 34.90, N, N, R),
+]
+
+# ---------------------------------------------------------------- h-lang: German and French customers
+# Invoices in the customer's language (Customers: Language): German and French businesses at their
+# country's standard rate, with VAT IDs (fictitious, check digits valid). Billed last, after every row
+# above, so the other invoices keep their numbers; not metered, so the Usage sheet stays as it is.
+LANGUAGE_CUSTOMERS = [  # as CUSTOMERS, then Language
+    ("CUST-DE-1", "Falkenried Maschinenbau GmbH", "buchhaltung.falkenried@example.de", "Hammer Landstraße 27",
+     "Hamburg", "20537", "Germany", 0.19, "DE 816 342 758", N, N, "de_DE"),
+    ("CUST-FR-1", "Éditions Vauclair SARL", "comptabilite.vauclair@example.fr", "8 quai Saint-Vincent",
+     "Lyon", "69001", "France", 0.20, "FR 17 482739158", N, N, "fr_FR"),
+]
+LANGUAGE_CONTRACTS = [
+    ("CTR-DE-1", "CUST-DE-1", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 14, N, "Active"),
+    ("CTR-FR-1", "CUST-FR-1", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 30, 0.10, "Active"),
+]
+LANGUAGE_SUBSCRIPTIONS = [  # with their IDs, as the Subscriptions sheet has them
+    ("SUB-DE-1", "CTR-DE-1", "Platform Pro", "Platform Pro seats", 40, 36.50, N, N, R),
+    ("SUB-DE-2", "CTR-DE-1", "Priority Support", "24/7 priority support", 1, 420.00, N, N, R),
+    ("SUB-FR-1", "CTR-FR-1", "Platform Team", "Platform Team seats", 45, 29.50, N, N, R),
+    ("SUB-FR-2", "CTR-FR-1", "SSO Add-on", "Single sign-on (SAML)", 1, 99.00, "2026-10-15", N, R),
+]
+# ---------------------------------------------------------------- end of h-lang
+
+# A German public body on XRechnung, addressed by its Leitweg-ID (Buyer Reference and Electronic Address,
+# scheme 0204). Billed after every row above, so the other invoices keep their numbers.
+EINVOICE_CUSTOMERS = [  # as CUSTOMERS, then Language, E-Invoice, Buyer Reference, Electronic Address and its scheme
+    ("CUST-DE-2", "Stadt Lindenau, Amt für Informationstechnik", "e-rechnung.lindenau@example.de", "Rathausplatz 1",
+     "Lindenau", "04178", "Germany", 0.19, N, N, N, "de_DE", "XRechnung", "04011000-1234512345-06",
+     "04011000-1234512345-06", "0204"),
+]
+EINVOICE_CONTRACTS = [("CTR-XR-1", "CUST-DE-2", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 30, N, "Active")]
+EINVOICE_SUBSCRIPTIONS = [
+    ("SUB-XR-1", "CTR-XR-1", "Platform Pro", "Platform Pro seats (public sector)", 20, 34.90, N, N, R),
 ]
 
 # Metered contracts: contract -> (kinds of usage it reports, support rate per hour in its currency)
@@ -231,8 +259,8 @@ DATE, PCT, MONEY, PRICE, INT = "yyyy-mm-dd", "0.0%", "#,##0.00", "#,##0.00##", "
 SHEETS = {  # sheet -> [(header, number format or None)]
     "Customers": [("Customer ID", N), ("Name", N), ("Email", N), ("Address", N), ("City", N),
                   ("Postal Code", N), ("Country", N), ("Tax Rate", PCT), ("VAT ID", N), ("Tax Category", N),
-                  ("Tax Exemption Reason", N), ("E-Invoice", N), ("Buyer Reference", N), ("Electronic Address", N),
-                  ("Electronic Address Scheme", N)],
+                  ("Tax Exemption Reason", N), ("Language", N), ("E-Invoice", N), ("Buyer Reference", N),
+                  ("Electronic Address", N), ("Electronic Address Scheme", N)],
     "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
                   ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
                   ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N),
@@ -271,8 +299,9 @@ def write_sheet(ws, columns, rows) -> None:
 
 
 def build() -> None:
-    subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)]
-    data = {"Customers": CUSTOMERS, "Contracts": CONTRACTS, "Subscriptions": subs,
+    subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)] + LANGUAGE_SUBSCRIPTIONS + EINVOICE_SUBSCRIPTIONS
+    data = {"Customers": CUSTOMERS + LANGUAGE_CUSTOMERS + EINVOICE_CUSTOMERS,
+            "Contracts": CONTRACTS + LANGUAGE_CONTRACTS + EINVOICE_CONTRACTS, "Subscriptions": subs,
             "Usage": usage_rows(), "Settings": SETTINGS}
     wb = Workbook()
     wb.remove(wb.active)

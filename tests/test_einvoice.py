@@ -27,6 +27,7 @@ HEADERS_EINV = {
     "Contracts": HEADERS["Contracts"] + ["Purchase Order"],
 }
 SELLER = {"Company Name": "Nordlicht Software GmbH", "Company Address": "Torstraße 1\n10119 Berlin",
+          "Company Email": "rechnung@nordlicht.example",
           "Company Street": "Torstraße 1", "Company City": "Berlin", "Company Postal Code": "10119",
           "Company Country": "DE", "VAT ID": SELLER_VAT, "Company Registration ID": "HRB 123456",
           "Electronic Address": "rechnung@nordlicht.example", "Electronic Address Scheme": "EM",
@@ -260,3 +261,23 @@ def test_the_email_attaches_the_xml_of_xrechnung_and_peppol_not_of_factur_x(tmp_
             assert xml not in attached and f"{invoice.number}.pdf" in attached
         else:
             assert attached[xml] == (out / invoice.einvoice_name).read_bytes()
+
+
+def test_a_credit_note_made_by_the_credit_command_is_a_381_that_passes(tmp_path: Path):
+    book = einvoice_book(tmp_path / "billing.xlsx")
+    out = bill(tmp_path, book)
+    for cid, invoice in issued(out).items():
+        result = run_cli("credit", "--input", str(book), "--output", str(out), "--as-of", AS_OF,
+                         "--invoice", invoice.number, "--reason", "Service outage in January")
+        assert result.returncode == 0, result.stdout + result.stderr
+    with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
+        notes = [i for i in ledger.invoices() if i.doc_type is DocType.CREDIT_NOTE]
+    assert len(notes) == len(CUSTOMERS)
+    for note in notes:
+        xml = (out / note.einvoice_name).read_bytes()
+        result = einvoice_check.check_xml(xml)
+        assert result.errors == (), (note.number, [str(f) for f in result.errors])
+        root = etree.fromstring(xml)
+        assert "381" in (root.findtext(".//{*}TypeCode"), root.findtext("{*}CreditNoteTypeCode"))
+        assert note.credits in [e.text for e in root.iter("{*}ID", "{*}IssuerAssignedID")]
+        assert "Service outage in January" in [e.text for e in root.iter("{*}Note", "{*}Content")]
