@@ -554,7 +554,7 @@ def _einvoice_settings(settings: Settings, text, invalid) -> Settings:
             invalid("E-Invoice", f"The E-Invoice {typed} is not a format we make.",
                     f"use {einvoice_input.FORMATS}, or leave it blank for none.")
         settings = replace(settings, einvoice=kind)
-    for key, field, codes, example in (
+    for key, attribute, codes, example in (
             ("Company Registration Scheme", "registration_scheme", einvoice_input.ICD, "0204 for a German Leitweg-ID "
              "or 0208 for a Belgian enterprise number"),
             ("Electronic Address Scheme", "electronic_scheme", einvoice_input.EAS, "EM for an email address, "
@@ -562,7 +562,7 @@ def _einvoice_settings(settings: Settings, text, invalid) -> Settings:
         if typed := text(key):
             if typed.upper() not in codes():
                 invalid(key, f"The {key} {typed} is not a code of its list.", f"use a code such as {example}.")
-            settings = replace(settings, **{field: typed.upper()})
+            settings = replace(settings, **{attribute: typed.upper()})
     if typed := text("Company Country"):
         code = einvoice_input.country_code(typed)
         if not code:

@@ -281,3 +281,26 @@ def test_a_credit_note_made_by_the_credit_command_is_a_381_that_passes(tmp_path:
         assert "381" in (root.findtext(".//{*}TypeCode"), root.findtext("{*}CreditNoteTypeCode"))
         assert note.credits in [e.text for e in root.iter("{*}ID", "{*}IssuerAssignedID")]
         assert "Service outage in January" in [e.text for e in root.iter("{*}Note", "{*}Content")]
+
+
+# ---------------------------------------------------------------- incomplete data: set aside before billing
+
+
+def test_a_customer_missing_terms_is_set_aside_with_each_named(tmp_path: Path):
+    book = einvoice_book(tmp_path / "billing.xlsx", **{"CUST-XR": {"Buyer Reference": None, "City": None}})
+    out = tmp_path / "out"
+    result = run_cli("run", "--input", str(book), "--output", str(out), "--as-of", AS_OF, "--jobs", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())
+    assert "column L (Buyer Reference)" in text and "(BT-10)" in text
+    assert "column E (City)" in text and "the buyer's city (BT-52)" in text
+    assert sorted(issued(out)) == ["CUST-FX", "CUST-PE"]  # the others are billed
+
+
+def test_a_seller_term_missing_sets_aside_only_the_formats_that_need_it(tmp_path: Path):
+    book = einvoice_book(tmp_path / "billing.xlsx", seller={"Contact Phone": None})
+    result = run_cli("check", "--input", str(book), "--output", str(tmp_path / "out"), "--as-of", AS_OF)
+    assert result.returncode == 1
+    text = " ".join(result.stdout.split())
+    assert "The e-invoices of CUST-XR need the seller's contact phone number (BT-42)" in text
+    assert "CUST-FX" not in text and "CUST-PE" not in text  # Factur-X and Peppol do not need it
