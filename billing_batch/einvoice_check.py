@@ -55,10 +55,6 @@ class Result:
     def errors(self) -> tuple[Failure, ...]:
         return tuple(f for f in self.failures if f.flag in FAILING)
 
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
 
 class Unreadable(ValueError):
     """Not an e-invoice: not XML, or neither a CII nor a UBL invoice."""
