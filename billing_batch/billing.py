@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from billing_batch.cycles import billed_before, cycle_containing, cycles, due_cycles
 from billing_batch.credit_notes import CreditNote
+from billing_batch.einvoice_input import country_code
 from billing_batch.errors import Problem, problem
 from billing_batch.model import (
     Contract,
@@ -168,14 +169,36 @@ def seller(settings: Settings) -> Party:
         tax_id=settings.tax_id,
         bank_details=settings.bank_details,
         vat_id=settings.vat_id,
+        street=settings.company_street,
+        city=settings.company_city,
+        postal_code=settings.company_postal_code,
+        country=settings.company_country,
+        registration_id=settings.registration_id,
+        registration_scheme=settings.registration_scheme,
+        electronic_address=settings.electronic_address,
+        electronic_scheme=settings.electronic_scheme,
+        contact_name=settings.contact_name,
+        contact_phone=settings.contact_phone,
+        contact_email=settings.contact_email,
+        iban=settings.creditor_iban,
+        bic=settings.creditor_bic,
+        creditor_id=settings.creditor_id,
     )
 
 
-def buyer(customer: Customer) -> Party:
+def buyer(customer: Customer, contract: Contract | None = None, settings: Settings | None = None) -> Party:
     town = " ".join(part for part in (customer.postal_code, customer.city) if part)
     lines = [*customer.address.splitlines(), town, customer.country]
+    einvoice = customer.einvoice or (settings.einvoice if settings else None)
+    mandate = bool(customer.mandate_id and customer.iban)  # collected by direct debit (payment means 59)
     return Party(name=customer.name, address_lines=tuple(line for line in lines if line.strip()), email=customer.email,
-                 vat_id=customer.vat_id)
+                 vat_id=customer.vat_id, street=customer.address, city=customer.city,
+                 postal_code=customer.postal_code, country=country_code(customer.country),
+                 electronic_address=customer.electronic_address, electronic_scheme=customer.electronic_scheme,
+                 iban=customer.iban if mandate else "", bic=customer.bic if mandate else "",
+                 mandate_id=customer.mandate_id if mandate else "", buyer_reference=customer.buyer_reference,
+                 purchase_order=contract.purchase_order if contract else "",
+                 einvoice=einvoice.value if einvoice else "")
 
 
 def invoice_number(settings: Settings, seq: int) -> str:
@@ -219,7 +242,7 @@ def make_invoice(seq: int, draft: Draft, inputs: Inputs, as_of: date, run_type: 
         due_date=as_of + timedelta(days=contract.payment_terms_days),
         run_type=run_type,
         seller=seller(inputs.settings),
-        buyer=buyer(customer),
+        buyer=buyer(customer, contract, inputs.settings),
         locale=customer.language or inputs.settings.locale,  # the ledger keeps it: the invoice keeps its language
     )
 

@@ -137,6 +137,9 @@ def parser() -> argparse.ArgumentParser:
     reviews.add_argument("--run", metavar="RUN_ID", help="the run to review (default: the latest)")
     reviews.add_argument("--list", action="store_true", help="list the past runs")
     reviews.add_argument("--no-open", action="store_true", help="print the page's path; do not open it")
+    check_einvoice = commands.add_parser(
+        "validate-einvoice", help="check a Factur-X PDF or an e-invoice XML (CII, UBL, XRechnung) by the official rules")
+    check_einvoice.add_argument("file", type=Path, metavar="FILE", help="the PDF or XML file")
     init = commands.add_parser("init", help="write a starter workbook, with examples, to FOLDER/inbox/")
     init.add_argument("folder", type=Path, nargs="?", default=Path("."), metavar="FOLDER",
                       help="where inbox/ is made (default: the current folder)")
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         return init_command(args)
     if args.command == "templates":
         return templates_command(args)
+    if args.command == "validate-einvoice":  # one file: no input needed
+        return validate_einvoice_command(args)
     try:
         if args.command == "ledger":  # reads the ledger and its PDFs only: no input needed
             return ledger_check_command(args)
@@ -391,6 +396,25 @@ def show_post(outcomes) -> int:
     for line in command.attention_lines(outcomes):
         console.print(line)
     return EXIT_SET_ASIDE if any(o.status in ("failed", "in doubt") for o in outcomes) else EXIT_OK
+
+
+def validate_einvoice_command(args) -> int:
+    """Each failed rule with its ID and text; exit 1 if any fails (errors, not warnings), 2 if unreadable."""
+    from billing_batch import einvoice_check
+
+    try:
+        result = einvoice_check.check_file(args.file)
+    except einvoice_check.Unreadable as exc:
+        console.print(Text(f"{args.file} cannot be checked: {exc}."))
+        return EXIT_UNUSABLE
+    for failure in result.failures:
+        console.print(Text(f"{failure.flag:<7} {failure.rule}: {failure.text}"))
+    if result.errors:
+        console.print(Text(f"{args.file}: {result.kind}, {len(result.errors)} rule(s) failed."))
+        return EXIT_SET_ASIDE
+    warned = f" ({len(result.failures)} warning(s))" if result.failures else ""
+    console.print(Text(f"{args.file}: {result.kind}, passes the rules{warned}."))
+    return EXIT_OK
 
 
 def templates_command(args) -> int:

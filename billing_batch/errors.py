@@ -63,6 +63,20 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB127": ("unknown language", False,
               "Type a language and region such as de_DE, fr_BE or nl_NL, or a language such as de; "
               "leave it blank for the Settings' Locale."),
+    "BB160": ("unknown e-invoice format", False, "Use Factur-X, XRechnung or Peppol, or leave it blank for the "
+                                                 "Settings' E-Invoice."),
+    "BB161": ("unknown electronic address scheme", False,
+              "Use a code of the EAS list, such as EM for an email address, 0208 for a Belgian enterprise number, "
+              "0204 for a German Leitweg-ID or 9930 for a German VAT ID."),
+    "BB162": ("e-invoice data missing", False,
+              "Fill in the {column}, or clear the customer's E-Invoice to send it PDF invoices only."),
+    "BB163": ("seller's e-invoice data missing", False,
+              "Add the setting {key} to the Settings sheet (a row with that Key and its Value)."),
+    "BB164": ("currency with three decimals", False,
+              "Bill this customer in a currency with at most two decimals, or clear its E-Invoice to send PDF "
+              "invoices only."),
+    "BB165": ("country not known", False,
+              "Type the country's two-letter code, such as DE, or its name, such as Germany or Deutschland."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

@@ -78,6 +78,14 @@ class UsageLines(enum.Enum):
 DEFAULT_GROUP_BY = ("Product", "Description")
 
 
+class EInvoice(enum.Enum):
+    """The structured e-invoice a customer receives beside (Factur-X: inside) the PDF (billing_batch.einvoice)."""
+
+    FACTUR_X = "Factur-X"  # the PDF becomes a PDF/A-3b with the CII embedded (EN 16931 profile)
+    XRECHNUNG = "XRechnung"  # XRechnung 3.0, UBL syntax
+    PEPPOL = "Peppol"  # Peppol BIS Billing 3.0, UBL
+
+
 class RunType(enum.Enum):
     AUTOMATIC = "Automatic"
     MANUAL = "Manual"
@@ -116,6 +124,19 @@ class Settings:
     usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY  # Usage sheet column names
     mid_term_changes: MidTermChanges = MidTermChanges.NEXT_INVOICE
     adjustment_invoices: AdjustmentInvoices = AdjustmentInvoices.WITH_NEXT_INVOICE
+    # E-invoices (docs/workbook.md gives each one's EN 16931 business term).
+    einvoice: EInvoice | None = None  # the customers' default
+    company_street: str = ""  # BT-35, a second line BT-36
+    company_city: str = ""  # BT-37
+    company_postal_code: str = ""  # BT-38
+    company_country: str = ""  # BT-40, ISO 3166 code
+    registration_id: str = ""  # BT-30, e.g. the commercial register number
+    registration_scheme: str = ""  # BT-30-1, an ISO 6523 ICD code such as 0208
+    electronic_address: str = ""  # BT-34
+    electronic_scheme: str = ""  # BT-34-1, an EAS code such as 9930 or EM
+    contact_name: str = ""  # BT-41
+    contact_phone: str = ""  # BT-42
+    contact_email: str = ""  # BT-43
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +158,10 @@ class Customer:
     tax_category: str = ""  # UNCL5305 code overriding every line of the customer; "" for none
     tax_exemption_reason: str = ""
     language: str = ""  # a Babel locale such as de_DE, or a language such as de; blank: Settings' Locale
+    einvoice: EInvoice | None = None  # blank in the workbook: the Settings' E-Invoice
+    buyer_reference: str = ""  # BT-10, e.g. a German public body's Leitweg-ID
+    electronic_address: str = ""  # BT-49
+    electronic_scheme: str = ""  # BT-49-1, an EAS code
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +182,7 @@ class Contract:
     billed_through: date | None = None  # cycles ending by then, and usage dated by then, were billed elsewhere
     usage_lines: UsageLines = UsageLines.SUMMARY  # the Settings' unless the contract's row says otherwise
     usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    purchase_order: str = ""  # BT-13, the customer's order this contract bills
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +334,26 @@ class Party:
     tax_id: str = ""
     bank_details: str = ""
     vat_id: str = ""
+    # What an e-invoice says of the party, frozen at issue time like the rest (the ledger keeps the party
+    # as JSON, so these need no migration; a party issued before them has them blank).
+    street: str = ""  # may hold a line break: the second address line
+    city: str = ""
+    postal_code: str = ""
+    country: str = ""  # ISO 3166 code
+    registration_id: str = ""
+    registration_scheme: str = ""
+    electronic_address: str = ""
+    electronic_scheme: str = ""
+    contact_name: str = ""
+    contact_phone: str = ""
+    contact_email: str = ""
+    iban: str = ""  # the seller's for a credit transfer; the buyer's (debtor's) for a direct debit
+    bic: str = ""
+    mandate_id: str = ""  # buyer: the SEPA mandate the invoice is collected under
+    creditor_id: str = ""  # seller: SEPA creditor identifier
+    buyer_reference: str = ""  # buyer: BT-10
+    purchase_order: str = ""  # buyer: BT-13, the contract's
+    einvoice: str = ""  # buyer: the EInvoice value it receives; "" for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +440,16 @@ class Invoice:
         """The usage detail workbook, for an invoice with usage rows."""
         has_usage = any(line.usage_rows for line in self.draft.lines)
         return f"invoices/{self.number}-usage.xlsx" if has_usage else None
+
+    @property
+    def einvoice_name(self) -> str | None:
+        """The e-invoice XML, for a buyer who takes e-invoices (on Factur-X, the CII its PDF carries)."""
+        return f"einvoices/{self.number}.xml" if self.buyer.einvoice else None
+
+    @property
+    def email_xml(self) -> str | None:
+        """The e-invoice XML the email attaches: XRechnung's and Peppol's (a Factur-X's is inside its PDF)."""
+        return self.einvoice_name if self.buyer.einvoice and self.buyer.einvoice != EInvoice.FACTUR_X.value else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -432,7 +432,8 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
     chosen = options.look(checked.inputs.settings)
     with report.stage("render"):
         stale = ledger.stale_pdfs()
-        todo = [i for i in state.invoices if i.number in stale or not (options.output / i.pdf_name).exists()]
+        todo = [i for i in state.invoices if i.number in stale or not (options.output / i.pdf_name).exists()
+                or i.einvoice_name and not (options.output / i.einvoice_name).exists()]
         done: list[Invoice] = []
         count = 0
 

@@ -34,10 +34,11 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 
 from billing_batch import i18n
+from billing_batch.einvoice import einvoice_of, einvoice_xml, factur_x_pdf
 from billing_batch.files import write_atomic
 from billing_batch.look import INVOICE as TEMPLATE, STYLESHEET, Look
 from billing_batch.adjustments import RECURRING_KEY
-from billing_batch.model import Invoice, InvoiceStatus, Line, LineKind, Party
+from billing_batch.model import EInvoice, Invoice, InvoiceStatus, Line, LineKind, Party
 from billing_batch.tax import CATEGORIES, DEFAULT_REASONS, REASON_SEPARATOR, STANDARD
 
 if TYPE_CHECKING:
@@ -394,16 +395,19 @@ def invoice_html(invoice: Invoice, templates: Templates) -> str:
     return _page(invoice, _get(templates))
 
 
-def render_pdf(invoice: Invoice, templates: Templates) -> bytes:
+def render_pdf(invoice: Invoice, templates: Templates, xml: bytes | None = None) -> bytes:
+    """The invoice's PDF; for a buyer on Factur-X a PDF/A-3b carrying xml (einvoice.einvoice_xml's CII)."""
     from weasyprint import HTML
     from weasyprint.urls import FatalURLFetchingError
 
     res = _get(templates)
     html = _page(invoice, res)
     res.fetcher.refused.clear()
+    factur_x = einvoice_of(invoice) is EInvoice.FACTUR_X
     try:
         document = HTML(string=html, base_url=res.base_url, url_fetcher=res.fetcher)
-        pdf = document.write_pdf(stylesheets=[res.css], font_config=res.font_config)
+        pdf = document.write_pdf(stylesheets=[res.css], font_config=res.font_config,
+                                 **({"pdf_variant": "pdf/a-3b"} if factur_x else {}))
     except FatalURLFetchingError as exc:  # a BaseException in WeasyPrint: make it an ordinary error
         raise _render_error(f"invoice {invoice.number}", exc) from exc
     if res.fetcher.refused:  # e.g. an image inside an SVG: refused, then dropped without a word
@@ -411,11 +415,22 @@ def render_pdf(invoice: Invoice, templates: Templates) -> bytes:
         raise RenderError(f"invoice {invoice.number}: refused to fetch {url!r}: "
                           f"not a file inside {res.fetcher.allowed}", url)
     _WARM.add(Look.of(templates))
-    return pdf
+    return factur_x_pdf(pdf, xml or einvoice_xml(invoice)) if factur_x else pdf
 
 
 def _render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:
-    write_atomic(target, render_pdf(invoice, templates))
+    """The PDF, and beside it in OUTPUT/einvoices/ the e-invoice XML of a buyer who takes one (written
+    first: a PDF in place means its invoice's files are done)."""
+    write_atomic(target, render_pdf(invoice, templates, _write_einvoice(invoice, target)))
+
+
+def _write_einvoice(invoice: Invoice, pdf_target: Path) -> bytes | None:
+    """Write the invoice's e-invoice XML, if its buyer takes one, into the output folder pdf_target is in."""
+    if not invoice.einvoice_name:
+        return None
+    xml = einvoice_xml(invoice)
+    write_atomic(pdf_target.parent.parent / invoice.einvoice_name, xml)
+    return xml
 
 
 # ---------------------------------------------------------------- batches: in-process, processes or Dask
@@ -547,7 +562,9 @@ def render_invoices(
         raise ValueError(f"unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}")
     look = Look.of(look)
     targets = [Path(out_dir) / invoice.pdf_name for invoice in invoices]
-    for folder in {t.parent for t in targets}:
+    folders = {t.parent for t in targets} | {(Path(out_dir) / i.einvoice_name).parent for i in invoices
+                                             if i.einvoice_name}
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     if not invoices:
         return targets
@@ -630,6 +647,7 @@ def _render_dask(invoices: Sequence[Invoice], targets: Sequence[Path], look: Loo
 
         for chunk, pdfs in _bounded_dask(client, submit, chunks, workers * IN_FLIGHT_PER_WORKER):
             for (invoice, target), pdf in zip(chunk, pdfs):
+                _write_einvoice(invoice, target)  # a few milliseconds: made here, like the file writes
                 write_atomic(target, pdf)
                 if on_done:
                     on_done(invoice)

@@ -20,7 +20,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from billing_batch.files import write_atomic
-from billing_batch.model import AdjustmentInvoices, ChargeType, Frequency, MidTermChanges, Policy, UsageLines
+from billing_batch.model import AdjustmentInvoices, ChargeType, EInvoice, Frequency, MidTermChanges, Policy, UsageLines
 from billing_batch.post.send import SECURITY
 from billing_batch.tax import CATEGORIES, ROUNDINGS
 from billing_batch.validate import Status, label_of
@@ -43,6 +43,7 @@ POLICIES = tuple(p.value for p in Policy)
 CHARGE_TYPES = tuple(c.value for c in ChargeType)
 STATUSES = tuple(s.value for s in Status)
 TAX_CATEGORIES = tuple(CATEGORIES)
+EINVOICES = tuple(e.value for e in EInvoice)
 SMTP_SECURITY = tuple("None" if s == "NONE" else s for s in SECURITY)
 # Common ISO 4217 codes for the drop-down; any other code the batch knows may still be typed.
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "NZD", "CHF", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK",
@@ -111,6 +112,16 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 "each product's category, else S", choices=TAX_CATEGORIES, examples=(None, None)),
             Col("Tax Exemption Reason", "the legend printed for the customer's Tax Category (needed for E and O)",
                 "the category's standard legend", examples=(None, None)),
+            Col("E-Invoice", "the EN 16931 e-invoice the customer gets: Factur-X (a PDF carrying the XML), "
+                "XRechnung (German public bodies) or Peppol (UBL, e.g. Belgian businesses)",
+                "the E-Invoice setting, else PDF only", choices=EINVOICES, examples=(None, None)),
+            Col("Buyer Reference", "BT-10: the reference the buyer asks invoices to quote; for a German public "
+                "body its Leitweg-ID (needed for XRechnung)", "none", fmt=TEXT, examples=(None, None)),
+            Col("Electronic Address", "BT-49: where the buyer receives e-invoices, e.g. its Peppol ID (needed for "
+                "XRechnung and Peppol)", "none", fmt=TEXT, examples=(None, None)),
+            Col("Electronic Address Scheme", "BT-49-1: the EAS code of the Electronic Address, e.g. EM (email), "
+                "0208 (Belgian enterprise number), 0204 (Leitweg-ID), 9930 (German VAT ID)", "none", fmt=TEXT,
+                examples=(None, None)),
         ),
         "Contracts": (
             Col("Contract ID", "the contract's own ID, unique on this sheet", fmt=TEXT,
@@ -145,6 +156,8 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 "the Usage Lines setting", choices=USAGE_LINES),
             Col("Usage Group By", "the Usage sheet columns a summary line groups by, separated by commas",
                 "the Usage Group By setting"),
+            Col("Purchase Order", "BT-13: the customer's purchase order number this contract bills, on its "
+                "e-invoices", "none", fmt=TEXT),
         ),
         "Subscriptions": (
             Col("Subscription ID", "the subscription's own ID, unique on this sheet", fmt=TEXT,
@@ -251,6 +264,28 @@ SETTINGS = (
         examples=(None,)),
     Col("Creditor BIC", "your bank's BIC", "IBAN only", fmt=TEXT, examples=(None,)),
     Col("Creditor ID", "your SEPA creditor identifier", "no direct debit", fmt=TEXT, examples=(None,)),
+    # E-invoices (EN 16931): each is the business term named.
+    Col("E-Invoice", "the e-invoice of customers whose E-Invoice is blank: Factur-X, XRechnung or Peppol",
+        "PDF only", choices=EINVOICES, examples=(None,)),
+    Col("Company Street", "BT-35: the seller's street and number; a second line (Alt+Enter) is BT-36", "none",
+        examples=(None,)),
+    Col("Company City", "BT-37: the seller's city (needed for XRechnung)", "none", examples=(None,)),
+    Col("Company Postal Code", "BT-38: the seller's postal code (needed for XRechnung)", "none", fmt=TEXT,
+        examples=(None,)),
+    Col("Company Country", "BT-40: the seller's country, as a code (DE) or a name (Germany); needed for e-invoices",
+        "none", examples=(None,)),
+    Col("Company Registration ID", "BT-30: the seller's legal registration, e.g. the commercial register number",
+        "none", fmt=TEXT, examples=(None,)),
+    Col("Company Registration Scheme", "BT-30-1: the ISO 6523 ICD code of the registration, e.g. 0208 for a "
+        "Belgian enterprise number", "none", fmt=TEXT, examples=(None,)),
+    Col("Electronic Address", "BT-34: where the seller receives e-invoices, e.g. its Peppol ID (needed for "
+        "XRechnung and Peppol)", "none", fmt=TEXT, examples=(None,)),
+    Col("Electronic Address Scheme", "BT-34-1: the EAS code of the Electronic Address, e.g. EM (email), 0208, 9930",
+        "none", fmt=TEXT, examples=(None,)),
+    Col("Contact Name", "BT-41: the seller's contact for invoices (needed for XRechnung)", "none", examples=(None,)),
+    Col("Contact Phone", "BT-42: the contact's phone number (needed for XRechnung)", "none", fmt=TEXT,
+        examples=(None,)),
+    Col("Contact Email", "BT-43: the contact's email address (needed for XRechnung)", "none", examples=(None,)),
 )
 SETTINGS_HEADERS = (
     Col("Key", "the name of a setting (hover over a key for what it does)"),

@@ -21,7 +21,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import get_decimal_symbol, get_group_symbol
 from openpyxl.cell.cell import ERROR_CODES
 
-from billing_batch import i18n
+from billing_batch import einvoice_input, i18n
 from billing_batch.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import Problem, problem, shown
 from billing_batch.look import logo_trouble
@@ -30,6 +30,7 @@ from billing_batch.model import (
     ChargeType,
     Contract,
     Customer,
+    EInvoice,
     Frequency,
     Inputs,
     MidTermChanges,
@@ -301,13 +302,19 @@ def check(book: RawBook) -> Checked:
     settings = read_settings(book.sheets["Settings"], problems, settings_folder(book), columns)
     numbers = number_text(settings.locale)
     vat_cells: dict[str, Source] = {}
-    customers, customer_ids = read_customers(book.sheets["Customers"], problems, numbers, settings.vat_id, vat_cells)
-    contracts, broken = read_contracts(book.sheets["Contracts"], settings, customer_ids, problems, numbers, columns)
+    customer_rows: dict[str, Row] = {}
+    customers, customer_ids = read_customers(book.sheets["Customers"], problems, numbers, settings.vat_id, vat_cells,
+                                             customer_rows)
+    contract_rows: dict[str, Row] = {}
+    contracts, broken = read_contracts(book.sheets["Contracts"], settings, customer_ids, problems, numbers, columns,
+                                       contract_rows)
     known = {**dict.fromkeys(broken), **contracts}
     subscriptions = read_subscriptions(book.sheets["Subscriptions"], known, problems, numbers)
     usage = read_usage(book.sheets["Usage"], known, problems, numbers, columns)
     products, troubled = read_products(book.sheets["Products"], problems, settings.vat_id)
     problems += tax_problems(contracts, customers, subscriptions, usage, products, vat_cells)
+    seller_gaps = einvoice_input.seller_gaps(settings, customers, settings_source(book))
+    problems += einvoice_input.buyer_gaps(settings, customers, customer_rows, contracts, contract_rows)
 
     set_aside: dict[str, list[Problem]] = defaultdict(list)
     contracts_of = defaultdict(list)
@@ -320,6 +327,11 @@ def check(book: RawBook) -> Checked:
             set_aside[p.contract_id].append(p)
         elif p.customer_id:
             for contract_id in contracts_of[p.customer_id]:
+                set_aside[contract_id].append(p)
+    for p, customer_ids_lacking in seller_gaps:  # the seller's terms an e-invoice format needs
+        problems.append(p)
+        for customer_id in customer_ids_lacking:
+            for contract_id in contracts_of[customer_id]:
                 set_aside[contract_id].append(p)
     for contract_id, names in products_billed(contracts, subscriptions, usage).items():
         for name in names & troubled.keys():  # a product whose tax is not known
@@ -369,6 +381,12 @@ def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) ->
     for i, row_id in enumerate(ids):
         row, rows[i] = rows[i], None
         yield row, row_id
+
+
+def settings_source(book: RawBook) -> Source:
+    """The Settings sheet, for a problem with a setting that is missing."""
+    rows = book.sheets["Settings"]
+    return Source(rows[0].sheet.file if rows else (book.files[0].name if book.files else ""), "Settings")
 
 
 def settings_folder(book: RawBook) -> Path:
@@ -425,6 +443,14 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
         creditor_iban=text("Creditor IBAN"),
         creditor_bic=text("Creditor BIC"),
         creditor_id=text("Creditor ID"),
+        company_street=text("Company Street"),
+        company_city=text("Company City"),
+        company_postal_code=text("Company Postal Code"),
+        registration_id=text("Company Registration ID"),
+        electronic_address=text("Electronic Address"),
+        contact_name=text("Contact Name"),
+        contact_phone=text("Contact Phone"),
+        contact_email=text("Contact Email"),
     )
     def whole(key: str, low: int, high: int | None, message: str, hint: str) -> int | None:
         """A whole-number setting from low to high; None when blank or reported."""
@@ -468,6 +494,7 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
     settings = replace(settings, tax_rounding=rounding or tax.PER_GROUP)
     settings = _usage_settings(settings, text, invalid, usage_columns or {})
     settings = _adjustment_settings(settings, text, invalid)
+    settings = _einvoice_settings(settings, text, invalid)
     if not PREFIX.fullmatch(settings.invoice_prefix):
         invalid("Invoice Prefix", "The Invoice Prefix may hold only letters, digits, - and _.",
                 "use at most 20 letters, digits, - or _, such as INV-.")
@@ -537,9 +564,42 @@ def _usage_settings(settings: Settings, text, invalid, columns: dict[str, str]) 
     return settings
 
 
-def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None) -> tuple[dict[str, Customer], set[str]]:
+def _einvoice_settings(settings: Settings, text, invalid) -> Settings:
+    """E-Invoice, the schemes of the registration ID and the electronic address, and the Company Country."""
+    if typed := text("E-Invoice"):
+        kind = einvoice_format(typed)
+        if kind is None:
+            invalid("E-Invoice", f"The E-Invoice {typed} is not a format we make.",
+                    f"use {einvoice_input.FORMATS}, or leave it blank for none.")
+        settings = replace(settings, einvoice=kind)
+    for key, attribute, codes, example in (
+            ("Company Registration Scheme", "registration_scheme", einvoice_input.ICD, "0204 for a German Leitweg-ID "
+             "or 0208 for a Belgian enterprise number"),
+            ("Electronic Address Scheme", "electronic_scheme", einvoice_input.EAS, "EM for an email address, "
+             "0208 for a Belgian enterprise number or 9930 for a German VAT ID")):
+        if typed := text(key):
+            if typed.upper() not in codes():
+                invalid(key, f"The {key} {typed} is not a code of its list.", f"use a code such as {example}.")
+            settings = replace(settings, **{attribute: typed.upper()})
+    if typed := text("Company Country"):
+        code = einvoice_input.country_code(typed)
+        if not code:
+            invalid("Company Country", f"The Company Country {typed} is not a country we know.",
+                    "type its two-letter code, such as DE, or its name, such as Germany.")
+        settings = replace(settings, company_country=code)
+    return settings
+
+
+def einvoice_format(typed: str) -> EInvoice | None:
+    """ZUGFeRD (2.x, at its EN 16931 profile) is the German name of Factur-X: the same file."""
+    known = {choice_key(o.value): o for o in EInvoice} | {choice_key("ZUGFeRD"): EInvoice.FACTUR_X}
+    return known.get(choice_key(typed))
+
+
+def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None,
+                   rows_out=None) -> tuple[dict[str, Customer], set[str]]:
     """The customers that could be read, and the ID of every customer row, readable or not.
-    vat_cells, if given, gets each customer's VAT ID cell, for problems found later."""
+    vat_cells, if given, gets each customer's VAT ID cell, for problems found later; rows_out each one's row."""
     customers, ids = {}, set()
     for row, customer_id in unique(rows, "Customer ID", problems, lambda r: {"customer_id": RowReader(r, []).text("Customer ID")}):
         ids.add(customer_id)
@@ -563,7 +623,19 @@ def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None)
             tax_category=tax_category(r),
             tax_exemption_reason=r.text("Tax Exemption Reason"),
             language=language(r),
+            buyer_reference=r.text("Buyer Reference"),
+            electronic_address=r.text("Electronic Address"),
         )
+        if typed := r.text("E-Invoice"):
+            kind = einvoice_format(typed)
+            if kind is None:
+                r.fail("BB160", "E-Invoice", f"The E-Invoice {typed} is not a format we make.")
+            customer = replace(customer, einvoice=kind)
+        if typed := r.text("Electronic Address Scheme"):
+            if typed.upper() not in einvoice_input.EAS():
+                r.fail("BB161", "Electronic Address Scheme", f"The Electronic Address Scheme {typed} is not a code "
+                                                             "of the EAS list.")
+            customer = replace(customer, electronic_scheme=typed.upper())
         if typed := r.text("VAT ID"):
             vat_id, why = tax.vat_id_problem(typed)
             if why:
@@ -579,6 +651,8 @@ def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None)
             r.fail(code, column, f"Customer {customer_id}: {what}.")
         if vat_cells is not None:
             vat_cells[customer_id] = row["VAT ID"].source
+        if rows_out is not None:
+            rows_out.setdefault(customer_id, row)
         if customer.iban and (why := iban_problem(customer.iban)):
             # billing does not need the IBAN: report it without setting the customer aside
             problems.append(problem("BB119", row["IBAN"].source, f"{why}.", value=row.value("IBAN")))
@@ -674,10 +748,11 @@ def did_you_mean(typed: str, known) -> str:
     return f"; did you mean {near}?" if near else "."
 
 
-def read_contracts(rows, settings, customer_ids, problems, numbers=EN,
-                   usage_columns: dict[str, str] | None = None) -> tuple[dict[str, Contract], dict[str, str]]:
+def read_contracts(rows, settings, customer_ids, problems, numbers=EN, usage_columns: dict[str, str] | None = None,
+                   rows_out: dict | None = None) -> tuple[dict[str, Contract], dict[str, str]]:
     """The contracts that could be read, and the IDs (with customer) of those that could not.
-    customer_ids: every ID on the Customers sheet, including customers whose row has problems."""
+    customer_ids: every ID on the Customers sheet, including customers whose row has problems.
+    rows_out, if given, gets each contract's row."""
     contracts, broken = {}, {}
     for row, contract_id in unique(rows, "Contract ID", problems, lambda r: {"contract_id": RowReader(r, []).text("Contract ID")}):
         r = RowReader(row, problems, contract_id=contract_id or None, numbers=numbers)
@@ -714,11 +789,14 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN,
             billed_through=r.date("Billed Through"),
             usage_lines=r.choice("Usage Lines", UsageLines, settings.usage_lines),
             usage_group_by=contract_group_by(r, settings, usage_columns or {}),
+            purchase_order=r.text("Purchase Order"),
         )
         if contract.billed_through and start and contract.frequency:
             contract = replace(contract, billed_through=billed_through(r, contract))
         if not contract_id:
             continue
+        if rows_out is not None:
+            rows_out.setdefault(contract_id, row)
         # a start date and frequency are enough to draw the schedule, even with other faults
         if start and contract.frequency and contract_id not in contracts and contract_id not in broken:
             contracts[contract_id] = contract

@@ -31,13 +31,15 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
         "Postal Code": False, "Country": False, "Tax Rate": False, "Language": False,
         "IBAN": False, "BIC": False, "Mandate ID": False, "Mandate Date": False,  # SEPA Direct Debit (post tasks)
         "VAT ID": False, "Tax Category": False, "Tax Exemption Reason": False,
+        # e-invoices (docs/workbook.md names each one's EN 16931 business term)
+        "E-Invoice": False, "Buyer Reference": False, "Electronic Address": False, "Electronic Address Scheme": False,
     }),
     "Contracts": (True, {
         "Contract ID": True, "Customer ID": True, "Start Date": True, "End Date": False,
         "Billing Frequency": True, "Billing Policy": False, "Billing Offset (Days)": False,
         "Currency": False, "Payment Terms (Days)": False, "Discount": False, "Status": False, "CC": False,
         "Billed Through": False,
-        "Usage Lines": False, "Usage Group By": False,
+        "Usage Lines": False, "Usage Group By": False, "Purchase Order": False,
     }),
     "Subscriptions": (True, {
         "Subscription ID": True, "Contract ID": True, "Product": True, "Description": False,

@@ -30,16 +30,30 @@ SETTINGS = [
     ("Invoice Prefix", "INV-"),
     ("Default Currency", "USD"),
     ("Locale", "en_US"),
+    # For the customers who take e-invoices (EN 16931): the seller's structured address, contact, electronic
+    # address and the account they pay into (docs/workbook.md names each one's business term).
+    ("Company Street", "500 Harbor Boulevard, Suite 210"),
+    ("Company City", "San Mateo"),
+    ("Company Postal Code", "94402"),
+    ("Company Country", "US"),
+    ("Electronic Address", "billing@example.com"),
+    ("Electronic Address Scheme", "EM"),
+    ("Contact Name", "Accounts Receivable"),
+    ("Contact Phone", "+1 650 555 0142"),
+    ("Contact Email", "billing@example.com"),
+    ("Creditor IBAN", "IE29AIBK93115212345678"),
+    ("Creditor BIC", "AIBKIE2D"),
     # The README's run is the first, catching up since June (5 monthly cycles): above the default of 3.
     ("Catch-Up Limit", 6),
 ]
 
 # Customer ID, Name, Email, Address, City, Postal Code, Country, Tax Rate[, VAT ID, Tax Category, Tax Exemption
-# Reason]. The EU customers with VAT IDs come last (numbers fictitious, check digits valid), so the invoices
-# of the others keep their order.
+# Reason[, Language, E-Invoice, Buyer Reference, Electronic Address, Electronic Address Scheme]]. The EU customers
+# with VAT IDs come last (numbers fictitious, check digits valid), so the invoices of the others keep their order.
 CUSTOMERS = [
     ("CUST-001", "Northwind Analytics Inc.", "ap.northwind@example.com", "1200 Market Street", "San Francisco", "94102", "United States", 0.085),
-    ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19),
+    # A German business that takes Factur-X (ZUGFeRD): its PDFs carry the EN 16931 XML.
+    ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19, N, N, N, N, "Factur-X"),
     ("CUST-003", "Harbor & Pine Consulting LLC", "accounts@example.org", "410 SW Oak Street, Floor 3", "Portland", "97204", "United States", 0.0),
     ("CUST-004", "Quarry Lane Logistics", "finance.quarrylane@example.com", "88 Industrial Parkway", "Columbus", "43215", "United States", 0.075),
     ("CUST-005", "Meridian Health Partners", "payables@example.net", "Suite 1400\n2200 Ross Avenue", "Dallas", "75201", "United States", 0.08),
@@ -62,13 +76,14 @@ CUSTOMERS = [
     ("CUST-022", "Ironclad Manufacturing", "payables.ironclad@example.com", "5800 Commerce Drive", "Detroit", "48226", "United States", 0.06),
     ("CUST-023", "Fiore Design Studio S.à r.l.", "amministrazione.fiore@example.net", "Avenue de la Liberté 12", "Luxembourg", "L-1930", "Luxembourg", 0.17),
     ("CUST-024", "Southbank Capital Advisors", "ops.southbank@example.com", "12 Collins Street", "Melbourne", "3000", "Australia", 0.10),
-    # A Belgian business: reverse charge (AE), with the standard legend.
-    ("CUST-025", "Verhaegen Logistiek NV", "facturen.verhaegen@example.net", "Frankrijklei 88", "Antwerpen", "2000", "Belgium", 0.21, "BE 0815.739.217", "AE", N),
+    # A Belgian business: reverse charge (AE), with the standard legend; Peppol e-invoices to its enterprise number.
+    ("CUST-025", "Verhaegen Logistiek NV", "facturen.verhaegen@example.net", "Frankrijklei 88", "Antwerpen", "2000", "Belgium", 0.21, "BE 0815.739.217", "AE", N, N,
+     "Peppol", N, "0815739217", "0208"),
     # An Irish business: standard rate, both VAT IDs on the invoice.
     ("CUST-026", "Liffey Robotics Ltd", "accounts.liffey@example.ie", "12 Hanover Quay", "Dublin", "D02 VY79", "Ireland", 0.23, "IE9174305B", N, N),
 ]
 
-# Contract ID, Customer ID, Start, End, Frequency, Policy, Offset, Currency, Terms, Discount, Status
+# Contract ID, Customer ID, Start, End, Frequency, Policy, Offset, Currency, Terms, Discount, Status[, Purchase Order]
 CONTRACTS = [
     ("CTR-1001", "CUST-001", "2026-06-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
     ("CTR-1002", "CUST-002", "2026-07-01", N, "Monthly", "Advance", 0, "EUR", 14, N, "Active"),
@@ -97,7 +112,7 @@ CONTRACTS = [
     ("CTR-1025", "CUST-023", "2026-10-12", N, "Monthly", "Advance", N, "EUR", 30, N, "Active"),
     ("CTR-1026", "CUST-024", "2026-07-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
     ("CTR-1027", "CUST-008", "2026-10-01", N, "Quarterly", "Advance", 0, "USD", 30, N, "Active"),
-    ("CTR-1028", "CUST-025", "2026-09-01", N, "Monthly", "Arrears", N, "EUR", 30, 0.05, "Active"),
+    ("CTR-1028", "CUST-025", "2026-09-01", N, "Monthly", "Arrears", N, "EUR", 30, 0.05, "Active", "PO-VH-2026-118"),
     ("CTR-1029", "CUST-026", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 30, N, "Active"),
 ]
 
@@ -185,6 +200,18 @@ LANGUAGE_SUBSCRIPTIONS = [  # with their IDs, as the Subscriptions sheet has the
 ]
 # ---------------------------------------------------------------- end of h-lang
 
+# A German public body on XRechnung, addressed by its Leitweg-ID (Buyer Reference and Electronic Address,
+# scheme 0204). Billed after every row above, so the other invoices keep their numbers.
+EINVOICE_CUSTOMERS = [  # as CUSTOMERS, then Language, E-Invoice, Buyer Reference, Electronic Address and its scheme
+    ("CUST-DE-2", "Stadt Lindenau, Amt für Informationstechnik", "e-rechnung.lindenau@example.de", "Rathausplatz 1",
+     "Lindenau", "04178", "Germany", 0.19, N, N, N, "de_DE", "XRechnung", "04011000-1234512345-06",
+     "04011000-1234512345-06", "0204"),
+]
+EINVOICE_CONTRACTS = [("CTR-XR-1", "CUST-DE-2", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 30, N, "Active")]
+EINVOICE_SUBSCRIPTIONS = [
+    ("SUB-XR-1", "CTR-XR-1", "Platform Pro", "Platform Pro seats (public sector)", 20, 34.90, N, N, R),
+]
+
 # Metered contracts: contract -> (kinds of usage it reports, support rate per hour in its currency)
 METERED = {"CTR-1001": ("api storage support", 145.00), "CTR-1002": ("api storage", 135.00),
            "CTR-1008": ("support", 145.00), "CTR-1013": ("api support", 115.00), "CTR-1014": ("api storage", 135.00),
@@ -232,10 +259,12 @@ DATE, PCT, MONEY, PRICE, INT = "yyyy-mm-dd", "0.0%", "#,##0.00", "#,##0.00##", "
 SHEETS = {  # sheet -> [(header, number format or None)]
     "Customers": [("Customer ID", N), ("Name", N), ("Email", N), ("Address", N), ("City", N),
                   ("Postal Code", N), ("Country", N), ("Tax Rate", PCT), ("VAT ID", N), ("Tax Category", N),
-                  ("Tax Exemption Reason", N), ("Language", N)],
+                  ("Tax Exemption Reason", N), ("Language", N), ("E-Invoice", N), ("Buyer Reference", N),
+                  ("Electronic Address", N), ("Electronic Address Scheme", N)],
     "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
                   ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
-                  ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N)],
+                  ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N),
+                  ("Purchase Order", N)],
     "Subscriptions": [("Subscription ID", N), ("Contract ID", N), ("Product", N), ("Description", N),
                       ("Quantity", N), ("Unit Price", PRICE), ("Start Date", DATE), ("End Date", DATE),
                       ("Charge Type", N)],
@@ -270,8 +299,9 @@ def write_sheet(ws, columns, rows) -> None:
 
 
 def build() -> None:
-    subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)] + LANGUAGE_SUBSCRIPTIONS
-    data = {"Customers": CUSTOMERS + LANGUAGE_CUSTOMERS, "Contracts": CONTRACTS + LANGUAGE_CONTRACTS, "Subscriptions": subs,
+    subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)] + LANGUAGE_SUBSCRIPTIONS + EINVOICE_SUBSCRIPTIONS
+    data = {"Customers": CUSTOMERS + LANGUAGE_CUSTOMERS + EINVOICE_CUSTOMERS,
+            "Contracts": CONTRACTS + LANGUAGE_CONTRACTS + EINVOICE_CONTRACTS, "Subscriptions": subs,
             "Usage": usage_rows(), "Settings": SETTINGS}
     wb = Workbook()
     wb.remove(wb.active)

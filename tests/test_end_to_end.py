@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 
+from billing_batch import einvoice_check
 from billing_batch.ledger import Ledger
 from workbooks import contract, customer, settings, simple_book, subscription, usage, write_book
 
@@ -229,3 +230,9 @@ def test_the_sample_workbook_bills_cleanly(tmp_path: Path):
     languages = {c["Customer ID"]: c["Language"] for c in sheet_rows(sample / "billing.xlsx", "Customers")}
     assert {i.draft.customer_id: i.locale for i in issued if languages.get(i.draft.customer_id)} == {
         cid: lang for cid, lang in languages.items() if lang} != {}
+    # a German business on Factur-X, a Belgian one on Peppol, a German public body on XRechnung: all pass the rules
+    einvoices = {i.buyer.einvoice: i for i in issued if i.einvoice_name}
+    assert set(einvoices) == {"Factur-X", "Peppol", "XRechnung"}
+    for invoice in (i for i in issued if i.einvoice_name):
+        assert einvoice_check.check_file(out / invoice.einvoice_name).errors == ()
+    assert einvoice_check.check_file(out / einvoices["Factur-X"].pdf_name).errors == ()

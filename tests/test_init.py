@@ -12,7 +12,7 @@ from openpyxl.utils import get_column_letter, range_boundaries
 from pypdf import PdfReader
 
 from billing_batch import cli, starter_workbook
-from billing_batch.model import ChargeType, Frequency, Policy, UsageLines
+from billing_batch.model import ChargeType, EInvoice, Frequency, Policy, UsageLines
 from billing_batch.money import KNOWN_CURRENCIES
 from billing_batch.post.send import SECURITY
 from billing_batch.tax import CATEGORIES
@@ -28,6 +28,7 @@ CHOICES = {
     "Status": [s.value for s in Status],
     "Tax Category": list(CATEGORIES),
     "Usage Lines": [u.value for u in UsageLines],
+    "E-Invoice": [e.value for e in EInvoice],
 }
 DATES = {"Start Date", "End Date", "Date", "Mandate Date", "Billed Through"}
 RATES = {"Tax Rate", "Discount"}

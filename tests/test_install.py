@@ -57,6 +57,11 @@ def test_the_wheel_bills_the_sample_like_the_editable_install(installed: Path, t
     assert sorted(p.name for p in (work / "output" / "invoices").iterdir()) == \
         sorted(p.name for p in (editable / "invoices").iterdir())
     assert list((work / "output" / "runs").glob("*/review.html"))
+    # the e-invoices too, byte for byte, and the wheel's own rule files pass them
+    einvoices = sorted((work / "output" / "einvoices").iterdir())
+    assert [p.read_bytes() for p in einvoices] == [(editable / "einvoices" / p.name).read_bytes() for p in einvoices]
+    for xml in einvoices:
+        assert "passes the rules" in run(str(installed), "validate-einvoice", str(xml), cwd=tmp_path).stdout
 
 
 def test_the_wheel_says_its_version(installed: Path, tmp_path: Path):

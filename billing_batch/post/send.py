@@ -242,6 +242,8 @@ def build_message(ctx: Context, inv: Invoice) -> tuple[EmailMessage, list[str]]:
     if inv.usage_name and not (ctx.out_dir / inv.usage_name).is_file():
         raise NotSent(f"the usage details {inv.usage_name} are missing: run billing-batch run (or generate) "
                       "to make them again.")
+    if inv.email_xml and not (ctx.out_dir / inv.email_xml).is_file():
+        raise NotSent(f"the e-invoice {inv.email_xml} is missing: run billing-batch run (or generate) to make it again.")
 
     view = email_view(inv, ctx.replaces(inv))
     try:
@@ -282,6 +284,9 @@ def _assemble(ctx: Context, inv: Invoice, to, cc, subject: str, text: str, html:
         msg.add_attachment((ctx.out_dir / inv.usage_name).read_bytes(), maintype="application",
                            subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                            filename=Path(inv.usage_name).name)
+    if inv.email_xml:  # XRechnung or Peppol: the invoice itself, as the buyer's system reads it
+        msg.add_attachment((ctx.out_dir / inv.email_xml).read_bytes(), maintype="application", subtype="xml",
+                           filename=Path(inv.email_xml).name)
     return msg
 
 
