@@ -102,6 +102,8 @@ class Settings:
     templates_folder: Path | None = None  # its files replace the default templates one by one
     usage_lines: UsageLines = UsageLines.SUMMARY
     usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY  # Usage sheet column names
+    # Partner Center usage: the allowed difference from its BillingPreTaxTotal, a fraction of a tenant's month
+    usage_tolerance: Decimal = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,8 @@ class Contract:
     billed_through: date | None = None  # cycles ending by then, and usage dated by then, were billed elsewhere
     usage_lines: UsageLines = UsageLines.SUMMARY  # the Settings' unless the contract's row says otherwise
     usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    partner_center_customer_id: str = ""  # the tenant (CustomerId) whose Partner Center usage this bills
+    usage_markup: Decimal = Decimal(0)  # Partner Center usage is billed at cost x (1 + markup)
 
 
 @dataclass(frozen=True, slots=True)

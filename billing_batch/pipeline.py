@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from billing_batch import look, render, review, schedule_book, usage_book, workbook
+from billing_batch import look, partner_center, render, review, schedule_book, usage_book, workbook
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.billing import (
@@ -148,8 +148,10 @@ def load(options: Options, report: Report, preflight: bool = False) -> Checked |
     report.problems += problems
     if problems:
         return None
+    with report.stage("load usage file"):
+        usage_file = partner_center.read(partner_center.input_files(options.input))
     with report.stage("validate"):
-        checked = check(book)
+        checked = check(book, usage_file)
     report.problems += checked.problems
     report.set_aside = checked.set_aside
     if checked.fatal:

@@ -1,0 +1,402 @@
+"""Partner Center's daily rated usage reconciliation file, read as usage.
+
+Load stage (`read`): every CSV in the input folder whose header is that file's, read with pandas (the
+pyarrow engine; docs/performance.md has the measurement), only the columns the batch uses, every value as
+text (money never passes through a float), repeated text as categories. A row's usage ID is a hash of its
+identity, so the same row in a later file is the same usage row, billed once (the ledger's usage_rows).
+
+Validate stage (`usage`): the rows of tenants named by a contract's Partner Center Customer ID become the
+same `Usage` values the Usage sheet gives, priced at cost (EffectiveUnitPrice x PCToBCExchangeRate) plus
+the contract's Usage Markup, in exact Decimal; the rest is reported (BB150-BB155, docs/errors.md).
+`reconcile` and `revised` are the checks against Partner Center's own totals and the ledger.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import pandas as pd
+from openpyxl.utils import get_column_letter
+
+from billing_batch.errors import Problem, problem
+from billing_batch.model import Contract, Invoice, Source, Usage
+
+# The documented columns, in Partner Center's order; newer files add columns after them.
+COLUMNS = (
+    "PartnerId", "PartnerName", "CustomerId", "CustomerName", "CustomerDomainName", "CustomerCountry", "MpnId",
+    "Tier2MpnId", "InvoiceNumber", "ProductId", "SkuId", "AvailabilityId", "SkuName", "ProductName",
+    "PublisherName", "PublisherId", "SubscriptionDescription", "SubscriptionId", "ChargeStartDate",
+    "ChargeEndDate", "UsageDate", "MeterType", "MeterCategory", "MeterId", "MeterSubCategory", "MeterName",
+    "MeterRegion", "Unit", "ResourceLocation", "ConsumedService", "ResourceGroup", "ResourceURI", "ChargeType",
+    "UnitPrice", "Quantity", "UnitType", "BillingPreTaxTotal", "BillingCurrency", "PricingPreTaxTotal",
+    "PricingCurrency", "ServiceInfo1", "ServiceInfo2", "Tags", "AdditionalInfo", "EffectiveUnitPrice",
+    "PCToBCExchangeRate", "PCToBCExchangeRateDate", "EntitlementId", "EntitlementDescription",
+    "PartnerEarnedCreditPercentage", "CreditPercentage", "CreditType",
+)
+# A CSV sharing fewer documented columns than this is not taken for a Partner Center file with columns missing.
+RECOGNISED = 10
+# Usage Group By names -> the file's column.
+GROUP_COLUMNS = {
+    "Meter Category": "MeterCategory", "Meter Sub-Category": "MeterSubCategory", "Meter Name": "MeterName",
+    "Meter Region": "MeterRegion", "Resource Group": "ResourceGroup", "Resource Location": "ResourceLocation",
+    "Entitlement ID": "EntitlementId", "Tags": "Tags",
+}
+IDENTITY = ("CustomerId", "EntitlementId", "MeterId", "ResourceURI", "UsageDate", "ChargeType")
+MONEY = ("Quantity", "EffectiveUnitPrice", "PCToBCExchangeRate", "BillingPreTaxTotal")
+# Only these are converted; the other documented columns are checked to be there and left unread.
+READ = tuple(dict.fromkeys((*IDENTITY, "CustomerName", "BillingCurrency", *GROUP_COLUMNS.values(), *MONEY)))
+REPEATING = [c for c in READ if c not in ("Quantity", "ResourceURI", "BillingPreTaxTotal")]  # categories
+NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+ID_PREFIX = "PC-"
+ENGINE = "pyarrow"  # measured against "c" on size P: docs/performance.md
+
+
+@dataclass
+class UsageFile:
+    """The rows of every Partner Center file in the input, as read: one frame of text columns, with
+    file, row (its line in the file) and usage_id; file-level problems."""
+
+    frame: pd.DataFrame | None = None
+    files: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The Usage Group By names this input offers, normalised -> as named."""
+        return {" ".join(n.split()).casefold(): n for n in GROUP_COLUMNS} if self.files else {}
+
+
+def input_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()
+                      and not p.name.startswith(("~$", ".")))
+    return []
+
+
+def sheet_of(name: str) -> str:
+    """Excel shows a CSV as one sheet named after the file: cells are pointed at as it shows them."""
+    return Path(name).stem[:31]
+
+
+def cell(file: str, row: int | None, column: str, header: list[str] | tuple[str, ...] = COLUMNS) -> Source:
+    letter = get_column_letter(header.index(column) + 1) if column in header else None
+    return Source(file, sheet_of(file), row, column, letter)
+
+
+def read(paths: Iterable[Path], engine: str = ENGINE) -> UsageFile:
+    """Read every file; later files (in name order) repeat or revise earlier ones: the last row of an
+    identity wins. A file with documented columns missing is reported (BB150) and not read."""
+    read_files = UsageFile()
+    frames = []
+    for path in paths:
+        read_files.files.append(path.name)
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            header = [h.strip() for h in next(csv.reader(f), [])]
+        missing = [c for c in COLUMNS if c not in header]
+        if len(COLUMNS) - len(missing) < RECOGNISED:
+            typed = ", ".join(h for h in header[:8] if h) or "nothing"
+            read_files.problems.append(problem(
+                "BB150", Source(path.name, sheet_of(path.name), 1), f"{path.name} is in the input folder, but its "
+                f"first row is not the header of Partner Center's daily rated usage file: it holds {typed}."))
+            continue
+        if missing:
+            read_files.problems += [problem(
+                "BB150", Source(path.name, sheet_of(path.name), 1, c), f"The Partner Center usage file "
+                f"{path.name} has no {c} column.") for c in missing]
+            continue
+        frame = pd.read_csv(path, engine=engine, usecols=list(READ), dtype=str, keep_default_na=False,
+                            encoding="utf-8-sig")
+        frame["file"] = path.name
+        frame["row"] = pd.RangeIndex(2, len(frame) + 2, dtype="int32")  # its line, under the header
+        frame["letters"] = ",".join(header)  # a category: one copy per file
+        frames.append(frame)
+    if frames:
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        for column in (*REPEATING, "file", "letters"):
+            frame[column] = frame[column].astype("category")
+        frame["UsageDate"] = _dates(frame["UsageDate"])
+        frame["usage_id"] = _usage_ids(frame)
+        read_files.frame = frame
+    return read_files
+
+
+def _dates(column: pd.Series) -> pd.Series:
+    """UsageDate as ISO text (a category): from ISO (2026-10-01T00:00:00) or Partner Center's US form
+    (10/1/2026 12:00:00 AM); "" where neither (reported in validate). Parsed once per distinct text."""
+    days = pd.Series(column.cat.categories.astype(str))
+    iso = pd.to_datetime(days, format="ISO8601", errors="coerce")
+    us = pd.to_datetime(days.str.split(" ").str[0], format="%m/%d/%Y", errors="coerce")
+    parsed = iso.fillna(us)
+    texts = [d.date().isoformat() if not pd.isna(d) else "" for d in parsed]
+    return column.map(dict(zip(days, texts))).astype("category")
+
+
+def _usage_ids(frame: pd.DataFrame) -> list[str]:
+    """A short hash of the row's identity: IDs and URIs compared without case, as Azure does."""
+    parts = [frame[c].astype(str).str.lower() if c != "UsageDate" else frame[c].astype(str) for c in IDENTITY]
+    joined = parts[0].str.cat(parts[1:], sep="\x1f")
+    blake = hashlib.blake2b
+    return [ID_PREFIX + blake(s.encode(), digest_size=8).hexdigest() for s in joined]
+
+
+def _decimals(column: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Exact Decimals (one per distinct text), and where the text is not a number."""
+    cache: dict[str, Decimal | None] = {}
+
+    def convert(text: str) -> Decimal | None:
+        if text not in cache:
+            stripped = text.strip()
+            try:
+                cache[text] = Decimal(stripped) if NUMBER.fullmatch(stripped) else None
+            except InvalidOperation:
+                cache[text] = None
+        return cache[text]
+
+    values = column.map(convert) if column.dtype.name == "category" else pd.Series(
+        [convert(t) for t in column], index=column.index, dtype=object)
+    values = values.astype(object)
+    bad = values.isna()
+    return values.where(~bad, Decimal(0)), bad
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A tenant's month whose imported cost and Partner Center's BillingPreTaxTotal disagree."""
+
+    contract_id: str
+    tenant: str
+    month: str  # 2026-10
+    rows: int
+    billed_by_partner_center: Decimal
+    imported: Decimal
+    tolerance: Decimal
+    detail: pd.DataFrame  # the rows that make it up
+
+    @property
+    def difference(self) -> Decimal:
+        return self.imported - self.billed_by_partner_center
+
+    @property
+    def file_name(self) -> str:
+        return f"reconciliation/{self.contract_id}-{self.month}-{self.tenant[:8]}.csv"
+
+
+@dataclass
+class Imported:
+    """What validate made of the Partner Center rows."""
+
+    usage: dict[str, list[Usage]] = field(default_factory=dict)  # contract ID -> rows
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+def tenant_contracts(contracts: dict[str, Contract]) -> dict[str, Contract]:
+    """Tenant (lower case) -> the contract billing it: the active one, else an inactive one (which bills
+    nothing). Two active contracts on one tenant are reported by validate (BB151)."""
+    found: dict[str, Contract] = {}
+    for c in sorted(contracts.values(), key=lambda c: not c.active):
+        if c.partner_center_customer_id:
+            found.setdefault(c.partner_center_customer_id.lower(), c)
+    return found
+
+
+def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[Problem],
+          tolerance: Decimal) -> Imported:
+    """The Usage rows of each contract, and the problems: a tenant on no contract (BB153, reported alone),
+    a cell that is not a number or date (BB152), a currency other than the contract's (BB154), one
+    identity twice in one file (BB155); each reported once per tenant and column, with its first row."""
+    imported = Imported()
+    frame = read_files.frame
+    if frame is None or frame.empty:
+        return imported
+    # A later file repeats or revises an earlier one: its row stands. Twice in one file is a fault.
+    twice = frame.duplicated(["file", "usage_id"], keep=False)
+    frame = frame[~frame.duplicated("usage_id", keep="last")]
+    by_tenant = tenant_contracts(contracts)
+    tenant = frame["CustomerId"].astype(str).str.strip().str.lower()
+    contract_of = tenant.map({t: c.contract_id for t, c in by_tenant.items()})
+
+    quantity, bad_quantity = _decimals(frame["Quantity"])
+    price, bad_price = _decimals(frame["EffectiveUnitPrice"])
+    rate, bad_rate = _decimals(frame["PCToBCExchangeRate"])
+    billed, bad_billed = _decimals(frame["BillingPreTaxTotal"])
+    bad_date = frame["UsageDate"].astype(str) == ""
+    cost = price * rate
+    unmapped = contract_of.isna()
+
+    # Tenants in the file on no contract: reported with their rows and cost, never billed silently.
+    if unmapped.any():
+        lost = pd.DataFrame({"tenant": frame["CustomerId"].astype(str)[unmapped],
+                             "name": frame["CustomerName"].astype(str)[unmapped],
+                             "file": frame["file"].astype(str)[unmapped], "row": frame["row"][unmapped],
+                             "amount": (quantity * cost)[unmapped], "currency": frame["BillingCurrency"].astype(str)[unmapped]})
+        for (who, currency), rows in lost.groupby(["tenant", "currency"], sort=True):
+            total = sum((a for a in rows["amount"] if isinstance(a, Decimal)), Decimal(0))
+            first = rows.iloc[0]
+            name = f" ({first['name']})" if first["name"] else ""
+            problems.append(problem(
+                "BB153", cell(first["file"], int(first["row"]), "CustomerId"),
+                f"Tenant {who or '(blank)'}{name} has {len(rows):,} usage row(s) costing {total:,.2f} {currency} "
+                "in the Partner Center file, but no contract's Partner Center Customer ID names it: they are "
+                "not billed.", value=who))
+
+    mapped = ~unmapped
+    faults = [("BB152", "Quantity", bad_quantity), ("BB152", "EffectiveUnitPrice", bad_price),
+              ("BB152", "PCToBCExchangeRate", bad_rate), ("BB152", "BillingPreTaxTotal", bad_billed),
+              ("BB152", "UsageDate", bad_date), ("BB155", "CustomerId", twice.loc[frame.index])]
+    currency = frame["BillingCurrency"].astype(str).str.strip().str.upper()
+    want = contract_of.map({c.contract_id: c.currency for c in contracts.values()})
+    faults.append(("BB154", "BillingCurrency", mapped & (currency != want)))
+    broken = pd.Series(False, index=frame.index)
+    for code, column, where in faults:
+        where = where & mapped
+        if not where.any():
+            continue
+        broken |= where
+        hits = pd.DataFrame({"contract": contract_of[where], "file": frame["file"].astype(str)[where],
+                             "row": frame["row"][where], "value": frame[column].astype(str)[where]})
+        for contract_id, rows in hits.groupby("contract", sort=True):
+            first = rows.iloc[0]
+            problems.append(_fault(code, column, first, len(rows), contracts[contract_id]))
+
+    keep = mapped & ~broken
+    _rows(frame[keep], contract_of[keep], quantity[keep], cost[keep], contracts, imported)
+    imported.mismatches = reconcile(frame[keep], contract_of[keep], quantity[keep] * cost[keep], billed[keep],
+                                    tolerance)
+    return imported
+
+
+def _fault(code: str, column: str, first, count: int, contract: Contract) -> Problem:
+    more = f" ({count - 1:,} more row(s) of this tenant alike)" if count > 1 else ""
+    where = cell(first["file"], int(first["row"]), column)
+    tenant = contract.partner_center_customer_id
+    if code == "BB154":
+        message = (f"The BillingCurrency is {first['value'] or '(blank)'}, but contract {contract.contract_id}, which "
+                   f"bills tenant {tenant}, is in {contract.currency}{more}.")
+    elif code == "BB155":
+        message = (f"The usage of tenant {tenant} on this row (same subscription, meter, resource, day and charge "
+                   f"type) is in the file more than once{more}.")
+    elif column == "UsageDate":
+        message = f"The UsageDate {first['value'] or '(blank)'} is not a date{more}."
+    else:
+        message = f"The {column} {first['value'] or '(blank)'} is not a number{more}."
+    return problem(code, where, message, value=first["value"], contract_id=contract.contract_id,
+                   tenant=tenant, contract=contract.contract_id)
+
+
+def description(sub_category: str, name: str) -> str:
+    """MeterName, with the MeterSubCategory before it when it says more (Dv3/DSv3 Series - D2 v3/D2s v3)."""
+    if not sub_category or sub_category.casefold() in name.casefold():
+        return name
+    return f"{sub_category} - {name}"
+
+
+def _rows(frame: pd.DataFrame, contract_of: pd.Series, quantity: pd.Series, cost: pd.Series,
+          contracts: dict[str, Contract], imported: Imported) -> None:
+    """The Usage values, made column-wise: text values shared, one Source per row."""
+    markup = {cid: 1 + c.usage_markup for cid, c in contracts.items()}
+    prices: dict[tuple[str, Decimal], Decimal] = {}
+    describe = {}
+    extras: dict[tuple, tuple] = {}
+    days = {d: date.fromisoformat(d) for d in frame["UsageDate"].cat.categories if d}
+    group_values = [frame[c].astype(str).tolist() for c in GROUP_COLUMNS.values()]
+    names = list(GROUP_COLUMNS)
+    by_contract = defaultdict(list)
+    for cid, file, row, usage_id, day, category, sub, meter, q, unit_cost, *groups in zip(
+            contract_of.tolist(), frame["file"].astype(str).tolist(), frame["row"].tolist(),
+            frame["usage_id"].tolist(), frame["UsageDate"].astype(str).tolist(),
+            frame["MeterCategory"].astype(str).tolist(), frame["MeterSubCategory"].astype(str).tolist(),
+            frame["MeterName"].astype(str).tolist(), quantity.tolist(), cost.tolist(), *group_values):
+        key = (cid, unit_cost)
+        unit_price = prices.get(key)
+        if unit_price is None:
+            unit_price = prices[key] = unit_cost * markup[cid]
+        text = describe.get((sub, meter))
+        if text is None:
+            text = describe[(sub, meter)] = description(sub, meter)
+        groups = tuple(groups)
+        extra = extras.get(groups)
+        if extra is None:
+            extra = extras[groups] = tuple(zip(names, groups))
+        by_contract[cid].append(Usage(usage_id, cid, days[day], category, text, q, unit_price,
+                                      Source(file, sheet_of(file), row), extra))
+    imported.usage = dict(by_contract)
+
+
+def reconcile(frame: pd.DataFrame, contract_of: pd.Series, amount: pd.Series, billed: pd.Series,
+              tolerance: Decimal) -> list[Mismatch]:
+    """Per tenant and month, the cost imported (quantity x cost per unit, exact) against the sum of
+    BillingPreTaxTotal. Partner Center truncates each row's total to the cent, so the allowed difference is
+    the Usage Tolerance (a fraction) of the month's total, and never less than a cent a row."""
+    facts = pd.DataFrame({"contract": contract_of, "tenant": frame["CustomerId"].astype(str),
+                          "month": frame["UsageDate"].astype(str).str[:7], "imported": amount, "billed": billed})
+    sums = facts.groupby(["contract", "tenant", "month"], sort=True).agg(
+        rows=("imported", "size"), imported=("imported", "sum"), billed=("billed", "sum"))
+    found = []
+    for (contract_id, tenant, month), s in sums.iterrows():
+        imported, billed_total = Decimal(s["imported"]), Decimal(s["billed"])
+        allowed = max(abs(billed_total) * tolerance, Decimal("0.01") * int(s["rows"]))
+        if abs(imported - billed_total) > allowed:
+            rows = (facts["contract"] == contract_id) & (facts["tenant"] == tenant) & (facts["month"] == month)
+            detail = frame.loc[rows, ["file", "row", "CustomerId", "EntitlementId", "UsageDate", "MeterCategory",
+                                      "MeterName", "ResourceURI", "Quantity", "EffectiveUnitPrice",
+                                      "PCToBCExchangeRate", "BillingPreTaxTotal"]].astype(str)
+            detail["Imported Cost"] = [str(a) for a in amount[rows]]
+            detail["Difference"] = [str(a - b) for a, b in zip(amount[rows], billed[rows])]
+            found.append(Mismatch(contract_id, tenant, month, int(s["rows"]), billed_total, imported, allowed, detail))
+    return found
+
+
+def write_mismatches(output: Path, mismatches: list[Mismatch]) -> list[Path]:
+    written = []
+    for m in mismatches:
+        path = output / m.file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        m.detail.to_csv(path, index=False)
+        written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A billed Partner Center row that came back with another quantity or price."""
+
+    contract_id: str
+    usage_id: str
+    invoice: str
+    billed_quantity: Decimal
+    billed_unit_price: Decimal
+    quantity: Decimal
+    unit_price: Decimal
+    source: Source
+
+    @property
+    def difference(self) -> Decimal:
+        """What billing the row as it is now would add (or take off, when negative), unrounded."""
+        return self.quantity * self.unit_price - self.billed_quantity * self.billed_unit_price
+
+
+def revised(usage: dict[str, tuple[Usage, ...]], invoices: Iterable[Invoice]) -> list[Revision]:
+    """The Partner Center rows billed on a live invoice whose quantity or unit price differ now."""
+    billed = {}
+    for invoice in invoices:
+        for line in invoice.draft.lines:
+            for row in line.usage_rows:
+                if row.usage_id.startswith(ID_PREFIX):
+                    billed[(invoice.draft.contract_id, row.usage_id)] = (invoice.number, row)
+    if not billed:
+        return []
+    found = []
+    for contract_id, rows in usage.items():
+        for u in rows:
+            hit = billed.get((contract_id, u.usage_id))
+            if hit and (hit[1].quantity != u.quantity or hit[1].unit_price != u.unit_price):
+                found.append(Revision(contract_id, u.usage_id, hit[0], hit[1].quantity, hit[1].unit_price,
+                                      u.quantity, u.unit_price, u.source))
+    return found
