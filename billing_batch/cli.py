@@ -18,7 +18,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from billing_batch import ledger_check, look, pipeline, review, starter_workbook, workbook
+from billing_batch import ledger_check, look, pipeline, review_runs, starter_workbook, workbook
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy, LedgerUnusable
@@ -361,19 +361,19 @@ def review_command(args) -> int:
         table = Table(title=f"Runs in {args.output / 'runs'}", title_justify="left")
         for title in ("Run", "As of", "Invoices", "Flagged", "Set aside", "Errors"):
             table.add_column(title)
-        for past in review.past_runs(args.output):
+        for past in review_runs.past_runs(args.output):
             table.add_row(past.run_id, *(str(past.summary.get(key, "")) for key in
                                          ("as_of", "invoices", "flagged", "set_aside", "errors")))
         console.print(table)
         return EXIT_OK
     try:
-        page = review.find_review(args.output, args.run)
+        page = review_runs.find_review(args.output, args.run)
     except LookupError as exc:
         console.print(Text(str(exc)))
         return EXIT_UNUSABLE
     console.print(Text(str(page)))
     if not args.no_open:
-        review.open_page(page)
+        review_runs.open_page(page)
     return EXIT_OK
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from billing_batch import look, partner_center, render, review, schedule_book, usage_book, workbook
+from billing_batch import look, partner_center, render, review, review_flags, review_runs, schedule_book, usage_book, workbook
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.billing import (
@@ -363,8 +363,8 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
                                                                   ledger.last_reviewed())
         report.book = _write_book(options, ledger, rows, state, book_review, "writing-workbook")
     with report.stage("write review"):
-        run_id = review.new_run_id(report.started, command, options.output)
-        facts = review.RunFacts(
+        run_id = review_runs.new_run_id(report.started, command, options.output)
+        facts = review_runs.RunFacts(
             run_id=run_id, command=command,
             as_of=options.as_of, input_files=tuple(workbook.input_files(options.input)), started=report.started,
             duration_s=time.perf_counter() - report.clock, nothing_to_bill=report.nothing_to_bill)
@@ -374,14 +374,14 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
         ledger.mark_reviewed(unreviewed, run_id)
 
 
-def _review_rows(checked: Checked, state: State, differs: dict[str, str], numbers: set[str]) -> list[review.ReviewRow]:
+def _review_rows(checked: Checked, state: State, differs: dict[str, str], numbers: set[str]) -> list[review_flags.ReviewRow]:
     shown = [i for i in state.invoices if i.number in numbers]
-    return review.review_rows(shown, state.invoices, checked.inputs, differs,
+    return review_flags.review_rows(shown, state.invoices, checked.inputs, differs,
                               checked.inputs.settings.review_change_threshold)
 
 
 def _write_book(options: Options, ledger: Ledger, rows: list[ScheduleRow], state: State,
-                review_rows: list[review.ReviewRow], failpoint_name: str | None = None) -> Path:
+                review_rows: list[review_flags.ReviewRow], failpoint_name: str | None = None) -> Path:
     """Write the schedule book, unless it holds exactly this already (the unchanged rerun of a
     large batch would spend most of its time rewriting it)."""
     path = options.output / schedule_book.BOOK_NAME

@@ -12,7 +12,7 @@ import xlsxwriter
 from babel.numbers import get_currency_precision
 
 from billing_batch.model import Invoice, InvoiceStatus
-from billing_batch.review import FLAG_KINDS, ReviewRow
+from billing_batch.review_flags import FLAG_KINDS, ReviewRow
 from billing_batch.schedules import BILLED, ScheduleRow
 
 BOOK_NAME = "billing_schedules.xlsx"

@@ -20,7 +20,7 @@ import pytest
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 
-from billing_batch import cli, i18n, render, review
+from billing_batch import cli, i18n, render, review_chart
 from test_render import make_invoice
 from workbooks import HEADERS, contract, customer, settings, subscription, write_book
 
@@ -222,5 +222,5 @@ def test_the_review_chart_has_every_glyph(locale, glyph):
     points = [(m, Decimal(100 * m.month), Decimal(50 if m.month == 12 else 0)) for m in months]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)"
-        svg = review._chart_svg(0, "JPY", points, date(2026, 12, 2), locale)
+        svg = review_chart.chart_svg(0, "JPY", points, date(2026, 12, 2), locale)
     assert glyph in svg

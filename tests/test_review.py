@@ -16,7 +16,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from markupsafe import escape
 
-from billing_batch import review, schedule_book
+from billing_batch import review, review_chart, review_flags, review_runs, schedule_book
 from billing_batch.errors import problem
 from billing_batch.model import (
     Contract,
@@ -77,7 +77,7 @@ def invoice(number: int | str, cycle_start=date(2026, 10, 1), total="100", lines
 
 def flags_of(issued, history=(), differs=None, threshold=THRESHOLD, the_inputs=None) -> dict[str, str]:
     """The flags of the last issued invoice: name -> note."""
-    rows = review.review_rows(list(issued), list(history), the_inputs or inputs(), differs or {}, threshold)
+    rows = review_flags.review_rows(list(issued), list(history), the_inputs or inputs(), differs or {}, threshold)
     return {f.name: f.note for f in rows[-1].flags}
 
 
@@ -136,7 +136,7 @@ def test_a_change_of_currency_or_from_zero_is_a_change():
 def test_first_invoice_of_a_contract():
     assert flags_of([invoice(1)]) == {"first": "First invoice of contract CTR-1."}
     # a catch-up run bills two cycles: only the earlier is the first
-    rows = review.review_rows([invoice(1, date(2026, 9, 1)), invoice(2)], [], inputs(), {}, THRESHOLD)
+    rows = review_flags.review_rows([invoice(1, date(2026, 9, 1)), invoice(2)], [], inputs(), {}, THRESHOLD)
     assert [r.has("first") for r in rows] == [True, False]
     # another contract's invoices do not count
     assert "first" in flags_of([invoice(2)], [invoice(1, date(2026, 9, 1), contract_id="CTR-2")])
@@ -249,11 +249,11 @@ def test_history_may_include_the_issued_invoices():
 
 def test_rows_carry_the_invoice_and_flags_in_a_stable_order():
     late_and_zero = invoice(1, total="0", email="", lines=[used(date(2026, 9, 1), 0)])
-    (row,) = review.review_rows([late_and_zero], [], inputs(), {"INV-000001": "differs"}, THRESHOLD)
+    (row,) = review_flags.review_rows([late_and_zero], [], inputs(), {"INV-000001": "differs"}, THRESHOLD)
     assert (row.number, row.pdf_name, row.contract_id, row.customer, row.total, row.currency) == (
         "INV-000001", "invoices/INV-000001.pdf", "CTR-1", "Customer One", D(0), "USD")
     assert [f.name for f in row.flags] == ["differs", "zero_or_negative", "late_usage", "no_email", "first"]
-    assert [f.name for f in row.flags] == [k.name for k in review.FLAG_KINDS if row.has(k.name)]
+    assert [f.name for f in row.flags] == [k.name for k in review_flags.FLAG_KINDS if row.has(k.name)]
     assert row.notes.count("\n") == 4
 
 
@@ -261,16 +261,16 @@ def test_rows_carry_the_invoice_and_flags_in_a_stable_order():
 
 
 def test_run_ids_sort_by_time_and_are_safe_folder_names(tmp_path: Path):
-    first = review.new_run_id(datetime(2026, 11, 2, 8, 15, 1), "run")
+    first = review_runs.new_run_id(datetime(2026, 11, 2, 8, 15, 1), "run")
     assert first == "2026-11-02T081501-run"
-    assert review.new_run_id(datetime(2026, 11, 2, 8, 15, 1), "Generate") == "2026-11-02T081501-generate"
-    assert sorted([review.new_run_id(datetime(2026, 12, 1, 0, 0), "run"), first]) == [first, "2026-12-01T000000-run"]
+    assert review_runs.new_run_id(datetime(2026, 11, 2, 8, 15, 1), "Generate") == "2026-11-02T081501-generate"
+    assert sorted([review_runs.new_run_id(datetime(2026, 12, 1, 0, 0), "run"), first]) == [first, "2026-12-01T000000-run"]
     (tmp_path / "runs" / first).mkdir(parents=True)
-    assert review.new_run_id(datetime(2026, 11, 2, 8, 15, 1), "run", tmp_path) == "2026-11-02T081501-run-2"
-    assert review.review_path(tmp_path, first) == tmp_path / "runs" / first / "review.html"
+    assert review_runs.new_run_id(datetime(2026, 11, 2, 8, 15, 1), "run", tmp_path) == "2026-11-02T081501-run-2"
+    assert review_runs.review_path(tmp_path, first) == tmp_path / "runs" / first / "review.html"
     for bad in ("../../etc", "2026-11-02T081501-run/../x", "", "latest"):
         with pytest.raises(ValueError):
-            review.review_path(tmp_path, bad)
+            review_runs.review_path(tmp_path, bad)
 
 
 # ---------------------------------------------------------------- the page
@@ -289,14 +289,14 @@ class Links(html.parser.HTMLParser):
                 self.srcs.append(value)
 
 
-def _facts(run_id="2026-11-02T081501-run", files=()) -> review.RunFacts:
-    return review.RunFacts(run_id, "run", AS_OF, tuple(files), datetime(2026, 11, 2, 8, 15, 1), 12.5, 3)
+def _facts(run_id="2026-11-02T081501-run", files=()) -> review_runs.RunFacts:
+    return review_runs.RunFacts(run_id, "run", AS_OF, tuple(files), datetime(2026, 11, 2, 8, 15, 1), 12.5, 3)
 
 
 def _write(tmp_path: Path, issued, history=(), set_aside=None, problems=(), differs=None, the_inputs=None,
            files=()) -> Path:
     the_inputs = the_inputs or inputs()
-    rows = review.review_rows(issued, history, the_inputs, differs or {}, THRESHOLD)
+    rows = review_flags.review_rows(issued, history, the_inputs, differs or {}, THRESHOLD)
     return review.write_review(tmp_path, _facts(files=files), rows, issued, history, set_aside or {}, list(problems),
                                inputs=the_inputs, differs=differs)
 
@@ -395,7 +395,7 @@ def test_monthly_totals_split_this_run_and_leave_out_replaced_invoices():
         invoice(5, date(2026, 10, 1), "70", contract_id="CTR-2", currency="EUR", invoice_date=date(2026, 11, 1)),
     ]
     issued = [invoice(6, date(2026, 10, 1), "30", contract_id="CTR-3")]
-    series = review.monthly_totals(history, issued, AS_OF)
+    series = review_chart.monthly_totals(history, issued, AS_OF)
     assert list(series) == ["EUR", "USD"]
     usd = series["USD"]
     assert len(usd) == 12 and usd[0][0] == date(2025, 12, 1) and usd[-1][0] == date(2026, 11, 1)
@@ -406,15 +406,15 @@ def test_monthly_totals_split_this_run_and_leave_out_replaced_invoices():
 
 def test_past_runs_can_be_found_again(tmp_path: Path):
     with pytest.raises(LookupError, match="No run"):
-        review.find_review(tmp_path, None)
+        review_runs.find_review(tmp_path, None)
     page = _write(tmp_path, [invoice(1)])
-    assert review.find_review(tmp_path, None) == page
-    assert review.find_review(tmp_path, "2026-11-02T081501-run") == page
+    assert review_runs.find_review(tmp_path, None) == page
+    assert review_runs.find_review(tmp_path, "2026-11-02T081501-run") == page
     with pytest.raises(LookupError, match="Runs there: 2026-11-02T081501-run"):
-        review.find_review(tmp_path, "2026-11-03T000000-run")
+        review_runs.find_review(tmp_path, "2026-11-03T000000-run")
     with pytest.raises(LookupError, match="not a run ID"):
-        review.find_review(tmp_path, "../..")
-    (run,) = review.past_runs(tmp_path)
+        review_runs.find_review(tmp_path, "../..")
+    (run,) = review_runs.past_runs(tmp_path)
     assert run.summary["as_of"] == "2026-11-02" and run.summary["totals"] == {"USD": "100"}
 
 
@@ -424,7 +424,7 @@ def test_past_runs_can_be_found_again(tmp_path: Path):
 def test_the_review_sheet_has_a_column_per_flag_and_the_notes(tmp_path: Path):
     history = [invoice(1, date(2026, 9, 1), "100", invoice_date=date(2026, 10, 2))]
     issued = [invoice(2, total="200", email=""), invoice(3, contract_id="CTR-2", currency="EUR", total="0", lines=[])]
-    rows = review.review_rows(issued, history, inputs(), {}, THRESHOLD)
+    rows = review_flags.review_rows(issued, history, inputs(), {}, THRESHOLD)
     path = schedule_book.write(tmp_path, [], history + issued, review_rows=rows)
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["Billing Schedules", "Invoices", "Invoice Lines", "Review"]
@@ -434,7 +434,7 @@ def test_the_review_sheet_has_a_column_per_flag_and_the_notes(tmp_path: Path):
     header = [c.value for c in ws[1]]
     assert header[:10] == ["Invoice Number", "Customer ID", "Customer", "Contract ID", "Cycle Start", "Cycle End",
                            "Due Date", "Currency", "Total", "Flags"]
-    assert header[10:] == [k.label for k in review.FLAG_KINDS] + ["Notes"]
+    assert header[10:] == [k.label for k in review_flags.FLAG_KINDS] + ["Notes"]
     first, second = table
     assert first["Invoice Number"] == '=HYPERLINK("invoices/INV-000002.pdf","INV-000002")'
     assert (first["Total"], first["Flags"], first["Changed"], first["No email"], first["First invoice"]) == (
@@ -488,10 +488,10 @@ def many(n: int) -> tuple[list[Invoice], list[Invoice], Inputs]:
     return issued, history, the_inputs
 
 
-def build_big_page(out: Path, n: int = 10_000) -> tuple[Path, list[review.ReviewRow], float]:
+def build_big_page(out: Path, n: int = 10_000) -> tuple[Path, list[review_flags.ReviewRow], float]:
     issued, history, the_inputs = many(n)
     started = time.perf_counter()
-    rows = review.review_rows(issued, history, the_inputs, {}, THRESHOLD)
+    rows = review_flags.review_rows(issued, history, the_inputs, {}, THRESHOLD)
     page = review.write_review(out, _facts(), rows, issued, history, {}, [], inputs=the_inputs)
     return page, rows, time.perf_counter() - started
 
