@@ -27,6 +27,7 @@ from openpyxl.utils import get_column_letter
 
 from billing_batch.errors import Problem, problem
 from billing_batch.model import Contract, Invoice, Source, Usage
+from billing_batch.money import round_money
 
 # The documented columns, in Partner Center's order; newer files add columns after them.
 COLUMNS = (
@@ -216,7 +217,7 @@ def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[
     if frame is None or frame.empty:
         return imported
     # A later file repeats or revises an earlier one: its row stands. Twice in one file is a fault.
-    twice = frame.duplicated(["file", "usage_id"], keep=False)
+    twice = frame[frame.duplicated(["file", "usage_id"], keep=False)]
     frame = frame[~frame.duplicated("usage_id", keep="last")]
     by_tenant = tenant_contracts(contracts)
     tenant = frame["CustomerId"].astype(str).str.strip().str.lower()
@@ -242,14 +243,15 @@ def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[
             name = f" ({first['name']})" if first["name"] else ""
             problems.append(problem(
                 "BB153", cell(first["file"], int(first["row"]), "CustomerId"),
-                f"Tenant {who or '(blank)'}{name} has {len(rows):,} usage row(s) costing {total:,.2f} {currency} "
+                f"Tenant {who or '(blank)'}{name} has {len(rows):,} usage row(s) costing "
+                f"{round_money(total, currency):,} {currency} "
                 "in the Partner Center file, but no contract's Partner Center Customer ID names it: they are "
                 "not billed.", value=who))
 
     mapped = ~unmapped
     faults = [("BB152", "Quantity", bad_quantity), ("BB152", "EffectiveUnitPrice", bad_price),
               ("BB152", "PCToBCExchangeRate", bad_rate), ("BB152", "BillingPreTaxTotal", bad_billed),
-              ("BB152", "UsageDate", bad_date), ("BB155", "CustomerId", twice.loc[frame.index])]
+              ("BB152", "UsageDate", bad_date), ("BB155", "CustomerId", frame["usage_id"].isin(twice["usage_id"]))]
     currency = frame["BillingCurrency"].astype(str).str.strip().str.upper()
     want = contract_of.map({c.contract_id: c.currency for c in contracts.values()})
     faults.append(("BB154", "BillingCurrency", mapped & (currency != want)))
@@ -263,6 +265,10 @@ def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[
                              "row": frame["row"][where], "value": frame[column].astype(str)[where]})
         for contract_id, rows in hits.groupby("contract", sort=True):
             first = rows.iloc[0]
+            if code == "BB155":  # point at the first copy, and say where the other is
+                copies = twice[twice["usage_id"] == frame.at[rows.index[0], "usage_id"]]
+                first = {**first, "row": copies["row"].iloc[0], "file": copies["file"].iloc[0],
+                         "value": ", ".join(str(n) for n in copies["row"].iloc[1:])}
             problems.append(_fault(code, column, first, len(rows), contracts[contract_id]))
 
     keep = mapped & ~broken
@@ -281,12 +287,13 @@ def _fault(code: str, column: str, first, count: int, contract: Contract) -> Pro
                    f"bills tenant {tenant}, is in {contract.currency}{more}.")
     elif code == "BB155":
         message = (f"The usage of tenant {tenant} on this row (same subscription, meter, resource, day and charge "
-                   f"type) is in the file more than once{more}.")
+                   f"type) is in the file again on row {first['value']}{more}.")
     elif column == "UsageDate":
         message = f"The UsageDate {first['value'] or '(blank)'} is not a date{more}."
     else:
         message = f"The {column} {first['value'] or '(blank)'} is not a number{more}."
-    return problem(code, where, message, value=first["value"], contract_id=contract.contract_id,
+    value = tenant if code == "BB155" else first["value"]
+    return problem(code, where, message, value=value, contract_id=contract.contract_id,
                    tenant=tenant, contract=contract.contract_id)
 
 
