@@ -75,9 +75,12 @@ class UsageFile:
 
 
 def input_files(path: Path) -> list[Path]:
+    """The CSV files of the input folder, oldest first (by modification time, then name): a file downloaded
+    later repeats or revises the rows of those before it."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()
-                      and not p.name.startswith(("~$", ".")))
+        found = [p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()
+                 and not p.name.startswith(("~$", "."))]
+        return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
     return []
 
 
@@ -92,7 +95,7 @@ def cell(file: str, row: int | None, column: str, header: list[str] | tuple[str,
 
 
 def read(paths: Iterable[Path], engine: str = ENGINE) -> UsageFile:
-    """Read every file; later files (in name order) repeat or revise earlier ones: the last row of an
+    """Read every file, in the order given; later files repeat or revise earlier ones: the last row of an
     identity wins. A file with documented columns missing is reported (BB150) and not read."""
     read_files = UsageFile()
     frames = []
