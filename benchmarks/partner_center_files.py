@@ -115,11 +115,11 @@ def _guid(rng: random.Random) -> str:
 
 
 def tenants(rng: random.Random, count: int, currencies: tuple[str, ...] | None = None) -> list[Tenant]:
-    """count tenants; currencies: only countries billing in these."""
-    places = [p for p in COUNTRIES if currencies is None or p[1] in currencies]
+    """count tenants, in countries chosen at random; currencies: billing in these, in turn."""
     made = []
     for k in range(count):
-        country, currency, rate = rng.choice(places)
+        country, currency, rate = rng.choice(COUNTRIES) if not currencies else next(
+            p for p in COUNTRIES if p[1] == currencies[k % len(currencies)])
         name = f"{rng.choice(NAMES)} {rng.choice(TRADES)} {k + 1}"
         made.append(Tenant(_guid(rng), name, country, currency, rate))
     return made

@@ -300,9 +300,11 @@ def _fault(code: str, column: str, first, count: int, contract: Contract) -> Pro
                    tenant=tenant, contract=contract.contract_id)
 
 
-def description(sub_category: str, name: str) -> str:
-    """MeterName, with the MeterSubCategory before it when it says more (Dv3/DSv3 Series - D2 v3/D2s v3)."""
-    if not sub_category or sub_category.casefold() in name.casefold():
+def description(category: str, sub_category: str, name: str) -> str:
+    """MeterName, with the MeterSubCategory before it when it says more (Dv3/DSv3 Series - D2 v3/D2s v3) than
+    the name and the MeterCategory (the Product) already do."""
+    if not sub_category or sub_category.casefold() in (name.casefold(), category.casefold()) \
+            or sub_category.casefold() in name.casefold():
         return name
     return f"{sub_category} - {name}"
 
@@ -327,9 +329,9 @@ def _rows(frame: pd.DataFrame, contract_of: pd.Series, quantity: pd.Series, cost
         unit_price = prices.get(key)
         if unit_price is None:
             unit_price = prices[key] = unit_cost * markup[cid]
-        text = describe.get((sub, meter))
+        text = describe.get((category, sub, meter))
         if text is None:
-            text = describe[(sub, meter)] = description(sub, meter)
+            text = describe[(category, sub, meter)] = description(category, sub, meter)
         groups = tuple(groups)
         extra = extras.get(groups)
         if extra is None:

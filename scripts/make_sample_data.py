@@ -1,6 +1,8 @@
-"""Write sample_data/billing.xlsx, the sample input workbook (run: python scripts/make_sample_data.py).
+"""Write sample_data/billing.xlsx, the sample input workbook, and beside it a Partner Center daily rated usage
+file for two of its contracts (run: python scripts/make_sample_data.py).
 
-All data are literal tables except Usage, generated from a fixed seed; the file is byte-identical on every run.
+All data are literal tables except Usage and the Partner Center file, generated from fixed seeds; the files are
+byte-identical on every run.
 """
 from __future__ import annotations
 
@@ -12,10 +14,19 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
+import sys
+
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
-OUT = Path(__file__).resolve().parent.parent / "sample_data" / "billing.xlsx"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the benchmarks package writes Partner Center files
+from benchmarks import partner_center_files  # noqa: E402
+
+OUT = ROOT / "sample_data" / "billing.xlsx"
+# Two contracts that start on 1 October bill their tenants' October Azure usage at cost plus a markup.
+USAGE_FILE = ROOT / "sample_data" / "partner_center_usage_2026-10.csv"
+AZURE = {"CTR-1018": ("USD", 0.12), "CTR-1029": ("EUR", 0.08)}  # contract -> (billing currency, Usage Markup)
 AS_OF = date(2026, 11, 2)  # the date the README runs the batch "as of"
 N = None  # a blank cell: the batch applies the documented default
 
@@ -213,7 +224,8 @@ SHEETS = {  # sheet -> [(header, number format or None)]
                   ("Tax Exemption Reason", N)],
     "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
                   ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
-                  ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N)],
+                  ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N),
+                  ("Partner Center Customer ID", N), ("Usage Markup", PCT)],
     "Subscriptions": [("Subscription ID", N), ("Contract ID", N), ("Product", N), ("Description", N),
                       ("Quantity", N), ("Unit Price", PRICE), ("Start Date", DATE), ("End Date", DATE),
                       ("Charge Type", N)],
@@ -247,9 +259,17 @@ def write_sheet(ws, columns, rows) -> None:
     ws.auto_filter.ref = ws.dimensions
 
 
+def partner_center_contracts() -> list[tuple]:
+    """The Contracts rows, those billing Azure usage with their tenant and markup; writes the usage file."""
+    tenants = partner_center_files.generate(USAGE_FILE, 20261102, len(AZURE), 300, date(2026, 10, 1),
+                                            tuple(currency for currency, _ in AZURE.values()))
+    by_contract = dict(zip(AZURE, tenants))
+    return [(*c, by_contract[c[0]].customer_id, AZURE[c[0]][1]) if c[0] in AZURE else c for c in CONTRACTS]
+
+
 def build() -> None:
     subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)]
-    data = {"Customers": CUSTOMERS, "Contracts": CONTRACTS, "Subscriptions": subs,
+    data = {"Customers": CUSTOMERS, "Contracts": partner_center_contracts(), "Subscriptions": subs,
             "Usage": usage_rows(), "Settings": SETTINGS}
     wb = Workbook()
     wb.remove(wb.active)
