@@ -22,6 +22,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter
 
@@ -53,7 +54,7 @@ IDENTITY = ("CustomerId", "EntitlementId", "MeterId", "ResourceURI", "UsageDate"
 MONEY = ("Quantity", "EffectiveUnitPrice", "PCToBCExchangeRate", "BillingPreTaxTotal")
 # Only these are converted; the other documented columns are checked to be there and left unread.
 READ = tuple(dict.fromkeys((*IDENTITY, "CustomerName", "BillingCurrency", *GROUP_COLUMNS.values(), *MONEY)))
-REPEATING = [c for c in READ if c not in ("Quantity", "ResourceURI", "BillingPreTaxTotal")]  # categories
+REPEATING = [c for c in READ if c not in ("Quantity", "BillingPreTaxTotal")]  # read as categories
 NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 ID_PREFIX = "PC-"
 ENGINE = "pyarrow"  # measured against "c" on size P: docs/performance.md
@@ -61,12 +62,13 @@ ENGINE = "pyarrow"  # measured against "c" on size P: docs/performance.md
 
 @dataclass
 class UsageFile:
-    """The rows of every Partner Center file in the input, as read: one frame of text columns, with
-    file, row (its line in the file) and usage_id; file-level problems."""
+    """The rows of every Partner Center file in the input, as read: one frame of text columns (repeated
+    texts as categories), with file, row (its line in the file) and usage_id; file-level problems."""
 
     frame: pd.DataFrame | None = None
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    headers: dict[str, list[str]] = field(default_factory=dict)  # file -> its header, for column letters
 
     @property
     def columns(self) -> dict[str, str]:
@@ -94,7 +96,7 @@ def cell(file: str, row: int | None, column: str, header: list[str] | tuple[str,
     return Source(file, sheet_of(file), row, column, letter)
 
 
-def read(paths: Iterable[Path], engine: str = ENGINE) -> UsageFile:
+def read(paths: Iterable[Path], engine: str | None = None) -> UsageFile:
     """Read every file, in the order given; later files repeat or revise earlier ones: the last row of an
     identity wins. A file with documented columns missing is reported (BB150) and not read."""
     read_files = UsageFile()
@@ -115,20 +117,36 @@ def read(paths: Iterable[Path], engine: str = ENGINE) -> UsageFile:
                 "BB150", Source(path.name, sheet_of(path.name), 1, c), f"The Partner Center usage file "
                 f"{path.name} has no {c} column.") for c in missing]
             continue
-        frame = pd.read_csv(path, engine=engine, usecols=list(READ), dtype=str, keep_default_na=False,
+        read_files.headers[path.name] = header
+        frame = pd.read_csv(path, engine=engine or ENGINE, usecols=list(READ), dtype=str, keep_default_na=False,
                             encoding="utf-8-sig")
-        frame["file"] = path.name
-        frame["row"] = pd.RangeIndex(2, len(frame) + 2, dtype="int32")  # its line, under the header
-        frame["letters"] = ",".join(header)  # a category: one copy per file
+        for column in REPEATING:  # before the next file is read: one copy of each repeated text
+            frame[column] = frame[column].astype("category")
+        frame["file"] = pd.Categorical([path.name] * len(frame))
+        frame["row"] = np.arange(2, len(frame) + 2, dtype=np.int32)  # its line, under the header
         frames.append(frame)
     if frames:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        for column in (*REPEATING, "file", "letters"):
+        for column in (*REPEATING, "file"):  # categories of different files concatenate as text
             frame[column] = frame[column].astype("category")
         frame["UsageDate"] = _dates(frame["UsageDate"])
         frame["usage_id"] = _usage_ids(frame)
         read_files.frame = frame
     return read_files
+
+
+def _per_value(column: pd.Series, convert) -> np.ndarray:
+    """convert(text) of each row of a category column, computed once per distinct text (an object array)."""
+    values = np.empty(len(column.cat.categories), dtype=object)
+    values[:] = [convert(text) for text in column.cat.categories]
+    return values[column.cat.codes.to_numpy()]
+
+
+def _texts(column: pd.Series) -> list[str]:
+    """The column as Python text; a category's texts shared, one object per distinct value."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return _per_value(column, str).tolist()
+    return column.tolist()
 
 
 def _dates(column: pd.Series) -> pd.Series:
@@ -139,35 +157,34 @@ def _dates(column: pd.Series) -> pd.Series:
     us = pd.to_datetime(days.str.split(" ").str[0], format="%m/%d/%Y", errors="coerce")
     parsed = iso.fillna(us)
     texts = [d.date().isoformat() if not pd.isna(d) else "" for d in parsed]
-    return column.map(dict(zip(days, texts))).astype("category")
+    return pd.Series(_per_value(column, dict(zip(days, texts)).get), index=column.index).astype("category")
 
 
 def _usage_ids(frame: pd.DataFrame) -> list[str]:
     """A short hash of the row's identity: IDs and URIs compared without case, as Azure does."""
-    parts = [frame[c].astype(str).str.lower() if c != "UsageDate" else frame[c].astype(str) for c in IDENTITY]
-    joined = parts[0].str.cat(parts[1:], sep="\x1f")
+    parts = [_per_value(frame[c], str.lower).tolist() for c in IDENTITY]
     blake = hashlib.blake2b
-    return [ID_PREFIX + blake(s.encode(), digest_size=8).hexdigest() for s in joined]
+    return [ID_PREFIX + blake("\x1f".join(t).encode(), digest_size=8).hexdigest() for t in zip(*parts)]
 
 
-def _decimals(column: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Exact Decimals (one per distinct text), and where the text is not a number."""
+def _decimal(text: str) -> Decimal | None:
+    stripped = text.strip()
+    if not NUMBER.fullmatch(stripped):
+        return None
+    try:
+        return Decimal(stripped)
+    except InvalidOperation:
+        return None
+
+
+def _decimals(column: pd.Series) -> np.ndarray:
+    """Exact Decimals (one per distinct text), None where the text is not a number."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return _per_value(column, _decimal)
     cache: dict[str, Decimal | None] = {}
-
-    def convert(text: str) -> Decimal | None:
-        if text not in cache:
-            stripped = text.strip()
-            try:
-                cache[text] = Decimal(stripped) if NUMBER.fullmatch(stripped) else None
-            except InvalidOperation:
-                cache[text] = None
-        return cache[text]
-
-    values = column.map(convert) if column.dtype.name == "category" else pd.Series(
-        [convert(t) for t in column], index=column.index, dtype=object)
-    values = values.astype(object)
-    bad = values.isna()
-    return values.where(~bad, Decimal(0)), bad
+    values = np.empty(len(column), dtype=object)
+    values[:] = [cache[t] if t in cache else cache.setdefault(t, _decimal(t)) for t in column.tolist()]
+    return values
 
 
 @dataclass(frozen=True)
@@ -206,7 +223,7 @@ def tenant_contracts(contracts: dict[str, Contract]) -> dict[str, Contract]:
     found: dict[str, Contract] = {}
     for c in sorted(contracts.values(), key=lambda c: not c.active):
         if c.partner_center_customer_id:
-            found.setdefault(c.partner_center_customer_id.lower(), c)
+            found.setdefault(c.partner_center_customer_id.strip().lower(), c)
     return found
 
 
@@ -221,69 +238,92 @@ def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[
         return imported
     # A later file repeats or revises an earlier one: its row stands. Twice in one file is a fault.
     twice = frame[frame.duplicated(["file", "usage_id"], keep=False)]
-    frame = frame[~frame.duplicated("usage_id", keep="last")]
+    earlier = frame.duplicated("usage_id", keep="last").to_numpy()
+    if earlier.any():
+        frame = frame[~earlier].reset_index(drop=True)
     by_tenant = tenant_contracts(contracts)
-    tenant = frame["CustomerId"].astype(str).str.strip().str.lower()
-    contract_of = tenant.map({t: c.contract_id for t, c in by_tenant.items()})
+    contract_of = _per_value(frame["CustomerId"], lambda t: (c := by_tenant.get(t.strip().lower())) and c.contract_id)
+    mapped = ~pd.isna(contract_of)
 
-    quantity, bad_quantity = _decimals(frame["Quantity"])
-    price, bad_price = _decimals(frame["EffectiveUnitPrice"])
-    rate, bad_rate = _decimals(frame["PCToBCExchangeRate"])
-    billed, bad_billed = _decimals(frame["BillingPreTaxTotal"])
-    bad_date = frame["UsageDate"].astype(str) == ""
-    cost = price * rate
-    unmapped = contract_of.isna()
+    price, rate = _decimals(frame["EffectiveUnitPrice"]), _decimals(frame["PCToBCExchangeRate"])
+    quantity, billed = _decimals(frame["Quantity"]), _decimals(frame["BillingPreTaxTotal"])
+    bad = {"Quantity": pd.isna(quantity), "EffectiveUnitPrice": pd.isna(price), "PCToBCExchangeRate": pd.isna(rate),
+           "BillingPreTaxTotal": pd.isna(billed)}
+    cost = _costs(frame, bad)
+    if (~mapped).any():
+        _unmapped(frame, ~mapped, quantity, cost, bad, problems)
 
-    # Tenants in the file on no contract: reported with their rows and cost, never billed silently.
-    if unmapped.any():
-        lost = pd.DataFrame({"tenant": frame["CustomerId"].astype(str)[unmapped],
-                             "name": frame["CustomerName"].astype(str)[unmapped],
-                             "file": frame["file"].astype(str)[unmapped], "row": frame["row"][unmapped],
-                             "amount": (quantity * cost)[unmapped], "currency": frame["BillingCurrency"].astype(str)[unmapped]})
-        for (who, currency), rows in lost.groupby(["tenant", "currency"], sort=True):
-            total = sum((a for a in rows["amount"] if isinstance(a, Decimal)), Decimal(0))
-            first = rows.iloc[0]
-            name = f" ({first['name']})" if first["name"] else ""
-            problems.append(problem(
-                "BB153", cell(first["file"], int(first["row"]), "CustomerId"),
-                f"Tenant {who or '(blank)'}{name} has {len(rows):,} usage row(s) costing "
-                f"{round_money(total, currency):,} {currency} "
-                "in the Partner Center file, but no contract's Partner Center Customer ID names it: they are "
-                "not billed.", value=who))
-
-    mapped = ~unmapped
-    faults = [("BB152", "Quantity", bad_quantity), ("BB152", "EffectiveUnitPrice", bad_price),
-              ("BB152", "PCToBCExchangeRate", bad_rate), ("BB152", "BillingPreTaxTotal", bad_billed),
-              ("BB152", "UsageDate", bad_date), ("BB155", "CustomerId", frame["usage_id"].isin(twice["usage_id"]))]
-    currency = frame["BillingCurrency"].astype(str).str.strip().str.upper()
-    want = contract_of.map({c.contract_id: c.currency for c in contracts.values()})
-    faults.append(("BB154", "BillingCurrency", mapped & (currency != want)))
-    broken = pd.Series(False, index=frame.index)
+    currency = _per_value(frame["BillingCurrency"], lambda t: t.strip().upper())
+    want = np.array([contracts[c].currency if c else None for c in contract_of.tolist()], dtype=object)
+    faults = [("BB152", column, where) for column, where in bad.items()]
+    faults += [("BB152", "UsageDate", (frame["UsageDate"] == "").to_numpy()),
+               ("BB155", "CustomerId", frame["usage_id"].isin(twice["usage_id"]).to_numpy()),
+               ("BB154", "BillingCurrency", currency != want)]
+    broken = np.zeros(len(frame), dtype=bool)
     for code, column, where in faults:
         where = where & mapped
         if not where.any():
             continue
         broken |= where
-        hits = pd.DataFrame({"contract": contract_of[where], "file": frame["file"].astype(str)[where],
-                             "row": frame["row"][where], "value": frame[column].astype(str)[where]})
+        at = np.flatnonzero(where)
+        hits = pd.DataFrame({"contract": contract_of[at], "file": _texts(frame["file"].iloc[at]),
+                             "row": frame["row"].to_numpy()[at], "value": _texts(frame[column].iloc[at]),
+                             "usage_id": frame["usage_id"].to_numpy()[at]})
         for contract_id, rows in hits.groupby("contract", sort=True):
-            first = rows.iloc[0]
+            first = rows.iloc[0].to_dict()
             if code == "BB155":  # point at the first copy, and say where the other is
-                copies = twice[twice["usage_id"] == frame.at[rows.index[0], "usage_id"]]
-                first = {**first, "row": copies["row"].iloc[0], "file": copies["file"].iloc[0],
-                         "value": ", ".join(str(n) for n in copies["row"].iloc[1:])}
-            problems.append(_fault(code, column, first, len(rows), contracts[contract_id]))
+                copies = twice[twice["usage_id"] == first["usage_id"]]
+                first.update(row=copies["row"].iloc[0], file=str(copies["file"].iloc[0]),
+                             value=", ".join(str(n) for n in copies["row"].iloc[1:]))
+            problems.append(_fault(code, column, first, len(rows), contracts[contract_id], read_files.headers))
 
-    keep = mapped & ~broken
-    _rows(frame[keep], contract_of[keep], quantity[keep], cost[keep], contracts, imported)
-    imported.mismatches = reconcile(frame[keep], contract_of[keep], quantity[keep] * cost[keep], billed[keep],
-                                    tolerance)
+    keep = np.flatnonzero(mapped & ~broken)
+    frame = frame.iloc[keep]
+    contract_of, quantity, cost, billed = contract_of[keep], quantity[keep], cost[keep], billed[keep]
+    imported.usage = _rows(frame, contract_of, quantity, cost, contracts)
+    imported.mismatches = reconcile(frame, contract_of, quantity * cost, billed, tolerance, contracts)
     return imported
 
 
-def _fault(code: str, column: str, first, count: int, contract: Contract) -> Problem:
+def _costs(frame: pd.DataFrame, bad: dict[str, np.ndarray]) -> np.ndarray:
+    """Cost per unit, EffectiveUnitPrice x PCToBCExchangeRate: once per distinct pair, shared by its rows;
+    zero where either is not a number (those rows are reported, not billed)."""
+    prices, rates = frame["EffectiveUnitPrice"].cat, frame["PCToBCExchangeRate"].cat
+    pairs, inverse = np.unique(prices.codes.to_numpy().astype(np.int64) * len(rates.categories)
+                               + rates.codes.to_numpy(), return_inverse=True)
+    values = np.empty(len(pairs), dtype=object)
+    for k, pair in enumerate(pairs.tolist()):
+        price, rate = _decimal(prices.categories[pair // len(rates.categories)]), _decimal(
+            rates.categories[pair % len(rates.categories)])
+        values[k] = price * rate if price is not None and rate is not None else Decimal(0)
+    cost = values[inverse.ravel()]
+    cost[bad["Quantity"]] = Decimal(0)
+    return cost
+
+
+def _unmapped(frame: pd.DataFrame, where: np.ndarray, quantity: np.ndarray, cost: np.ndarray,
+              bad: dict[str, np.ndarray], problems: list[Problem]) -> None:
+    """Tenants in the file on no contract: reported with their rows and cost, never dropped silently."""
+    at = np.flatnonzero(where)
+    amount = np.where(bad["Quantity"][at], Decimal(0), quantity[at]) * cost[at]
+    lost = pd.DataFrame({"tenant": _texts(frame["CustomerId"].iloc[at]), "name": _texts(frame["CustomerName"].iloc[at]),
+                         "file": _texts(frame["file"].iloc[at]), "row": frame["row"].to_numpy()[at],
+                         "amount": amount, "currency": _texts(frame["BillingCurrency"].iloc[at])})
+    for (who, currency), rows in lost.groupby(["tenant", "currency"], sort=True):
+        total = sum(rows["amount"].tolist(), Decimal(0))
+        first = rows.iloc[0]
+        name = f" ({first['name']})" if first["name"] else ""
+        problems.append(problem(
+            "BB153", cell(first["file"], int(first["row"]), "CustomerId"),
+            f"Tenant {who or '(blank)'}{name} has {len(rows):,} usage row(s) costing "
+            f"{round_money(total, currency):,} {currency} in the Partner Center file, but no contract's Partner "
+            "Center Customer ID names it: they are not billed.", value=who))
+
+
+def _fault(code: str, column: str, first: dict, count: int, contract: Contract,
+           headers: dict[str, list[str]]) -> Problem:
     more = f" ({count - 1:,} more row(s) of this tenant alike)" if count > 1 else ""
-    where = cell(first["file"], int(first["row"]), column)
+    where = cell(first["file"], int(first["row"]), column, headers.get(first["file"], COLUMNS))
     tenant = contract.partner_center_customer_id
     if code == "BB154":
         message = (f"The BillingCurrency is {first['value'] or '(blank)'}, but contract {contract.contract_id}, which "
@@ -296,71 +336,72 @@ def _fault(code: str, column: str, first, count: int, contract: Contract) -> Pro
     else:
         message = f"The {column} {first['value'] or '(blank)'} is not a number{more}."
     value = tenant if code == "BB155" else first["value"]
-    return problem(code, where, message, value=value, contract_id=contract.contract_id,
-                   tenant=tenant, contract=contract.contract_id)
+    return problem(code, where, message, value=value, contract_id=contract.contract_id, contract=contract.contract_id)
 
 
 def description(category: str, sub_category: str, name: str) -> str:
     """MeterName, with the MeterSubCategory before it when it says more (Dv3/DSv3 Series - D2 v3/D2s v3) than
     the name and the MeterCategory (the Product) already do."""
-    if not sub_category or sub_category.casefold() in (name.casefold(), category.casefold()) \
+    if not sub_category or sub_category.casefold() == category.casefold() \
             or sub_category.casefold() in name.casefold():
         return name
     return f"{sub_category} - {name}"
 
 
-def _rows(frame: pd.DataFrame, contract_of: pd.Series, quantity: pd.Series, cost: pd.Series,
-          contracts: dict[str, Contract], imported: Imported) -> None:
-    """The Usage values, made column-wise: text values shared, one Source per row."""
+def _rows(frame: pd.DataFrame, contract_of: np.ndarray, quantity: np.ndarray, cost: np.ndarray,
+          contracts: dict[str, Contract]) -> dict[str, list[Usage]]:
+    """The Usage values, made column by column: dates, texts, prices and group values shared between
+    the rows that have them; one Source per row."""
     markup = {cid: 1 + c.usage_markup for cid, c in contracts.items()}
-    prices: dict[tuple[str, Decimal], Decimal] = {}
-    describe = {}
-    extras: dict[tuple, tuple] = {}
-    days = {d: date.fromisoformat(d) for d in frame["UsageDate"].cat.categories if d}
-    group_values = [frame[c].astype(str).tolist() for c in GROUP_COLUMNS.values()]
-    names = list(GROUP_COLUMNS)
+    prices: dict[tuple[str, int], Decimal] = {}
+    days = _per_value(frame["UsageDate"], date.fromisoformat).tolist()
+    describe = _shared(frame, ["MeterCategory", "MeterSubCategory", "MeterName"], lambda *t: description(*t))
+    extras = _shared(frame, list(GROUP_COLUMNS.values()), lambda *t: tuple(zip(GROUP_COLUMNS, t)))
+    sheets = {f: sheet_of(f) for f in frame["file"].cat.categories}
     by_contract = defaultdict(list)
-    for cid, file, row, usage_id, day, category, sub, meter, q, unit_cost, *groups in zip(
-            contract_of.tolist(), frame["file"].astype(str).tolist(), frame["row"].tolist(),
-            frame["usage_id"].tolist(), frame["UsageDate"].astype(str).tolist(),
-            frame["MeterCategory"].astype(str).tolist(), frame["MeterSubCategory"].astype(str).tolist(),
-            frame["MeterName"].astype(str).tolist(), quantity.tolist(), cost.tolist(), *group_values):
-        key = (cid, unit_cost)
+    for cid, file, row, usage_id, day, product, text, q, unit_cost, extra in zip(
+            contract_of.tolist(), _texts(frame["file"]), frame["row"].tolist(), frame["usage_id"].tolist(), days,
+            _texts(frame["MeterCategory"]), describe, quantity.tolist(), cost.tolist(), extras):
+        key = (cid, id(unit_cost))  # costs are shared per distinct price and rate (_costs)
         unit_price = prices.get(key)
         if unit_price is None:
             unit_price = prices[key] = unit_cost * markup[cid]
-        text = describe.get((category, sub, meter))
-        if text is None:
-            text = describe[(category, sub, meter)] = description(category, sub, meter)
-        groups = tuple(groups)
-        extra = extras.get(groups)
-        if extra is None:
-            extra = extras[groups] = tuple(zip(names, groups))
-        by_contract[cid].append(Usage(usage_id, cid, days[day], category, text, q, unit_price,
-                                      Source(file, sheet_of(file), row), extra))
-    imported.usage = dict(by_contract)
+        by_contract[cid].append(Usage(usage_id, cid, day, product, text, q, unit_price,
+                                      Source(file, sheets[file], row), extra))
+    return dict(by_contract)
 
 
-def reconcile(frame: pd.DataFrame, contract_of: pd.Series, amount: pd.Series, billed: pd.Series,
-              tolerance: Decimal) -> list[Mismatch]:
+def _shared(frame: pd.DataFrame, columns: list[str], make) -> list:
+    """make(*texts) of each row's values in these category columns, made once per distinct combination."""
+    keys = frame.groupby(columns, observed=True, sort=False).ngroup().to_numpy()
+    distinct, first = np.unique(keys, return_index=True)
+    texts = [frame[c].to_numpy()[first].tolist() for c in columns]
+    made = np.empty(len(distinct), dtype=object)
+    made[:] = [make(*(str(t) for t in values)) for values in zip(*texts)]
+    return made[np.searchsorted(distinct, keys)].tolist()
+
+
+def reconcile(frame: pd.DataFrame, contract_of: np.ndarray, amount: np.ndarray, billed: np.ndarray,
+              tolerance: Decimal, contracts: dict[str, Contract]) -> list[Mismatch]:
     """Per tenant and month, the cost imported (quantity x cost per unit, exact) against the sum of
     BillingPreTaxTotal. Partner Center truncates each row's total to the cent, so the allowed difference is
     the Usage Tolerance (a fraction) of the month's total, and never less than a cent a row."""
-    facts = pd.DataFrame({"contract": contract_of, "tenant": frame["CustomerId"].astype(str),
-                          "month": frame["UsageDate"].astype(str).str[:7], "imported": amount, "billed": billed})
-    sums = facts.groupby(["contract", "tenant", "month"], sort=True).agg(
+    facts = pd.DataFrame({"contract": contract_of, "month": _per_value(frame["UsageDate"], lambda d: d[:7]),
+                          "imported": amount, "billed": billed})
+    sums = facts.groupby(["contract", "month"], sort=True).agg(
         rows=("imported", "size"), imported=("imported", "sum"), billed=("billed", "sum"))
     found = []
-    for (contract_id, tenant, month), s in sums.iterrows():
+    for (contract_id, month), s in sums.iterrows():
         imported, billed_total = Decimal(s["imported"]), Decimal(s["billed"])
         allowed = max(abs(billed_total) * tolerance, Decimal("0.01") * int(s["rows"]))
         if abs(imported - billed_total) > allowed:
-            rows = (facts["contract"] == contract_id) & (facts["tenant"] == tenant) & (facts["month"] == month)
+            rows = ((facts["contract"] == contract_id) & (facts["month"] == month)).to_numpy()
             detail = frame.loc[rows, ["file", "row", "CustomerId", "EntitlementId", "UsageDate", "MeterCategory",
                                       "MeterName", "ResourceURI", "Quantity", "EffectiveUnitPrice",
                                       "PCToBCExchangeRate", "BillingPreTaxTotal"]].astype(str)
             detail["Imported Cost"] = [str(a) for a in amount[rows]]
             detail["Difference"] = [str(a - b) for a, b in zip(amount[rows], billed[rows])]
+            tenant = contracts[contract_id].partner_center_customer_id
             found.append(Mismatch(contract_id, tenant, month, int(s["rows"]), billed_total, imported, allowed, detail))
     return found
 
