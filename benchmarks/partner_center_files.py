@@ -22,17 +22,8 @@ from datetime import date, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
-COLUMNS = (
-    "PartnerId", "PartnerName", "CustomerId", "CustomerName", "CustomerDomainName", "CustomerCountry", "MpnId",
-    "Tier2MpnId", "InvoiceNumber", "ProductId", "SkuId", "AvailabilityId", "SkuName", "ProductName",
-    "PublisherName", "PublisherId", "SubscriptionDescription", "SubscriptionId", "ChargeStartDate",
-    "ChargeEndDate", "UsageDate", "MeterType", "MeterCategory", "MeterId", "MeterSubCategory", "MeterName",
-    "MeterRegion", "Unit", "ResourceLocation", "ConsumedService", "ResourceGroup", "ResourceURI", "ChargeType",
-    "UnitPrice", "Quantity", "UnitType", "BillingPreTaxTotal", "BillingCurrency", "PricingPreTaxTotal",
-    "PricingCurrency", "ServiceInfo1", "ServiceInfo2", "Tags", "AdditionalInfo", "EffectiveUnitPrice",
-    "PCToBCExchangeRate", "PCToBCExchangeRateDate", "EntitlementId", "EntitlementDescription",
-    "PartnerEarnedCreditPercentage", "CreditPercentage", "CreditType",
-)
+from billing_batch.partner_center import COLUMNS  # the documented columns, in their order
+
 CENT = Decimal("0.01")
 PARTNER = ("3c0f5a4e-8f1b-4d2e-9a55-0b7d6c1e2f10", "Lumenfield Cloud Services", "6081234")
 # (category, sub-category, name, unit, list price USD, consumed service, provider/type, daily quantity range)

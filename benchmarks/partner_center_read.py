@@ -26,7 +26,9 @@ started = time.perf_counter()
 report = pipeline.Report()
 checked = pipeline.load(pipeline.Options(Path(sys.argv[1]), Path("/nonexistent"), __import__("datetime").date(2026, 11, 2)),
                         report)
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"stages": report.timings, "wall": time.perf_counter() - started,
+                  "cpu": usage.ru_utime + usage.ru_stime,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "usage_rows": sum(map(len, checked.inputs.usage.values())), "problems": len(report.problems)}))
 """
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                               check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in result["stages"].items())
-        print(f"{engine:>8}: {result['wall']:.1f} s ({stages}); peak {result['peak_mb']:,.0f} MB; "
+        print(f"{engine:>8}: {result['wall']:.1f} s ({stages}), {result['cpu']:.1f} s CPU; peak {result['peak_mb']:,.0f} MB; "
               f"{result['usage_rows']:,} usage rows, {result['problems']} problems; "
               f"load average after {os.getloadavg()[0]:.1f}")
     return 0

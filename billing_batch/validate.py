@@ -453,24 +453,20 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
     if (keep := whole("Ledger Backups", 1, 1000, "Ledger Backups is not a number of backups to keep.",
                       "use a whole number from 1 to 1000, such as 12, or leave it blank for 12.")):
         settings = replace(settings, ledger_backups=keep)
-    tolerance = values.get(normalise("Usage Tolerance"))
-    if tolerance is not None and tolerance.value("Value") not in (None, ""):
-        reader = RowReader(tolerance, [])
+    def fraction(key: str, field: str, hint: str) -> None:
+        nonlocal settings
+        row = values.get(normalise(key))
+        if row is None or row.value("Value") in (None, ""):
+            return
+        reader = RowReader(row, [])
         rate = reader.fraction("Value")
         if reader.ok:
-            settings = replace(settings, usage_tolerance=rate)
+            settings = replace(settings, **{field: rate})
         else:
-            invalid("Usage Tolerance", "The Usage Tolerance is not a percentage.",
-                    "type a percentage of a tenant's monthly usage, such as 1%.")
-    threshold = values.get(normalise("Review Change Threshold"))
-    if threshold is not None and threshold.value("Value") not in (None, ""):
-        reader = RowReader(threshold, [])
-        rate = reader.fraction("Value")
-        if reader.ok:
-            settings = replace(settings, review_change_threshold=rate)
-        else:
-            invalid("Review Change Threshold", "The Review Change Threshold is not a percentage.",
-                    "type a percentage such as 25%.")
+            invalid(key, f"The {key} is not a percentage.", hint)
+
+    fraction("Review Change Threshold", "review_change_threshold", "type a percentage such as 25%.")
+    fraction("Usage Tolerance", "usage_tolerance", "type a percentage of a tenant's monthly usage, such as 1%.")
     if text("VAT ID"):
         vat_id, why = tax.vat_id_problem(text("VAT ID"))
         if why:
