@@ -7,11 +7,13 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from billing_batch.cycles import billed_before, cycle_containing, cycles, due_cycles
+from billing_batch.credit_notes import CreditNote
 from billing_batch.errors import Problem, problem
 from billing_batch.model import (
     Contract,
     Customer,
     Cycle,
+    DocType,
     Draft,
     Inputs,
     Invoice,
@@ -129,6 +131,32 @@ def invoice_number(settings: Settings, seq: int) -> str:
     return f"{settings.invoice_prefix}{seq:06d}"
 
 
+def credit_note_number(settings: Settings, seq: int) -> str:
+    return f"{settings.credit_note_prefix}{seq:06d}"
+
+
+def make_document(seq: int, document: Draft | CreditNote, inputs: Inputs, as_of: date, run_type: RunType) -> Invoice:
+    """The invoice, or credit note, that is number seq of its series."""
+    if isinstance(document, Draft):
+        return make_invoice(seq, document, inputs, as_of, run_type)
+    # A credit note goes to the parties of the invoice it credits, in its language; it is due at once.
+    like = document.credited or make_invoice(seq, document.draft, inputs, as_of, run_type)
+    return Invoice(
+        number=credit_note_number(inputs.settings, seq),
+        draft=document.draft,
+        invoice_date=as_of,
+        due_date=as_of,
+        run_type=run_type,
+        seller=like.seller,
+        buyer=like.buyer,
+        locale=like.locale,
+        doc_type=DocType.CREDIT_NOTE,
+        credits=document.credits,
+        credits_date=document.credits_date,
+        reason=document.reason,
+    )
+
+
 def make_invoice(seq: int, draft: Draft, inputs: Inputs, as_of: date, run_type: RunType) -> Invoice:
     """Invoice Date is the as-of date; Due Date adds the contract's payment terms."""
     contract = inputs.contracts[draft.contract_id]
@@ -163,11 +191,11 @@ def plan_manual(
     inputs: Inputs,
     set_aside: dict[str, list],
     live: dict[CycleKey, Invoice],
-    empty: Collection[CycleKey],
+    settled: Collection[CycleKey],
     contract_ids: Iterable[str],
     cycle_day: date | None,
 ) -> list[Proposal]:
-    """For each contract, the cycle containing cycle_day, or else its oldest unsettled cycle,
+    """For each contract, the cycle containing cycle_day, or else its oldest cycle not settled,
     priced from the current data. A replacement takes the usage the replaced invoice
     carried plus any not yet invoiced up to the cycle's cutoff."""
     proposals = []
@@ -189,8 +217,8 @@ def plan_manual(
                 proposals.append(Proposal(contract_id, problem=f"{cycle_day} is outside the period of {contract_id}"))
                 continue
         else:
-            cycle = next((c for c in cycles(contract) if (contract_id, c.start) not in live
-                          and (contract_id, c.start) not in empty and not billed_before(contract, c)), None)
+            cycle = next((c for c in cycles(contract) if (contract_id, c.start) not in settled
+                          and not billed_before(contract, c)), None)
             if cycle is None:
                 proposals.append(Proposal(contract_id, problem=f"Every cycle of {contract_id} is billed already"))
                 continue
@@ -212,6 +240,8 @@ def differences(inputs: Inputs, set_aside: Collection[str], live: Iterable[Invoi
     with the same usage rows. Usage billed late on a later invoice is not a difference."""
     found = {}
     for invoice in live:
+        if invoice.is_credit_note:  # its amounts are those of a draft negated
+            continue
         d = invoice.draft
         contract = inputs.contracts.get(d.contract_id)
         if contract is None or d.contract_id in set_aside:

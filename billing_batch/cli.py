@@ -22,7 +22,8 @@ from billing_batch import ledger_check, look, pipeline, review_runs, starter_wor
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy, LedgerUnusable
-from billing_batch.model import Draft, Line, LineKind
+from billing_batch.credit_notes import below_zero
+from billing_batch.model import DocType, Draft, Line, LineKind
 from billing_batch.post import command
 from billing_batch.post.tasks import parse_tasks
 
@@ -38,6 +39,16 @@ def iso_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def decimal_number(text: str) -> Decimal:
+    try:
+        number = Decimal(text.replace(",", ""))
+    except ArithmeticError:
+        number = None
+    if number is None or not number.is_finite():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number such as 2 or 120.50")
+    return number
 
 
 def task_list(text: str) -> tuple[str, ...]:
@@ -107,6 +118,15 @@ def parser() -> argparse.ArgumentParser:
     post.add_argument("--invoice", action="append", default=[], metavar="NUMBER",
                       help="only this invoice (repeatable; default: every live invoice)")
     post.add_argument("--again", action="store_true", help="repeat tasks that succeeded for the named invoices")
+    credit = commands.add_parser("credit", parents=[common, own_look],
+                                 help="credit an issued invoice by a credit note: in full, or part of a line")
+    credit.add_argument("--invoice", required=True, metavar="NUMBER", help="the invoice to credit")
+    credit.add_argument("--reason", required=True, help="why it is credited (printed on the credit note)")
+    credit.add_argument("--line", type=int, metavar="N", help="credit part of line N only (as printed, from 1)")
+    part = credit.add_mutually_exclusive_group()
+    part.add_argument("--quantity", type=decimal_number, metavar="Q", help="with --line: the quantity to credit")
+    part.add_argument("--amount", type=decimal_number, metavar="A",
+                      help="with --line: the amount to credit, before discount and tax")
     templates = commands.add_parser("templates", help="copy the default templates to start your own look from")
     templates.add_argument("--export", type=Path, metavar="DIR", required=True,
                            help="the folder to copy them to (made if missing; existing files are never overwritten)")
@@ -195,7 +215,11 @@ def run_command(args, options: pipeline.Options) -> int:
     with render_progress() as on_rendered:
         report = pipeline.run(options, on_rendered)
     if args.timings_json:
-        args.timings_json.write_text(json.dumps({"timings": report.timings, "issued": len(report.issued)}))
+        args.timings_json.write_text(json.dumps({
+            "timings": report.timings, "issued": len(report.issued),
+            "credit_notes": sum(i.is_credit_note for i in report.issued),
+            "totals": {currency: {kind: str(sum(amounts)) for kind, amounts in t.items()}
+                       for currency, t in totals_by_currency(report.issued).items()}}))
     if unusable(report):
         return EXIT_UNUSABLE
     show_summary(report, options)
@@ -295,10 +319,16 @@ def generate_command(args, options: pipeline.Options) -> int:
         report = pipeline.generate(options, contract_ids, args.cycle, approve, on_rendered)
     if unusable(report):
         return EXIT_UNUSABLE
+    notes: dict[str, str] = {}  # contract -> the credit note crediting the invoice replaced
     for invoice in report.issued:
         contract_id = invoice.draft.contract_id
+        if invoice.is_credit_note and invoice.credits:
+            notes[contract_id] = invoice.number
+            continue
         replaced = f", replacing {replacing[contract_id]}" if contract_id in replacing else ""
-        results[contract_id] = f"Invoiced {invoice.number}{replaced}"
+        if contract_id in notes:  # it had been sent, synced or charged: corrected, not voided
+            replaced += f" (sent already: credited by {notes[contract_id]})"
+        results[contract_id] = f"{'Credit note' if invoice.is_credit_note else 'Invoiced'} {invoice.number}{replaced}"
     table = Table(title="Manual generation", title_justify="left")
     table.add_column("Contract")
     table.add_column("Result")
@@ -328,6 +358,27 @@ def judge(p: Proposal, args, as_of: date, interactive: bool) -> str | None:
         if not (args.replace or interactive and Confirm.ask(f"Replace {p.existing.number}?")):
             return f"Refused: already billed by {p.existing.number}; use --replace to reissue it"
     return None
+
+
+def credit_command(args, options: pipeline.Options) -> int:
+    if (args.quantity is not None or args.amount is not None) != (args.line is not None):
+        console.print("Name a line and what to credit of it together: --line N with --quantity Q or --amount A; "
+                      "without them the whole invoice is credited.")
+        return EXIT_UNUSABLE
+    with render_progress() as on_rendered:
+        report, refusal = pipeline.credit(options, args.invoice, args.reason, args.line, args.quantity, args.amount,
+                                          on_rendered)
+    if unusable(report):
+        return EXIT_UNUSABLE
+    if refusal:
+        console.print(Text(f"Not credited: {refusal}"), soft_wrap=True)
+        return EXIT_SET_ASIDE
+    note = report.issued[0]
+    console.print(Text(f"Issued credit note {note.number} for {note.draft.total:,} {note.draft.currency}, crediting "
+                       f"{note.credits}" + (f": {note.credits} is now Credited in full." if report.credited else
+                                            f"; the rest of {note.credits} is still due.")))
+    show_summary(report, options)
+    return report.exit_code
 
 
 def schedules_command(args, options: pipeline.Options) -> int:
@@ -467,6 +518,7 @@ COMMANDS = {
     "generate": generate_command,
     "preview": preview_command,
     "schedules": schedules_command,
+    "credit": credit_command,
     "post": post_command,
 }
 
@@ -531,6 +583,7 @@ def draft_json(d: Draft) -> dict:
             "quantity": str(line.quantity), "unit_price": str(line.unit_price), "amount": str(line.amount),
         })
     return {
+        "type": (DocType.CREDIT_NOTE if below_zero(d) else DocType.INVOICE).value,  # below zero: issued as a credit note
         "contract_id": d.contract_id, "customer_id": d.customer_id, "cycle_start": d.cycle_start.isoformat(),
         "cycle_end": d.cycle_end.isoformat(), "scheduled": d.scheduled.isoformat(), "currency": d.currency,
         "groups": groups, "subtotal": str(d.subtotal), "discount": str(d.discount), "tax": str(d.tax),
@@ -572,20 +625,35 @@ def show_drafts(drafts: list[Draft]) -> None:
         console.print(table)
 
 
+def totals_by_currency(issued: list) -> dict[str, dict[str, list[Decimal]]]:
+    """currency -> "invoices" or "credit_notes" -> their totals (a credit note's is what it credits)."""
+    totals: dict[str, dict[str, list[Decimal]]] = defaultdict(lambda: {"invoices": [], "credit_notes": []})
+    for invoice in issued:
+        totals[invoice.draft.currency]["credit_notes" if invoice.is_credit_note else "invoices"].append(
+            invoice.draft.total)
+    return totals
+
+
 def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
-    totals: dict[str, list[Decimal]] = defaultdict(list)
-    for invoice in report.issued:
-        totals[invoice.draft.currency].append(invoice.draft.total)
+    totals = totals_by_currency(report.issued)
     table = Table(title=f"Invoices made as of {options.as_of.isoformat()}", title_justify="left")
     table.add_column("Currency")
     table.add_column("Invoices", justify="right")
     table.add_column("Total billed", justify="right")
+    credit_notes = any(t["credit_notes"] for t in totals.values())
+    if credit_notes:
+        table.add_column("Credit notes", justify="right")
+        table.add_column("Total credited", justify="right")
     for currency in sorted(totals):
-        table.add_row(currency, str(len(totals[currency])), f"{sum(totals[currency]):,}")
+        t = totals[currency]
+        row = [currency, str(len(t["invoices"])), f"{sum(t['invoices']):,}"]
+        table.add_row(*row, *([str(len(t["credit_notes"])), f"{sum(t['credit_notes']):,}"] if credit_notes else []))
     if report.issued:
         console.print(table)
     else:
         console.print("No new invoice: every due cycle is billed already.")
+    for number in report.credited:
+        console.print(Text(f"{number} is credited in full: its status is Credited."))
     if report.nothing_to_bill:
         console.print(f"{report.nothing_to_bill} due cycle(s) had nothing to bill (marked 'Nothing to bill').")
     if report.usage_billed_before:

@@ -6,16 +6,18 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
+from billing_batch.credit_notes import CreditNote
 from billing_batch.model import (
     BilledUsage,
     Cycle,
+    DocType,
     Draft,
     Invoice,
     InvoiceStatus,
@@ -158,6 +160,25 @@ INSERT INTO usage_rows
            json_array(json_array('Product', product), json_array('Description', description))
     FROM invoice_lines WHERE kind = 'Usage' AND usage_id IS NOT NULL ORDER BY number, line;
 """,
+    # 4 (release 0.3.0): credit notes. They are stored like invoices, numbered in a series of their own:
+    # series_seq is a document's place in its series (an invoice's is its seq until now). A credit note
+    # names the invoice it credits, and each of its lines the line it credits. The cycle's live document
+    # is an issued invoice, or a credit note that credits none (a cycle totalling below zero); a Credited
+    # invoice and the credit note correcting it leave the place to the cycle's new invoice.
+    """
+ALTER TABLE invoices ADD COLUMN doc_type TEXT NOT NULL DEFAULT 'Invoice';
+ALTER TABLE invoices ADD COLUMN series_seq INTEGER;
+UPDATE invoices SET series_seq = seq;
+ALTER TABLE invoices ADD COLUMN credits TEXT REFERENCES invoices (number);
+ALTER TABLE invoices ADD COLUMN credits_date TEXT;
+ALTER TABLE invoices ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE invoice_lines ADD COLUMN credits_line INTEGER;
+CREATE UNIQUE INDEX one_number_per_place ON invoices (doc_type, series_seq);
+DROP INDEX one_live_invoice_per_cycle;
+CREATE UNIQUE INDEX one_live_invoice_per_cycle ON invoices (contract_id, cycle_start)
+    WHERE status NOT IN ('Replaced', 'Credited')
+      AND credits IS NULL;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks the file as a billing_batch ledger (PRAGMA application_id), so another program's database is
@@ -168,11 +189,11 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 INVOICE_COLUMNS = (
     "seq number contract_id customer_id customer_name cycle_start cycle_end scheduled invoice_date "
     "due_date currency subtotal discount tax total discount_rate tax_rate status replaced_by run_type "
-    "seller buyer locale rendered_status reviewed_in tax_rounding"
+    "seller buyer locale rendered_status reviewed_in tax_rounding doc_type series_seq credits credits_date reason"
 ).split()
 LINE_COLUMNS = (
     "number line kind product description period_start period_end quantity unit_price amount "
-    "prorated subscription_id usage_id tax_category tax_rate"
+    "prorated subscription_id usage_id tax_category tax_rate credits_line"
 ).split()
 GROUP_COLUMNS = "number position category rate taxable tax exemption_reason discount".split()
 USAGE_COLUMNS = "number line usage_id usage_date product description quantity unit_price groups".split()
@@ -303,8 +324,17 @@ class Ledger:
         groups: dict[str, list[VatGroup]] = {}
         for row in self.db.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM invoice_vat_groups ORDER BY number, position"):
             groups.setdefault(row[0], []).append(_group(row))
-        rows = self.db.execute(f"SELECT {', '.join(INVOICE_COLUMNS)} FROM invoices ORDER BY seq")
-        return [_invoice(row, lines.get(row[1], []), groups.get(row[1], [])) for row in rows]
+        rows = self.db.execute(f"SELECT {', '.join(INVOICE_COLUMNS)} FROM invoices ORDER BY seq").fetchall()
+        invoices = [_invoice(row, lines.get(row[1], []), groups.get(row[1], [])) for row in rows]
+        credited_by: dict[str, list[str]] = {}
+        replaces = {}
+        for i in invoices:
+            if i.credits:
+                credited_by.setdefault(i.credits, []).append(i.number)
+            if i.replaced_by:
+                replaces[i.replaced_by] = i.number
+        return [replace(i, credited_by=tuple(credited_by.get(i.number, ())), replaces=replaces.get(i.number))
+                if i.number in credited_by or i.number in replaces else i for i in invoices]
 
     def stale_pdfs(self) -> set[str]:
         """Numbers of invoices whose PDF is not made yet or shows an older status."""
@@ -349,27 +379,39 @@ class Ledger:
 
     def issue(
         self,
-        drafts: Iterable[Draft],
+        drafts: Iterable[Draft | CreditNote],
         empty: Iterable[Cycle],
         run_date: date,
-        build: Callable[[int, Draft], Invoice],
+        build: Callable[[int, Draft | CreditNote], Invoice],
         replaces: Mapping[str, str] | None = None,
     ) -> list[Invoice]:
-        """Number and store the drafts, and settle the empty cycles, in one transaction.
-        build(seq, draft) makes the invoice that gets sequence number seq. replaces maps a
-        draft's schedule ID to the number of the live invoice it replaces, which is kept
-        as Replaced."""
+        """Number and store the drafts and credit notes, and settle the empty cycles, in one
+        transaction. build(n, document) makes the invoice or credit note that is number n of its
+        series. replaces maps a draft's schedule ID to the number of the live invoice it replaces,
+        which is kept as Replaced, or stays Credited when a credit note before it credits it in full.
+        An invoice a credit note credits in part has its PDF made again, to name the credit note."""
         replaces = replaces or {}
         with self.transaction():
             (last,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM invoices").fetchone()
-            invoices = [build(last + i, draft) for i, draft in enumerate(drafts, start=1)]
+            places = dict(self.db.execute("SELECT doc_type, MAX(series_seq) FROM invoices GROUP BY doc_type"))
+            invoices, place = [], []
+            for document in drafts:
+                series = DocType.CREDIT_NOTE if isinstance(document, CreditNote) else DocType.INVOICE
+                places[series.value] = places.get(series.value, 0) + 1
+                place.append(places[series.value])
+                invoices.append(build(places[series.value], document))
+                if isinstance(document, CreditNote) and document.credits:
+                    self.db.execute("UPDATE invoices SET status = CASE WHEN ? THEN 'Credited' ELSE status END, "
+                                    "rendered_status = NULL WHERE number = ?", (document.settles, document.credits))
             self.db.executemany(
-                "UPDATE invoices SET status = 'Replaced', replaced_by = ? WHERE number = ? AND status <> 'Replaced'",
-                ((inv.number, replaces[inv.draft.schedule_id]) for inv in invoices if inv.draft.schedule_id in replaces),
+                "UPDATE invoices SET status = CASE WHEN status = 'Credited' THEN status ELSE 'Replaced' END, "
+                "replaced_by = ? WHERE number = ? AND status <> 'Replaced'",
+                ((inv.number, replaces[inv.draft.schedule_id]) for inv in invoices
+                 if inv.credits is None and inv.draft.schedule_id in replaces),
             )
             self.db.executemany(
                 _insert("invoices", INVOICE_COLUMNS),
-                (_invoice_row(last + i, inv) for i, inv in enumerate(invoices, start=1)),
+                (_invoice_row(last + i, inv, n) for i, (inv, n) in enumerate(zip(invoices, place), start=1)),
             )
             self.db.executemany(
                 _insert("invoice_lines", LINE_COLUMNS),
@@ -430,7 +472,7 @@ def _statements(script: str) -> Iterator[str]:
         yield statement.strip()
 
 
-def _invoice_row(seq: int, inv: Invoice) -> tuple:
+def _invoice_row(seq: int, inv: Invoice, series_seq: int) -> tuple:
     d = inv.draft
     return (
         seq, inv.number, d.contract_id, d.customer_id, d.customer_name, d.cycle_start.isoformat(),
@@ -438,6 +480,8 @@ def _invoice_row(seq: int, inv: Invoice) -> tuple:
         inv.due_date.isoformat(), d.currency, str(d.subtotal), str(d.discount), str(d.tax), str(d.total),
         str(d.discount_rate), str(d.tax_rate), inv.status.value, inv.replaced_by, inv.run_type.value,
         json.dumps(asdict(inv.seller)), json.dumps(asdict(inv.buyer)), inv.locale, None, None, d.tax_rounding,
+        inv.doc_type.value, series_seq, inv.credits, inv.credits_date.isoformat() if inv.credits_date else None,
+        inv.reason,
     )
 
 
@@ -446,6 +490,7 @@ def _line_row(number: str, n: int, line: Line) -> tuple:
         number, n, line.kind.value, line.product, line.description, line.period_start.isoformat(),
         line.period_end.isoformat(), str(line.quantity), str(line.unit_price), str(line.amount),
         int(line.prorated), line.subscription_id, line.usage_id, line.tax_category, str(line.tax_rate),
+        line.credits_line,
     )
 
 
@@ -462,7 +507,7 @@ def _usage_row(row: tuple) -> BilledUsage:
 
 def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = ()) -> Line:
     (_, _, kind, product, description, start, end, quantity, unit_price, amount, prorated, sub_id, usage_id,
-     tax_category, tax_rate) = row
+     tax_category, tax_rate, credits_line) = row
     return Line(
         kind=LineKind(kind),
         product=product,
@@ -478,6 +523,7 @@ def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = ()) -> Line:
         tax_category=tax_category,
         tax_rate=Decimal(tax_rate),
         usage_rows=usage_rows,
+        credits_line=credits_line,
     )
 
 
@@ -523,4 +569,8 @@ def _invoice(row: tuple, lines: list[Line], groups: list[VatGroup] = ()) -> Invo
         locale=r["locale"],
         status=InvoiceStatus(r["status"]),
         replaced_by=r["replaced_by"],
+        doc_type=DocType(r["doc_type"]),
+        credits=r["credits"],
+        credits_date=date.fromisoformat(r["credits_date"]) if r["credits_date"] else None,
+        reason=r["reason"],
     )

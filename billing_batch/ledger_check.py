@@ -19,7 +19,8 @@ from billing_batch import ledger as ledger_module
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.ledger import GROUP_COLUMNS, INVOICE_COLUMNS, LINE_COLUMNS, Ledger, LedgerUnusable
-from billing_batch.model import Frequency, Invoice, InvoiceStatus, LineKind
+from billing_batch.credit_notes import left_to_credit
+from billing_batch.model import DocType, Frequency, Invoice, InvoiceStatus, LineKind
 from billing_batch.money import round_money
 from billing_batch.render import invoice_view
 from billing_batch.tax import percent, vat_groups
@@ -34,7 +35,7 @@ class NoLedger(Exception):
 @dataclass(frozen=True)
 class Finding:
     number: str  # the invoice concerned; blank when it concerns the ledger as a whole
-    check: str  # integrity, foreign keys, numbering, dates, one live invoice, replaced, totals, tax, lines, pdf
+    check: str  # integrity, foreign keys, numbering, dates, one live invoice, replaced, credits, totals, tax, lines, pdf
     message: str
 
 
@@ -73,6 +74,7 @@ def check_ledger(path: Path, output: Path, jobs: int = 1) -> Result:
             invoices, unreadable = _read_invoices(ledger, fix)
             findings += unreadable
             findings += [f for invoice in invoices for f in invoice_findings(invoice, fix)]
+            findings += _credits(invoices, fix)
             stale = ledger.stale_pdfs()
             (count,) = db.execute("SELECT COUNT(*) FROM invoices").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -120,19 +122,22 @@ def _foreign_keys(db: sqlite3.Connection, fix: _Remedies) -> list[Finding]:
 
 
 def _numbering(db: sqlite3.Connection, fix: _Remedies) -> list[Finding]:
-    """Numbers run 1..N without a hole, each once, and follow the invoice dates."""
+    """Each series (invoices, credit notes) runs 1..N without a hole, each number once, following
+    the documents' dates."""
     found = []
     rows = db.execute(
-        "SELECT seq, number, invoice_date, LAG(seq) OVER w, LAG(number) OVER w, LAG(invoice_date) OVER w "
-        "FROM invoices WINDOW w AS (ORDER BY seq) ORDER BY seq")
-    for seq, number, day, prev_seq, prev_number, prev_day in rows:
+        "SELECT doc_type, series_seq, number, invoice_date, LAG(series_seq) OVER w, LAG(number) OVER w, "
+        "LAG(invoice_date) OVER w FROM invoices "
+        "WINDOW w AS (PARTITION BY doc_type ORDER BY series_seq) ORDER BY doc_type, series_seq")
+    for doc_type, seq, number, day, prev_seq, prev_number, prev_day in rows:
+        what = "Credit note" if doc_type == DocType.CREDIT_NOTE.value else "Invoice"
         expected = (prev_seq or 0) + 1
         if seq != expected:
             missing = ", ".join(_number_like(number, seq, s) for s in range(expected, min(seq, expected + 5)))
             more = f" and {seq - expected - 5} more" if seq - expected > 5 else ""
             after = f"between {prev_number} and {number}" if prev_number else f"before {number}"
             found.append(Finding(_number_like(number, seq, expected), "numbering",
-                                 f"{missing}{more}: missing from the ledger ({after}). Invoice numbers must run "
+                                 f"{missing}{more}: missing from the ledger ({after}). {what} numbers must run "
                                  f"without a gap. {fix.edited}"))
         if not number.endswith(f"{seq:06d}"):
             found.append(Finding(number, "numbering", f"{number}: the number does not match its place {seq} in "
@@ -140,12 +145,41 @@ def _numbering(db: sqlite3.Connection, fix: _Remedies) -> list[Finding]:
         if prev_day is not None and day < prev_day:
             # Not damage: a run with an --as-of earlier than the run before does this.
             found.append(Finding(number, "dates", f"{number}: dated {day}, before {prev_number} ({prev_day}): "
-                                                  "invoice numbers should follow their dates. This happens when a "
-                                                  "run is made with an --as-of earlier than the run before. Tell "
-                                                  "your accountant, and do not bill with an earlier --as-of again."))
+                                                  f"{what.lower()} numbers should follow their dates. This happens "
+                                                  "when a run is made with an --as-of earlier than the run before. "
+                                                  "Tell your accountant, and do not bill with an earlier --as-of "
+                                                  "again."))
     duplicates = db.execute("SELECT number, COUNT(*) FROM invoices GROUP BY number HAVING COUNT(*) > 1 ORDER BY number")
     found += [Finding(n, "numbering", f"{n}: the ledger holds {c} invoices with this number. {fix.edited}")
               for n, c in duplicates]
+    return found
+
+
+def _credits(invoices: list[Invoice], fix: _Remedies) -> list[Finding]:
+    """A credit note credits an invoice the ledger holds, issued before it, and never more than the
+    invoice billed, line by line and in total, with the invoice's earlier credit notes."""
+    by_number = {i.number: i for i in invoices}
+    found = []
+    for note in invoices:
+        if not note.credits:
+            continue
+        credited = by_number.get(note.credits)
+        if credited is None or credited.is_credit_note:
+            why = "is not in the ledger" if credited is None else "is a credit note itself"
+            found.append(Finding(note.number, "credits", f"{note.number}: it credits {note.credits}, which {why}. "
+                                                         f"{fix.edited}"))
+            continue
+        earlier = [i for i in invoices if i.credits == credited.number]
+        left, total = left_to_credit(credited, earlier[:earlier.index(note) + 1])
+        over = [f"line {k} by {-lf.amount:,}" for k, lf in left.items() if lf.amount < 0]
+        if total < 0:
+            over.append(f"its total by {-total:,}")
+        if any(line.credits_line not in left for line in note.draft.lines):
+            over.append("a line it does not have")
+        if over:
+            found.append(Finding(note.number, "credits", f"{note.number}: with the credit notes before it, it "
+                                                         f"credits more than {credited.number} billed: "
+                                                         f"{', '.join(over)}. {fix.edited}"))
     return found
 
 
@@ -157,11 +191,12 @@ def _number_like(number: str, seq: int, other: int) -> str:
 
 
 def _one_live_per_cycle(db: sqlite3.Connection, fix: _Remedies) -> list[Finding]:
+    # the condition of the ledger's index one_live_invoice_per_cycle
     rows = db.execute(
         "SELECT contract_id, cycle_start, GROUP_CONCAT(number, ', ') FROM "
-        "(SELECT contract_id, cycle_start, number FROM invoices WHERE status <> ? ORDER BY seq) "
-        "GROUP BY contract_id, cycle_start HAVING COUNT(*) > 1 ORDER BY MIN(number)",
-        (InvoiceStatus.REPLACED.value,))
+        "(SELECT contract_id, cycle_start, number FROM invoices "
+        " WHERE status NOT IN ('Replaced', 'Credited') AND credits IS NULL ORDER BY seq) "
+        "GROUP BY contract_id, cycle_start HAVING COUNT(*) > 1 ORDER BY MIN(number)")
     return [Finding(numbers.split(", ")[-1], "one live invoice",
                     f"{numbers.split(', ')[-1]}: {numbers} are all live invoices for contract {contract} and its "
                     f"cycle starting {start}: the customer would pay that cycle twice. {fix.edited}")
@@ -235,7 +270,8 @@ def invoice_findings(invoice: Invoice, fix: _Remedies) -> list[Finding]:
     if not d.lines:
         wrong("lines", "the invoice has no lines (billing_batch never issues one without)")
     for i, line in enumerate(d.lines, 1):
-        months = _months(line)
+        # a credit note's line crediting an invoice's line is checked against that line (_credits)
+        months = None if line.credits_line else _months(line)
         if months is not None and line.amount != (exact := round_money(line.quantity * line.unit_price * months,
                                                                         d.currency)):
             how = f"quantity {line.quantity} x unit price {line.unit_price}" + (

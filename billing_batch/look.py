@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from billing_batch.errors import problem, Problem
-from billing_batch.model import Draft, Invoice, InvoiceStatus, Line, LineKind, Party, RunType, Settings, Source
+from billing_batch.model import DocType, Draft, Invoice, InvoiceStatus, Line, LineKind, Party, RunType, Settings, Source
 from billing_batch.templates import FOLDER as DEFAULT
 
 INVOICE, STYLESHEET = "invoice.html", "invoice.css"
@@ -123,7 +123,7 @@ def preflight(look: Look, settings: Settings, as_of: date) -> list[Problem]:
 
 
 def sample_invoices(settings: Settings, as_of: date) -> list[Invoice]:
-    from billing_batch.billing import invoice_number, seller
+    from billing_batch.billing import credit_note_number, invoice_number, seller
 
     cur = settings.default_currency
     lines = tuple(Line(kind, f"Sample {kind.value}", "Sample line", as_of.replace(day=1), as_of,
@@ -137,7 +137,10 @@ def sample_invoices(settings: Settings, as_of: date) -> list[Invoice]:
     empty = replace(full, draft=replace(draft, lines=(), subtotal=Decimal(0), discount=Decimal(0),
                                         discount_rate=Decimal(0), tax=Decimal(0), total=Decimal(0)),
                     due_date=as_of, status=InvoiceStatus.ISSUED, replaced_by=None)
-    return [full, empty]
+    credit_note = replace(full, number=credit_note_number(settings, 1), due_date=as_of, status=InvoiceStatus.ISSUED,
+                          replaced_by=None, doc_type=DocType.CREDIT_NOTE, credits=invoice_number(settings, 1),
+                          credits_date=as_of, reason="Sample reason")
+    return [full, empty, credit_note]
 
 
 def template_problem(exc: Exception, look: Look) -> Problem:

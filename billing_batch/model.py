@@ -82,6 +82,7 @@ class Settings:
     tax_rounding: str = "Per Group"  # or "Per Line" (billing_batch.tax)
     bank_details: str = ""
     invoice_prefix: str = "INV-"
+    credit_note_prefix: str = "CN-"  # credit notes have their own gapless series
     default_currency: str = "USD"
     locale: str = "en_US"
     review_change_threshold: Decimal = Decimal("0.25")  # flag totals that move more than this
@@ -241,6 +242,7 @@ class Line:
     tax_category: str = "S"  # UNCL5305 code (billing_batch.tax), set by pricing.make_draft
     tax_rate: Decimal = Decimal(0)
     usage_rows: tuple[BilledUsage, ...] = ()  # every usage row on the line (one for Detail)
+    credits_line: int | None = None  # a credit note's line: the line (1, 2, ...) of the invoice it credits
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +303,12 @@ class Draft:
 class InvoiceStatus(enum.Enum):
     ISSUED = "Issued"
     REPLACED = "Replaced"
+    CREDITED = "Credited"  # an issued invoice corrected in full by a credit note
+
+
+class DocType(enum.Enum):
+    INVOICE = "Invoice"
+    CREDIT_NOTE = "Credit Note"
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +325,23 @@ class Invoice:
     locale: str
     status: InvoiceStatus = InvoiceStatus.ISSUED
     replaced_by: str | None = None
+    doc_type: DocType = DocType.INVOICE
+    credits: str | None = None  # a credit note: the number of the invoice it credits (None: none)
+    credits_date: date | None = None  # ... and that invoice's date
+    reason: str = ""  # a credit note's reason, as given
+    # Read from the ledger, not stored with the invoice: the credit notes crediting it and the
+    # invoice it replaces, so its PDF can name them.
+    credited_by: tuple[str, ...] = ()
+    replaces: str | None = None
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.doc_type is DocType.CREDIT_NOTE
+
+    @property
+    def is_live(self) -> bool:
+        """It is what its cycle bills now: issued, and not a credit note correcting an invoice."""
+        return self.status is InvoiceStatus.ISSUED and self.credits is None
 
     @property
     def pdf_name(self) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import jinja2
@@ -20,23 +21,26 @@ from billing_batch.billing import (
     Proposal,
     differences,
     hold_long_catch_ups,
-    make_invoice,
+    make_document,
     plan_manual,
     plan_run,
     usage_billed_before,
     usage_ids,
 )
+from billing_batch.credit_notes import Refusal, below_zero, credit_invoice, from_draft
 from billing_batch.errors import Problem
+from billing_batch.i18n import N_
 from billing_batch.ledger import Ledger
 from billing_batch.look import Look
 from billing_batch.templates import FOLDER as TEMPLATES
 from billing_batch.model import Draft, Invoice, InvoiceStatus, RunType, Settings
 from billing_batch.post.command import after_billing
-from billing_batch.post.tasks import Outcome, is_billed, task_status
+from billing_batch.post.tasks import DONE, Outcome, is_billed, task_status
 from billing_batch.schedules import ScheduleRow, schedule_rows
 from billing_batch.validate import Checked, check
 
 LEDGER_NAME = "ledger.sqlite"
+REPLACE_REASON = N_("Replaced by a corrected invoice")  # printed, translated, on its credit note
 Progress = Callable[[int, int], None]  # (PDFs rendered, PDFs to render)
 
 
@@ -72,7 +76,8 @@ class Report:
 
     problems: list[Problem] = field(default_factory=list)
     set_aside: dict[str, list[Problem]] = field(default_factory=dict)
-    issued: list[Invoice] = field(default_factory=list)
+    issued: list[Invoice] = field(default_factory=list)  # invoices and credit notes
+    credited: list[str] = field(default_factory=list)  # invoices this command credited in full
     nothing_to_bill: int = 0
     usage_billed_before: int = 0  # usage rows left out: dated on or before their contract's Billed Through
     differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
@@ -109,8 +114,20 @@ class State:
 
     @property
     def live(self) -> dict[tuple[str, date], Invoice]:
-        return {(i.draft.contract_id, i.draft.cycle_start): i for i in self.invoices
-                if i.status is not InvoiceStatus.REPLACED}
+        return {(i.draft.contract_id, i.draft.cycle_start): i for i in self.invoices if i.is_live}
+
+    @property
+    def settled(self) -> set[tuple[str, date]]:
+        """The cycles a run does not bill: found empty, or with a document of any status. A cycle
+        whose invoice was credited in full by hand stays settled: only generate --cycle bills it again."""
+        return set(self.empty) | {(i.draft.contract_id, i.draft.cycle_start) for i in self.invoices}
+
+    @property
+    def billed_usage(self) -> set[tuple[str, str]]:
+        """(contract, usage ID) of every usage row on a document that is not Replaced: a Credited
+        invoice's rows were billed, and credited, and are not billed again by themselves."""
+        return {(i.draft.contract_id, u) for i in self.invoices if i.status is not InvoiceStatus.REPLACED
+                for u in usage_ids(i.draft)}
 
     @classmethod
     def read(cls, ledger: Ledger) -> State:
@@ -182,9 +199,11 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
         with report.stage("cycles and pricing"):
             plan = plan_automatic(checked, state, options, report)
         with report.stage("write ledger"):
-            issued = ledger.issue(plan.drafts, plan.empty, options.as_of,
-                                  lambda seq, draft: make_invoice(seq, draft, checked.inputs, options.as_of,
-                                                                  RunType.AUTOMATIC))
+            # a cycle totalling below zero is issued as a credit note, and settled by it
+            documents = [from_draft(d) if below_zero(d) else d for d in plan.drafts]
+            issued = ledger.issue(documents, plan.empty, options.as_of,
+                                  lambda seq, document: make_document(seq, document, checked.inputs, options.as_of,
+                                                                      RunType.AUTOMATIC))
             failpoint("after-billing")
         report.issued, report.nothing_to_bill = issued, len(plan.empty)
         state.invoices += issued
@@ -196,12 +215,11 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
 def plan_automatic(checked: Checked, state: State, options: Options, report: Report) -> Plan:
     """What `run` bills now. A contract over the Catch-Up Limit is set aside, as a problem in its
     rows would set it aside: its due cycles show Error, and the report lists it."""
-    live = state.live
-    billed_usage = {(cid, u) for (cid, _), i in live.items() for u in usage_ids(i.draft)}
+    billed_usage = state.billed_usage
     plan = plan_run(
         checked.inputs,
         set_aside=checked.set_aside,
-        settled=set(live) | set(state.empty),
+        settled=state.settled,
         billed_usage=billed_usage,
         as_of=options.as_of,
     )
@@ -244,7 +262,7 @@ def propose(options: Options, contract_ids: Iterable[str], cycle_day: date | Non
     if checked is None:
         return report, []
     state = read_state(options)
-    return report, plan_manual(checked.inputs, checked.set_aside, state.live, state.empty, contract_ids, cycle_day)
+    return report, plan_manual(checked.inputs, checked.set_aside, state.live, state.settled, contract_ids, cycle_day)
 
 
 def generate(
@@ -263,18 +281,72 @@ def generate(
     refuse_without_ledger(options)
     with open_ledger(options, checked) as ledger:
         state = State.read(ledger)
-        proposals = plan_manual(checked.inputs, checked.set_aside, state.live, state.empty, contract_ids, cycle_day)
+        proposals = plan_manual(checked.inputs, checked.set_aside, state.live, state.settled, contract_ids, cycle_day)
         chosen = sorted((p for p in approve(proposals) if p.draft and not p.draft.is_empty),
                         key=lambda p: (p.cycle.scheduled, p.contract_id, p.cycle.start))
         replaces = {p.draft.schedule_id: p.existing.number for p in chosen if p.existing}
-        issued = ledger.issue([p.draft for p in chosen], [], options.as_of,
-                              lambda seq, draft: make_invoice(seq, draft, checked.inputs, options.as_of,
-                                                              RunType.MANUAL),
+        documents, gone = [], left_the_building(ledger)
+        for p in chosen:
+            # An invoice that has left the building is corrected by a credit note, never voided.
+            if p.existing and p.existing.number in gone:
+                note = credit_invoice(p.existing, state.invoices, REPLACE_REASON)
+                if isinstance(note, Refusal):  # a credit note sent already: corrected by an invoice, by hand
+                    raise Refused(f"{note} Nothing was billed.")
+                documents.append(note)
+            documents.append(from_draft(p.draft) if below_zero(p.draft) else p.draft)
+        issued = ledger.issue(documents, [], options.as_of,
+                              lambda seq, document: make_document(seq, document, checked.inputs, options.as_of,
+                                                                  RunType.MANUAL),
                               replaces)
+        failpoint("after-billing")
         report.issued = issued
         state = State.read(ledger)
+        report.credited = credited_now(state, issued)
         write_outputs(options, checked, state, ledger, report, on_rendered, "generate")
     return report
+
+
+def credit(options: Options, number: str, reason: str, line: int | None = None,
+           quantity: Decimal | None = None, amount: Decimal | None = None,
+           on_rendered: Progress | None = None) -> tuple[Report, Refusal | None]:
+    """Credit an issued invoice by hand: what is left of it, or part of one line. A refusal
+    writes nothing."""
+    report = Report()
+    checked = load(options, report, preflight=True)
+    if checked is None:
+        return report, None
+    refuse_without_ledger(options)
+    if not options.ledger_path.exists():
+        return report, Refusal("BB130", f"There is no ledger at {options.ledger_path}, so no invoice {number} "
+                                        "to credit. Name the ledger with --ledger PATH or --output DIR.")
+    with open_ledger(options, checked) as ledger:
+        state = State.read(ledger)
+        invoice = next((i for i in state.invoices if i.number == number), None)
+        if invoice is None:
+            return report, Refusal("BB130", f"The ledger holds no invoice {number}. Check the number as it is "
+                                            "printed on the invoice (billing_schedules.xlsx lists them all).")
+        note = credit_invoice(invoice, state.invoices, reason, line, quantity, amount)
+        if isinstance(note, Refusal):
+            return report, note
+        report.issued = ledger.issue([note], [], options.as_of,
+                                     lambda seq, document: make_document(seq, document, checked.inputs,
+                                                                         options.as_of, RunType.MANUAL))
+        failpoint("after-billing")
+        state = State.read(ledger)
+        report.credited = credited_now(state, report.issued)
+        write_outputs(options, checked, state, ledger, report, on_rendered, "credit")
+    return report, None
+
+
+def credited_now(state: State, issued: list[Invoice]) -> list[str]:
+    """The invoices the issued credit notes credited in full."""
+    credited = {i.credits for i in issued if i.credits}
+    return [i.number for i in state.invoices if i.number in credited and i.status is InvoiceStatus.CREDITED]
+
+
+def left_the_building(ledger: Ledger) -> set[str]:
+    """The invoices sent, synced or charged: the customer or the books have them."""
+    return {number for number, status in task_status(ledger).items() if DONE in status.values()}
 
 
 def schedules(options: Options) -> tuple[Report, list[ScheduleRow]]:

@@ -38,7 +38,7 @@ from billing_batch import i18n
 from billing_batch.files import write_atomic
 from billing_batch.look import INVOICE as TEMPLATE, STYLESHEET, Look
 from billing_batch.model import Invoice, InvoiceStatus, Party
-from billing_batch.tax import CATEGORIES, STANDARD
+from billing_batch.tax import CATEGORIES, DEFAULT_REASONS, REASON_SEPARATOR, STANDARD
 
 Templates = Look | Path  # a bare folder is a complete set of templates
 
@@ -82,6 +82,18 @@ LABELS = {
     "void_replaced": "VOID — replaced by {number}",
     "no_lines": "No charges this period.",
     "usage_details": "Usage details: {name}",
+    "credit_note": "Credit note",
+    "credit_note_date": "Credit note date",
+    "credits_invoice": "Credits invoice {number} of {date}",
+    "reason": "Reason: {reason}",
+    "credit_terms": "Nothing to pay: this credit note reduces what is due under invoice {number}; "
+                    "an amount already paid is refunded.",
+    "credit_terms_account": "Nothing to pay: this amount is credited to your account.",
+    "total_credited": "Total credited",
+    "credited_by": "Credited in full by {numbers}",
+    "part_credited_by": "Partly credited by {numbers}",
+    "replaced_by": "Replaced by invoice {number}",
+    "replaces": "Replaces invoice {number}",
 }
 
 
@@ -107,6 +119,7 @@ def invoice_view(invoice: Invoice) -> dict:
     draft = invoice.draft
     locale = Locale.parse(invoice.locale.replace("-", "_"))
     labels = i18n.labels(LABELS, invoice.locale)
+    translate = i18n.gettext_for(invoice.locale)
     cur = draft.currency
 
     def money(amount: Decimal) -> str:
@@ -121,39 +134,66 @@ def invoice_view(invoice: Invoice) -> dict:
     def percent(rate: Decimal) -> str:
         return format_percent(rate, locale=locale, decimal_quantization=False)
 
+    def credit(amount: Decimal) -> Decimal:
+        """A credit note is shown as a credit: its stored amounts, which are what it credits, negated
+        (a zero stays 0.00, not -0.00)."""
+        return -amount if invoice.is_credit_note and amount else amount
+
+    if invoice.is_credit_note:
+        labels["invoice"] = labels["credit_note"]  # its title, in every template that prints labels.invoice
+
     lines = [
         {
             "product": line.product,
             "description": line.description,
             "prorated": line.prorated,
             "period": period(line.period_start, line.period_end),
-            "quantity": format_decimal(line.quantity, locale=locale, decimal_quantization=False),
+            # blank for a credit of an amount off a line, which credits none of its units
+            "quantity": format_decimal(credit(line.quantity), locale=locale, decimal_quantization=False)
+            if line.quantity or not invoice.is_credit_note else "",
             # At least the currency's digits, but never round away a price like 0.0125.
             "unit_price": format_currency(line.unit_price, cur, locale=locale, decimal_quantization=False),
-            "amount": money(line.amount),
+            "amount": money(credit(line.amount)),
             "vat": f"{line.tax_category} {percent(line.tax_rate)}",
         }
         for line in draft.lines
     ]
 
-    totals = [{"label": labels["subtotal"], "value": money(draft.subtotal), "total": False}]
+    totals = [{"label": labels["subtotal"], "value": money(credit(draft.subtotal)), "total": False}]
     if draft.discount:
         label = labels["discount_rate"].format(rate=percent(draft.discount_rate)) if draft.discount_rate else labels["discount"]
-        # Shown as a deduction whatever sign convention the pricing uses.
-        totals.append({"label": label, "value": money(-abs(draft.discount)), "total": False})
+        # Shown as a deduction whatever sign convention the pricing uses (on a credit note, of the credit).
+        totals.append({"label": label, "value": money(-credit(abs(draft.discount))), "total": False})
     groups = draft.vat_groups
     # One standard-rate group is what an invoice always showed: "Tax (21%)"; else the breakdown tells.
     plain = len(groups) <= 1 and all(g.category == STANDARD for g in groups)
     tax_label = labels["tax"].format(rate=percent(groups[0].rate if groups else draft.tax_rate)) if plain else labels["vat"]
-    totals.append({"label": tax_label, "value": money(draft.tax), "total": False})
-    totals.append({"label": labels["total"], "value": money(draft.total), "total": True})
+    totals.append({"label": tax_label, "value": money(credit(draft.tax)), "total": False})
+    totals.append({"label": labels["total_credited" if invoice.is_credit_note else "total"],
+                   "value": money(credit(draft.total)), "total": True})
 
     days = (invoice.due_date - invoice.invoice_date).days
     terms = labels["terms_net"] if days > 0 else labels["terms_receipt"]
+    if invoice.is_credit_note:
+        terms = labels["credit_terms"] if invoice.credits else labels["credit_terms_account"]
 
     void = ""
     if invoice.status is InvoiceStatus.REPLACED:
         void = labels["void_replaced"].format(number=invoice.replaced_by) if invoice.replaced_by else labels["void"]
+    corrects = {"credits": "", "reason": ""}
+    if invoice.is_credit_note and invoice.credits:
+        corrects["credits"] = labels["credits_invoice"].format(number=invoice.credits, date=day(invoice.credits_date))
+    if invoice.reason:  # a reason the batch gave is translated; one typed by a person is printed as typed
+        corrects["reason"] = labels["reason"].format(reason=i18n.gettext_for(invoice.locale)(invoice.reason))
+    # How this invoice was corrected, or what it corrects: the documents linked to it.
+    notes = []
+    if invoice.credited_by:
+        by = labels["credited_by" if invoice.status is InvoiceStatus.CREDITED else "part_credited_by"]
+        notes.append(by.format(numbers=", ".join(invoice.credited_by)))
+    if invoice.replaced_by and invoice.status is InvoiceStatus.CREDITED:
+        notes.append(labels["replaced_by"].format(number=invoice.replaced_by))
+    if invoice.replaces:
+        notes.append(labels["replaces"].format(number=invoice.replaces))
 
     return {
         "labels": labels,
@@ -164,11 +204,15 @@ def invoice_view(invoice: Invoice) -> dict:
         "created": invoice.invoice_date.isoformat(),
         "number": invoice.number,
         "void": void,
+        # The watermark fills the page's diagonal: 120pt holds VOID; a longer word (STORNIERT) gets smaller.
+        "void_mark_size": f"{min(120, 700 // max(1, len(labels['void'])))}pt",
+        "credit": corrects,
+        "status_notes": notes,
         "seller": _party(invoice.seller, labels, with_email=True),
         "buyer": _party(invoice.buyer, labels, with_email=False),
         "meta": [
-            (labels["invoice_date"], day(invoice.invoice_date)),
-            (labels["due_date"], day(invoice.due_date)),
+            (labels["credit_note_date" if invoice.is_credit_note else "invoice_date"], day(invoice.invoice_date)),
+            *([] if invoice.is_credit_note else [(labels["due_date"], day(invoice.due_date))]),
             (labels["period"], period(draft.cycle_start, draft.cycle_end)),
             (labels["customer"], draft.customer_id),
             (labels["contract"], draft.contract_id),
@@ -180,12 +224,23 @@ def invoice_view(invoice: Invoice) -> dict:
         # shown when it says more than the tax line, or to a customer with a VAT ID (a business that
         # books the VAT it is charged)
         "vat_groups": [] if plain and not invoice.buyer.vat_id else [
-            {"category": f"{g.category} – {CATEGORIES.get(g.category, g.category)}", "rate": percent(g.rate),
+            {"category": f"{g.category} – {translate(CATEGORIES.get(g.category, g.category))}", "rate": percent(g.rate),
              "taxable": money(g.taxable), "tax": money(g.tax)} for g in groups],
-        "legends": list(dict.fromkeys(f"{g.category}: {g.exemption_reason}" for g in groups if g.exemption_reason)),
-        "terms": terms.format(days=days, due=day(invoice.due_date), number=invoice.number),
+        "legends": list(dict.fromkeys(f"{g.category} – {_legend(g.exemption_reason, translate)}"
+                                      for g in groups if g.exemption_reason)),
+        "terms": terms.format(days=days, due=day(invoice.due_date), number=invoice.credits or invoice.number),
         "bank_lines": _split_lines([invoice.seller.bank_details]),
     }
+
+
+_DEFAULT_REASONS = frozenset(DEFAULT_REASONS.values())
+
+
+def _legend(reason: str, translate: Callable[[str], str]) -> str:
+    """A group's legend in the invoice's language: the default texts translated, a Tax Exemption
+    Reason typed in the workbook as typed (the ledger keeps the default texts in English)."""
+    return REASON_SEPARATOR.join(translate(part) if part in _DEFAULT_REASONS else part
+                                 for part in reason.split(REASON_SEPARATOR))
 
 
 def _split_lines(texts: Sequence[str]) -> list[str]:

@@ -26,11 +26,12 @@ SCHEDULE_COLUMNS = [
     ("Message", 60, "text"),
 ]
 INVOICE_COLUMNS = [
-    ("Invoice Number", 15, "link"), ("Contract ID", 12, "text"), ("Customer ID", 12, "text"),
+    ("Invoice Number", 15, "link"), ("Type", 11, "text"), ("Contract ID", 12, "text"), ("Customer ID", 12, "text"),
     ("Customer", 28, "text"), ("Cycle Start", 12, "date"), ("Cycle End", 12, "date"),
     ("Invoice Date", 12, "date"), ("Due Date", 12, "date"), ("Currency", 9, "text"),
     ("Subtotal", 13, "money"), ("Discount", 12, "money"), ("Tax", 12, "money"), ("Total", 13, "money"),
-    ("Status", 10, "text"), ("Replaced By", 14, "text"), ("PDF", 26, "text"), ("Usage Details", 22, "link"),
+    ("Status", 10, "text"), ("Replaced By", 14, "text"), ("Credits Invoice", 15, "text"),
+    ("Credited By", 15, "text"), ("Reason", 30, "text"), ("PDF", 26, "text"), ("Usage Details", 22, "link"),
 ]
 LINE_COLUMNS = [
     ("Invoice Number", 15, "text"), ("Line", 6, "number"), ("Kind", 10, "text"), ("Product", 24, "text"),
@@ -99,8 +100,9 @@ def _invoice(i: Invoice, billed: bool) -> tuple:
     status = BILLED if billed and i.status is InvoiceStatus.ISSUED else i.status.value
     money = [(amount, d.currency) for amount in (d.subtotal, d.discount, d.tax, d.total)]
     return (
-        (i.number, i.pdf_name), d.contract_id, d.customer_id, d.customer_name, d.cycle_start, d.cycle_end,
-        i.invoice_date, i.due_date, d.currency, *money, status, i.replaced_by or "", i.pdf_name,
+        (i.number, i.pdf_name), i.doc_type.value, d.contract_id, d.customer_id, d.customer_name, d.cycle_start,
+        d.cycle_end, i.invoice_date, i.due_date, d.currency, *money, status, i.replaced_by or "", i.credits or "",
+        ", ".join(i.credited_by), i.reason, i.pdf_name,
         (Path(i.usage_name).name, i.usage_name) if i.usage_name else None,
     )
 

@@ -11,6 +11,7 @@ from billing_batch.errors import Problem
 from billing_batch.model import Contract, Cycle, Inputs, Invoice, InvoiceStatus, Usage
 
 PENDING, ERROR, INVOICED, BILLED, NOTHING = "Pending", "Error", "Invoiced", "Billed", "Nothing to bill"
+CREDITED = "Credited"  # its invoice was credited in full by hand, and no other bills the cycle
 BILLED_BEFORE = "Billed before billing_batch"  # the cycle ends on or before the contract's Billed Through
 
 
@@ -24,7 +25,7 @@ class ScheduleRow:
     cycle_end: date | None
     scheduled: date | None
     status: str  # Active or Inactive
-    reason: str  # Pending, Error, Invoiced, Billed, Nothing to bill, Billed before billing_batch
+    reason: str  # Pending, Error, Invoiced, Billed, Credited, Nothing to bill, Billed before billing_batch
     invoice: Invoice | None = None
     run_type: str = ""
     run_date: date | None = None
@@ -44,7 +45,11 @@ def schedule_rows(
     """differs: invoice number -> how it differs from what the current data would bill.
     billed: invoices sent or synced, whose cycles show Billed rather than Invoiced."""
     differs = differs or {}
-    live = {(i.draft.contract_id, i.draft.cycle_start): i for i in invoices if i.status is not InvoiceStatus.REPLACED}
+    live: dict[tuple[str, date], Invoice] = {}
+    for i in invoices:  # in number order: the cycle's live document, else its last Credited invoice
+        key = (i.draft.contract_id, i.draft.cycle_start)
+        if i.is_live or i.status is InvoiceStatus.CREDITED and not (key in live and live[key].is_live):
+            live[key] = i
     rows = []
     for contract in inputs.contracts.values():
         customer = inputs.customers.get(contract.customer_id)
@@ -67,11 +72,15 @@ def schedule_rows(
         d = invoice.draft
         rows.append(ScheduleRow(
             d.schedule_id, d.contract_id, d.customer_id, d.customer_name,
-            d.cycle_start, d.cycle_end, d.scheduled, "Inactive", INVOICED, invoice,
+            d.cycle_start, d.cycle_end, d.scheduled, "Inactive", _invoiced(invoice), invoice,
             invoice.run_type.value, invoice.invoice_date, differs.get(invoice.number, ""),
         ))
     rows.sort(key=lambda r: (r.contract_id, r.cycle_start or date.min))
-    return [replace(r, reason=BILLED) if r.invoice and r.invoice.number in billed else r for r in rows]
+    return [replace(r, reason=BILLED) if r.reason == INVOICED and r.invoice.number in billed else r for r in rows]
+
+
+def _invoiced(invoice: Invoice) -> str:
+    return CREDITED if invoice.status is InvoiceStatus.CREDITED else INVOICED
 
 
 def _common(contract: Contract, customer: str, cycle: Cycle) -> dict:
@@ -94,7 +103,7 @@ def _row(contract: Contract, customer: str, cycle: Cycle, invoice: Invoice | Non
          problems: list[Problem], as_of: date, differs: dict[str, str]) -> ScheduleRow:
     common = _common(contract, customer, cycle)
     if invoice is not None:
-        return ScheduleRow(**common, status="Inactive", reason=INVOICED, invoice=invoice,
+        return ScheduleRow(**common, status="Inactive", reason=_invoiced(invoice), invoice=invoice,
                            run_type=invoice.run_type.value, run_date=invoice.invoice_date,
                            message=differs.get(invoice.number, ""))
     if empty_on is not None:

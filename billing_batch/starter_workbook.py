@@ -220,6 +220,8 @@ SETTINGS = (
         examples=("Example Bank\nAccount 12345678",)),
     Col("Invoice Prefix", "before every invoice number; letters, digits, - and _, at most 20", "INV-",
         examples=("INV-",)),
+    Col("Credit Note Prefix", "before every credit note number (a series of its own); letters, digits, - and _, "
+        "at most 20, not the Invoice Prefix", "CN-", examples=(None,)),
     Col("Default Currency", "the currency of contracts whose Currency is blank", "USD", choices=CURRENCIES,
         open_choices=True, examples=("USD",)),
     Col("Locale", "the language and number format of invoices, such as en_US, en_GB, de_DE, fr_FR", "en_US",

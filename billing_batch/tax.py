@@ -20,28 +20,33 @@ from stdnum import get_cc_module
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
+from billing_batch.i18n import N_
 from billing_batch.model import Customer, Line, Product, VatGroup
 from billing_batch.money import allocate, minor_unit, round_money
 
 STANDARD = "S"
+# Names and legends are English here (N_: translated where an invoice prints them, render.py); the
+# workbook's categories are typed in English, as their codes or these names.
 CATEGORIES = {  # code: name, in the order the VAT breakdown lists them
-    "S": "Standard rate",
-    "Z": "Zero rated",
-    "E": "Exempt from VAT",
-    "AE": "Reverse charge",
-    "K": "Intra-community supply",
-    "G": "Export outside the EU",
-    "O": "Outside the scope of VAT",
+    "S": N_("Standard rate"),
+    "Z": N_("Zero rated"),
+    "E": N_("Exempt from VAT"),
+    "AE": N_("Reverse charge"),
+    "K": N_("Intra-community supply"),
+    "G": N_("Export outside the EU"),
+    "O": N_("Outside the scope of VAT"),
 }
-DIRECTIVE = "Directive 2006/112/EC"
-# The legend printed when no Tax Exemption Reason is given. E and O have none: which article
-# exempts a supply, or why it is outside VAT, differs from case to case, so it must be stated.
+# The legend printed when no Tax Exemption Reason is given, citing Directive 2006/112/EC (each catalog
+# words it as that country's law asks: "Steuerschuldnerschaft des Leistungsempfängers", "Autoliquidation").
+# E and O have none: which article exempts a supply, or why it is outside VAT, differs from case to
+# case, so it must be stated.
 DEFAULT_REASONS = {
-    "Z": "Zero-rated supply: VAT at 0%",
-    "AE": f"Reverse charge: VAT to be accounted for by the recipient (Article 196, {DIRECTIVE})",
-    "K": f"Intra-community supply of goods, exempt from VAT (Article 138, {DIRECTIVE})",
-    "G": f"Export outside the EU, exempt from VAT (Article 146, {DIRECTIVE})",
+    "Z": N_("Zero-rated supply: VAT at 0%"),
+    "AE": N_("Reverse charge: VAT to be accounted for by the recipient (Article 196, Directive 2006/112/EC)"),
+    "K": N_("Intra-community supply of goods, exempt from VAT (Article 138, Directive 2006/112/EC)"),
+    "G": N_("Export outside the EU, exempt from VAT (Article 146, Directive 2006/112/EC)"),
 }
+REASON_SEPARATOR = "; "  # between the reasons of one group's lines
 MUST_STATE_REASON = ("E", "O")
 NEEDS_VAT_IDS = ("AE", "K")  # both parties' VAT IDs must be on the invoice
 PER_GROUP, PER_LINE = "Per Group", "Per Line"
@@ -128,7 +133,7 @@ def with_tax(lines: Iterable[Line], customer: Customer, rules: Rules) -> tuple[l
         out.append(replace(line, tax_category=t.category, tax_rate=t.rate))
         if t.reason:
             reasons.setdefault((t.category, t.rate), {})[t.reason] = None
-    return out, {key: "; ".join(found) for key, found in reasons.items()}
+    return out, {key: REASON_SEPARATOR.join(found) for key, found in reasons.items()}
 
 
 def _order(key: tuple[str, Decimal]) -> tuple:

@@ -9,30 +9,39 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import xlsxwriter
 
+from billing_batch.i18n import N_, gettext_for
 from billing_batch.model import Invoice
 from billing_batch.schedule_book import CellWriter
 
 SHOWN_ALWAYS = ("Product", "Description")  # columns of their own; other group columns follow them
-SUBTOTAL = "Subtotal"
+SUBTOTAL = N_("Subtotal")
+# The workbook goes to the customer with the invoice: its own words are in the invoice's language (a
+# group column is named by the usage data, and keeps its name).
+SHEET, TITLE = N_("Usage"), N_("Usage of invoice {number}")
 
 
-def columns(invoice: Invoice) -> list[tuple[str, int, str]]:
+def columns(invoice: Invoice, translate: Callable[[str], str] = str) -> list[tuple[str, int, str]]:
+    """(heading, width, kind) of each column; the headings translated, but a group column's, which
+    the usage data names."""
+    t = translate
     groups = dict.fromkeys(name for line in invoice.draft.lines for row in line.usage_rows
                            for name, _ in row.groups if name not in SHOWN_ALWAYS)
-    return [("Invoice Line", 8, "number"), ("Usage ID", 16, "text"), ("Date", 12, "date"),
-            ("Product", 24, "text"), ("Description", 36, "text"), *((g, max(14, len(g) + 2), "text") for g in groups),
-            ("Quantity", 12, "number"), ("Unit Price", 12, "price"), ("Amount", 14, "exact"),
-            ("Invoice Amount", 14, "money")]
+    return [(t(N_("Invoice Line")), 8, "number"), (t(N_("Usage ID")), 16, "text"), (t(N_("Date")), 12, "date"),
+            (t(N_("Product")), 24, "text"), (t(N_("Description")), 36, "text"),
+            *((g, max(14, len(g) + 2), "text") for g in groups),
+            (t(N_("Quantity")), 12, "number"), (t(N_("Unit Price")), 12, "price"), (t(N_("Amount")), 14, "exact"),
+            (t(N_("Invoice Amount")), 14, "money")]
 
 
-def rows(invoice: Invoice) -> list[tuple]:
+def rows(invoice: Invoice, subtotal: str = SUBTOTAL) -> list[tuple]:
     """The sheet's rows: each usage row, then its invoice line's subtotal (the amount unrounded,
-    beside the line's rounded amount)."""
+    beside the line's rounded amount), marked `subtotal` in the Usage ID column."""
     groups = [name for name, _, _ in columns(invoice)[5:-4]]
     currency = invoice.draft.currency
     out = []
@@ -44,7 +53,7 @@ def rows(invoice: Invoice) -> list[tuple]:
             out.append((n, row.usage_id, row.date, row.product, row.description,
                         *(values.get(g, "") for g in groups), row.quantity, row.unit_price, row.amount, None))
         exact = sum((row.amount for row in line.usage_rows), Decimal(0))
-        out.append((n, SUBTOTAL, None, line.product, line.description, *("" for _ in groups),
+        out.append((n, subtotal, None, line.product, line.description, *("" for _ in groups),
                     line.quantity, line.unit_price, exact, (line.amount, currency)))
     return out
 
@@ -59,21 +68,22 @@ def write(out_dir: Path, invoice: Invoice) -> Path:
                                      "strings_to_urls": False, "strings_to_numbers": False})
     try:
         cells = _Cells(book)
-        ws = book.add_worksheet("Usage")
+        translate = gettext_for(invoice.locale)
+        ws = book.add_worksheet(translate(SHEET))
         header = book.add_format({"bold": True, "bg_color": "#E7ECF3", "bottom": 1})
-        cols = columns(invoice)
+        cols = columns(invoice, translate)
         writers = [getattr(cells, f"_{kind}") for _, _, kind in cols]
         for col, (title, width, _) in enumerate(cols):
             ws.set_column(col, col, width)
             ws.write_string(0, col, title, header)
         ws.freeze_panes(1, 0)
         count = 0
-        for count, values in enumerate(rows(invoice), start=1):
+        for count, values in enumerate(rows(invoice, translate(SUBTOTAL)), start=1):
             for col, (write_cell, value) in enumerate(zip(writers, values)):
                 if value is not None and value != "":
                     write_cell(ws, count, col, value)
         ws.autofilter(0, 0, count, len(cols) - 1)
-        book.set_properties({"title": f"Usage of invoice {invoice.number}"})
+        book.set_properties({"title": translate(TITLE).format(number=invoice.number)})
         book.close()
         os.replace(tmp, final)
     except BaseException:

@@ -424,6 +424,7 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
         bank_details=text("Bank Details"),
         tax_rounding=text("Tax Rounding", tax.PER_GROUP),
         invoice_prefix=text("Invoice Prefix", "INV-"),
+        credit_note_prefix=text("Credit Note Prefix", "CN-"),
         default_currency=text("Default Currency", "USD").upper(),
         locale=text("Locale", "en_US").replace("-", "_"),  # en-US as well as en_US
         smtp_host=text("SMTP Host"),
@@ -483,6 +484,13 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
     if not PREFIX.fullmatch(settings.invoice_prefix):
         invalid("Invoice Prefix", "The Invoice Prefix may hold only letters, digits, - and _.",
                 "use at most 20 letters, digits, - or _, such as INV-.")
+    if not PREFIX.fullmatch(settings.credit_note_prefix):
+        invalid("Credit Note Prefix", "The Credit Note Prefix may hold only letters, digits, - and _.",
+                "use at most 20 letters, digits, - or _, such as CN-.")
+    elif settings.credit_note_prefix.casefold() == settings.invoice_prefix.casefold():
+        # the two series would print the same numbers: INV-000001 the invoice and the credit note
+        invalid("Credit Note Prefix", "The Credit Note Prefix is the Invoice Prefix, so a credit note and an "
+                "invoice would have the same number.", "use a prefix of its own, such as CN-.")
     if settings.default_currency not in KNOWN_CURRENCIES:
         hint = CURRENCY_HINTS.get(settings.default_currency.replace(" ", ""))
         invalid("Default Currency", f"The Default Currency {settings.default_currency} is not a currency code"

@@ -174,6 +174,28 @@ SUBSCRIPTIONS = [
     ("CTR-1029", "Platform Team", "Platform Team seats", 8, 29.50, N, N, R),
 ]
 
+# ---------------------------------------------------------------- h-lang: German and French customers
+# Invoices in the customer's language (Customers: Language): German and French businesses at their
+# country's standard rate, with VAT IDs (fictitious, check digits valid). Billed last, after every row
+# above, so the other invoices keep their numbers; not metered, so the Usage sheet stays as it is.
+LANGUAGE_CUSTOMERS = [  # as CUSTOMERS, then Language
+    ("CUST-DE-1", "Falkenried Maschinenbau GmbH", "buchhaltung.falkenried@example.de", "Hammer Landstraße 27",
+     "Hamburg", "20537", "Germany", 0.19, "DE 816 342 758", N, N, "de_DE"),
+    ("CUST-FR-1", "Éditions Vauclair SARL", "comptabilite.vauclair@example.fr", "8 quai Saint-Vincent",
+     "Lyon", "69001", "France", 0.20, "FR 17 482739158", N, N, "fr_FR"),
+]
+LANGUAGE_CONTRACTS = [
+    ("CTR-DE-1", "CUST-DE-1", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 14, N, "Active"),
+    ("CTR-FR-1", "CUST-FR-1", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 30, 0.10, "Active"),
+]
+LANGUAGE_SUBSCRIPTIONS = [  # with their IDs, as the Subscriptions sheet has them
+    ("SUB-DE-1", "CTR-DE-1", "Platform Pro", "Platform Pro seats", 40, 36.50, N, N, R),
+    ("SUB-DE-2", "CTR-DE-1", "Priority Support", "24/7 priority support", 1, 420.00, N, N, R),
+    ("SUB-FR-1", "CTR-FR-1", "Platform Team", "Platform Team seats", 45, 29.50, N, N, R),
+    ("SUB-FR-2", "CTR-FR-1", "SSO Add-on", "Single sign-on (SAML)", 1, 99.00, "2026-10-15", N, R),
+]
+# ---------------------------------------------------------------- end of h-lang
+
 # Metered contracts: contract -> (kinds of usage it reports, support rate per hour in its currency)
 METERED = {"CTR-1001": ("api storage support", 145.00), "CTR-1002": ("api storage", 135.00),
            "CTR-1008": ("support", 145.00), "CTR-1013": ("api support", 115.00), "CTR-1014": ("api storage", 135.00),
@@ -221,7 +243,7 @@ DATE, PCT, MONEY, PRICE, INT = "yyyy-mm-dd", "0.0%", "#,##0.00", "#,##0.00##", "
 SHEETS = {  # sheet -> [(header, number format or None)]
     "Customers": [("Customer ID", N), ("Name", N), ("Email", N), ("Address", N), ("City", N),
                   ("Postal Code", N), ("Country", N), ("Tax Rate", PCT), ("VAT ID", N), ("Tax Category", N),
-                  ("Tax Exemption Reason", N)],
+                  ("Tax Exemption Reason", N), ("Language", N)],
     "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
                   ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
                   ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N),
@@ -268,8 +290,9 @@ def partner_center_contracts() -> list[tuple]:
 
 
 def build() -> None:
-    subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)]
-    data = {"Customers": CUSTOMERS, "Contracts": partner_center_contracts(), "Subscriptions": subs,
+    subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)] + LANGUAGE_SUBSCRIPTIONS
+    data = {"Customers": CUSTOMERS + LANGUAGE_CUSTOMERS, "Contracts": partner_center_contracts() + LANGUAGE_CONTRACTS,
+            "Subscriptions": subs,
             "Usage": usage_rows(), "Settings": SETTINGS}
     wb = Workbook()
     wb.remove(wb.active)

@@ -225,3 +225,7 @@ def test_the_sample_workbook_bills_cleanly(tmp_path: Path):
     assert any(len(line.usage_rows) > 1 for i in issued for line in i.draft.lines)
     with_usage = [i for i in issued if i.usage_name]
     assert with_usage and all((out / i.usage_name).stat().st_size > 0 for i in with_usage)
+    # its German and French customers get their invoices in their language (Customers: Language)
+    languages = {c["Customer ID"]: c["Language"] for c in sheet_rows(sample / "billing.xlsx", "Customers")}
+    assert {i.draft.customer_id: i.locale for i in issued if languages.get(i.draft.customer_id)} == {
+        cid: lang for cid, lang in languages.items() if lang} != {}

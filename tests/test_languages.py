@@ -11,18 +11,20 @@ import subprocess
 import sys
 import warnings
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from email.policy import default
 from pathlib import Path
 
+import openpyxl
 import pypdf
 import pytest
+from babel.dates import format_date
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_percent
 
 from billing_batch import cli, i18n, render, review_chart
 from test_render import make_invoice
-from workbooks import HEADERS, contract, customer, settings, subscription, write_book
+from workbooks import HEADERS, contract, customer, settings, subscription, usage, write_book
 
 REPO = Path(__file__).resolve().parents[1]
 LANGUAGES = ("en", "de", "fr", "nl", "es", "it")
@@ -99,6 +101,97 @@ def test_the_email_of_a_german_customer_is_in_german(tmp_path):
     assert "<td>Rechnungsnummer</td>" in html and 'lang="de"' in html
     english = next(m for m in messages if "Client Deux" in m["To"])  # blank Language: the Settings' Locale
     assert english["Subject"].startswith("Invoice ") and "Dear Client Deux SA," in english.get_body(("plain",)).get_content()
+
+
+SELLER_VAT, BUYER_VAT = "NL004495445B01", "BE0477472701"  # valid (tests/test_tax.py checks them)
+TYPED = "Reverse charge as agreed in our framework contract"  # a Tax Exemption Reason typed in the workbook
+
+
+def reverse_charge_run(tmp_path: Path) -> dict[str, str]:
+    """The same reverse-charge invoice (1,234.56 + 2 x 50.00, 10% off) to a Belgian business in German, in
+    French, and in German with a reason of its own: each PDF's text, by customer."""
+    headers = {"Customers": HEADERS["Customers"] + ["VAT ID", "Tax Category", "Tax Exemption Reason", "Language"]}
+    cells = {"Country": "Belgium", "Tax Rate": 0.21, "VAT ID": BUYER_VAT, "Tax Category": "AE"}
+    customers = [customer("CUST-1", Name="Kunde Eins BV", Language="de_DE", **cells),
+                 customer("CUST-2", Name="Client Deux SA", Language="fr_FR", **cells),
+                 customer("CUST-3", Name="Kunde Drei BV", Language="de_DE", **{**cells, "Tax Exemption Reason": TYPED})]
+    book_path = write_book(tmp_path / "billing.xlsx", {
+        "Customers": customers,
+        "Contracts": [contract(f"CTR-{n}", f"CUST-{n}", Currency="EUR", Discount=0.1) for n in (1, 2, 3)],
+        "Subscriptions": [s for n in (1, 2, 3) for s in (subscription(f"SUB-{n}a", f"CTR-{n}", 1, 1234.56),
+                                                           subscription(f"SUB-{n}b", f"CTR-{n}", 2, 50))],
+        "Settings": settings(**{"VAT ID": SELLER_VAT, "Tax ID": "KvK 12345678"}),
+    }, headers)
+    out = tmp_path / "output"
+    assert cli.main(["run", "--input", str(book_path), "--output", str(out), "--as-of", AS_OF, "--jobs", "1"]) == 0
+    texts = [pdf_text(p) for p in sorted((out / "invoices").glob("*.pdf"))]
+    return {cid: next(t for t in texts if cid in t) for cid in ("CUST-1", "CUST-2", "CUST-3")}
+
+
+def test_a_reverse_charge_invoice_in_german_and_in_french(tmp_path):
+    texts = reverse_charge_run(tmp_path)
+    subtotal = Decimal("1234.56") + 2 * Decimal("50.00")
+    discount = (subtotal * Decimal("0.1")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    total = subtotal - discount  # no VAT under the reverse charge
+    english = "Reverse charge: VAT to be accounted for by the recipient"
+    for cid, locale, words in [
+        ("CUST-1", "de_DE", ["USt-IdNr.: " + SELLER_VAT, "USt-IdNr.: " + BUYER_VAT, "Steuernummer: KvK 12345678",
+                             "Zwischensumme {subtotal}", "Rabatt ({ten}) {minus_discount}", "USt. {zero}",
+                             "Gesamtbetrag {total}", "AUFSCHLÜSSELUNG DER UST.", "AE – Steuerschuldnerschaft des",
+                             "{zero_rate} {total} {zero}", "Rechnungsdatum {date}",
+                             "AE – Steuerschuldnerschaft des Leistungsempfängers: Die Umsatzsteuer schuldet der "
+                             "Leistungsempfänger (Artikel 196, Richtlinie 2006/112/EG)"]),
+        ("CUST-2", "fr_FR", ["N° TVA : " + SELLER_VAT, "N° TVA : " + BUYER_VAT, "Identifiant fiscal : KvK 12345678",
+                             "Sous-total {subtotal}", "Remise ({ten}) {minus_discount}", "TVA {zero}",
+                             "Total {total}", "DÉTAIL DE LA TVA", "AE – Autoliquidation {zero_rate} {total} {zero}",
+                             "Date de facture {date}",
+                             "AE – Autoliquidation : TVA due par le preneur (article 196 de la directive 2006/112/CE)"]),
+    ]:
+        def fmt(amount: Decimal) -> str:
+            return plain(format_currency(amount, "EUR", locale=locale))
+
+        values = {"subtotal": fmt(subtotal), "minus_discount": fmt(-discount), "total": fmt(total), "zero": fmt(Decimal(0)),
+                  "ten": plain(format_percent(Decimal("0.1"), locale=locale)),
+                  "zero_rate": plain(format_percent(Decimal(0), locale=locale)),
+                  "date": format_date(date.fromisoformat(AS_OF), "medium", locale=locale)}
+        for expected in words:
+            assert expected.format(**values) in texts[cid], (cid, expected.format(**values))
+        assert english not in texts[cid] and "Tax ID" not in texts[cid] and "Subtotal" not in texts[cid]
+    # A reason typed in the workbook is printed as typed, whatever the invoice's language.
+    assert f"AE – {TYPED}" in texts["CUST-3"] and "Leistungsempfänger (Artikel 196" not in texts["CUST-3"]
+
+
+def test_the_usage_details_of_a_german_invoice_are_in_german(tmp_path):
+    """The usage workbook goes to the customer with the invoice: its sheet, headings and subtotal rows
+    in the invoice's language; a group column keeps the name the usage data gives it."""
+    book_path = write_book(tmp_path / "billing.xlsx", {
+        "Customers": [customer("CUST-1", Language="de_DE")],
+        "Contracts": [contract("CTR-1", "CUST-1", Currency="EUR")],
+        "Subscriptions": [subscription("SUB-1", "CTR-1", 1, 100)],
+        "Usage": [usage("USG-1", "CTR-1", date(2026, 1, 10), 1000, 0.002), usage("USG-2", "CTR-1", date(2026, 1, 20), 500, 0.002)],
+        "Settings": settings(),
+    }, WITH_LANGUAGE)
+    out = tmp_path / "output"
+    assert cli.main(["run", "--input", str(book_path), "--output", str(out), "--as-of", AS_OF, "--jobs", "1"]) == 0
+    (details,) = (out / "invoices").glob("*-usage.xlsx")
+    wb = openpyxl.load_workbook(details)
+    assert wb.sheetnames == ["Verbrauch"]
+    rows = list(wb["Verbrauch"].iter_rows(values_only=True))
+    assert rows[0] == ("Rechnungsposition", "Verbrauchs-ID", "Datum", "Produkt", "Beschreibung", "Menge",
+                       "Einzelpreis", "Betrag", "Rechnungsbetrag")
+    assert [r[1] for r in rows[1:]] == ["USG-1", "USG-2", "Zwischensumme"]
+    assert wb.properties.title == f"Verbrauch zur Rechnung {details.name.removesuffix('-usage.xlsx')}"
+
+
+@pytest.mark.parametrize("locale", ["de_DE", "fr_FR"])
+def test_a_line_s_vat_rate_stays_on_one_line(locale):
+    """"S 8,5 %" is longer than "S 8.5%": the lines' VAT column holds it without breaking it."""
+    lines = tuple(dataclasses.replace(line, tax_category="S", tax_rate=Decimal("0.085")) for line in make_invoice().draft.lines)
+    invoice = make_invoice(locale=locale, currency="EUR", lines=lines)
+    rate = plain(f"S {format_percent(Decimal('0.085'), locale=locale, decimal_quantization=False)}")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(render.render_pdf(invoice, render.Look()))).pages)
+    printed = [re.sub(r"[ \u00a0\u202f]+", " ", line) for line in text.splitlines()]  # line breaks kept
+    assert sum(rate in line for line in printed) == len(lines), printed
 
 
 def german_number(out: Path) -> str:

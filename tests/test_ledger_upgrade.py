@@ -20,6 +20,8 @@ from workbooks import settings, simple_book
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RELEASE_0_1_0 = FIXTURES / "ledger-0.1.0"  # made by release 0.1.0 from its sample workbook (see its README)
+# Every release's ledger, made by that release from its sample workbook: folder -> its ledger version.
+RELEASES = {RELEASE_0_1_0: 0, FIXTURES / "ledger-0.2.0": 3}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -39,34 +41,39 @@ def pragma(path: Path, name: str) -> int:
     return rows(path, f"PRAGMA {name}")[0][0]
 
 
-@pytest.fixture
-def old(tmp_path: Path) -> Path:
-    """A copy of release 0.1.0's output folder, to upgrade."""
+def copy_release(release: Path, tmp_path: Path) -> Path:
+    """A copy of a release's output folder, to upgrade."""
     out = tmp_path / "out"
-    shutil.copytree(RELEASE_0_1_0, out, ignore=shutil.ignore_patterns("README.md", "billing.xlsx"))
+    shutil.copytree(release, out, ignore=shutil.ignore_patterns("README.md", "billing.xlsx"))
     return out
 
 
-def test_a_release_0_1_0_ledger_is_backed_up_upgraded_and_billed_on(old: Path, tmp_path: Path):
-    book = RELEASE_0_1_0 / "billing.xlsx"
+@pytest.fixture
+def old(tmp_path: Path) -> Path:
+    return copy_release(RELEASE_0_1_0, tmp_path)
+
+
+@pytest.mark.parametrize("release", RELEASES, ids=lambda p: p.name)
+def test_an_older_release_s_ledger_is_backed_up_upgraded_and_billed_on(release: Path, tmp_path: Path):
+    old, book = copy_release(release, tmp_path), release / "billing.xlsx"
     before = rows(old / "ledger.sqlite", "SELECT * FROM invoices ORDER BY seq")
     sent = rows(old / "ledger.sqlite", "SELECT * FROM post_tasks ORDER BY number, task")
-    assert pragma(old / "ledger.sqlite", "user_version") == 0 and before and sent
+    assert pragma(old / "ledger.sqlite", "user_version") == RELEASES[release] < SCHEMA_VERSION and before and sent
 
-    rerun = bill(book, old, "2026-11-02")  # the day release 0.1.0 billed
+    rerun = bill(book, old, "2026-11-02")  # the day the older release billed
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "No new invoice" in rerun.stdout
     assert pragma(old / "ledger.sqlite", "user_version") == SCHEMA_VERSION
     # The first backup, taken before the migration, is the old ledger as it was.
     backup = Backups(old / "backups").all()[0]
-    assert pragma(backup, "user_version") == 0
+    assert pragma(backup, "user_version") == RELEASES[release]
     assert rows(backup, "SELECT * FROM invoices ORDER BY seq") == before
     # What was billed and done is all still there.
     after = rows(old / "ledger.sqlite", "SELECT * FROM invoices ORDER BY seq")
     assert [r[:23] for r in after] == [r[:23] for r in before]
     assert rows(old / "ledger.sqlite", "SELECT * FROM post_tasks ORDER BY number, task") == sent
-    for pdf in (RELEASE_0_1_0 / "invoices").iterdir():
-        assert (old / "invoices" / pdf.name).read_bytes() == pdf.read_bytes()
+    for made in (release / "invoices").iterdir():  # PDFs and usage detail workbooks
+        assert (old / "invoices" / made.name).read_bytes() == made.read_bytes()
 
     december = bill(book, old, "2026-12-02")
     assert december.returncode == 0, december.stdout + december.stderr
@@ -77,10 +84,12 @@ def test_a_release_0_1_0_ledger_is_backed_up_upgraded_and_billed_on(old: Path, t
     assert len(live) == len(set(live))
     for number in numbers[len(before):]:
         assert (old / "invoices" / f"{number}.pdf").exists()
-    # No usage row is billed twice, whether release 0.1.0 billed it (one line per row) or this one.
+    # No usage row is billed twice, whether the older release billed it (0.1.0: one line per row) or this one.
     billed = rows(old / "ledger.sqlite", "SELECT i.contract_id, u.usage_id FROM usage_rows u JOIN invoices i "
                                          "USING (number) WHERE i.status <> 'Replaced'")
-    assert len(billed) > len(rows(backup, "SELECT usage_id FROM invoice_lines WHERE usage_id IS NOT NULL"))
+    billed_before = ("SELECT usage_id FROM invoice_lines WHERE usage_id IS NOT NULL" if RELEASES[release] < 3
+                     else "SELECT usage_id FROM usage_rows")
+    assert len(billed) > len(rows(backup, billed_before))
     assert len(billed) == len(set(billed))
 
 
@@ -103,13 +112,15 @@ def test_release_0_1_0_usage_lines_become_billed_rows_and_no_invoice_differs(old
     assert differences(checked.inputs, checked.set_aside, state.live.values()) == {}
 
 
-def test_a_read_only_command_reads_an_old_ledger_without_changing_it(old: Path):
+@pytest.mark.parametrize("release", RELEASES, ids=lambda p: p.name)
+def test_a_read_only_command_reads_an_old_ledger_without_changing_it(release: Path, tmp_path: Path):
+    old = copy_release(release, tmp_path)
     ledger = old / "ledger.sqlite"
     data = ledger.read_bytes()
-    result = run_cli("run", "--preview", "--json", "--input", str(RELEASE_0_1_0 / "billing.xlsx"),
+    result = run_cli("run", "--preview", "--json", "--input", str(release / "billing.xlsx"),
                      "--output", str(old), "--as-of", "2026-11-02")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert '"invoices": []' in result.stdout  # it knows what 0.1.0 billed
+    assert '"invoices": []' in result.stdout  # it knows what the older release billed
     assert ledger.read_bytes() == data
     assert not (old / "backups").exists()
 
