@@ -251,7 +251,7 @@ def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[
            "BillingPreTaxTotal": pd.isna(billed)}
     cost = _costs(frame, bad)
     if (~mapped).any():
-        _unmapped(frame, ~mapped, quantity, cost, bad, problems)
+        _unmapped(frame, ~mapped, quantity, cost, bad, problems, read_files.headers)
 
     currency = _per_value(frame["BillingCurrency"], lambda t: t.strip().upper())
     want = np.array([contracts[c].currency if c else None for c in contract_of.tolist()], dtype=object)
@@ -302,7 +302,7 @@ def _costs(frame: pd.DataFrame, bad: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _unmapped(frame: pd.DataFrame, where: np.ndarray, quantity: np.ndarray, cost: np.ndarray,
-              bad: dict[str, np.ndarray], problems: list[Problem]) -> None:
+              bad: dict[str, np.ndarray], problems: list[Problem], headers: dict[str, list[str]]) -> None:
     """Tenants in the file on no contract: reported with their rows and cost, never dropped silently."""
     at = np.flatnonzero(where)
     amount = np.where(bad["Quantity"][at], Decimal(0), quantity[at]) * cost[at]
@@ -314,7 +314,7 @@ def _unmapped(frame: pd.DataFrame, where: np.ndarray, quantity: np.ndarray, cost
         first = rows.iloc[0]
         name = f" ({first['name']})" if first["name"] else ""
         problems.append(problem(
-            "BB153", cell(first["file"], int(first["row"]), "CustomerId"),
+            "BB153", cell(first["file"], int(first["row"]), "CustomerId", headers.get(first["file"], COLUMNS)),
             f"Tenant {who or '(blank)'}{name} has {len(rows):,} usage row(s) costing "
             f"{round_money(total, currency):,} {currency} in the Partner Center file, but no contract's Partner "
             "Center Customer ID names it: they are not billed.", value=who))
