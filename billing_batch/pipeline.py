@@ -13,7 +13,8 @@ from pathlib import Path
 
 import jinja2
 
-from billing_batch import look, partner_center, render, review, review_flags, review_runs, schedule_book, usage_book, workbook
+from billing_batch import (look, partner_center, render, review, review_flags, review_runs, schedule_book, usage_book,
+                           workbook)
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.billing import (

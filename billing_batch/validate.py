@@ -454,7 +454,9 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
     if (keep := whole("Ledger Backups", 1, 1000, "Ledger Backups is not a number of backups to keep.",
                       "use a whole number from 1 to 1000, such as 12, or leave it blank for 12.")):
         settings = replace(settings, ledger_backups=keep)
-    def fraction(key: str, field: str, hint: str) -> None:
+
+    def fraction(key: str, attribute: str, hint: str) -> None:
+        """A percentage setting, such as 25% or 0.25."""
         nonlocal settings
         row = values.get(normalise(key))
         if row is None or row.value("Value") in (None, ""):
@@ -462,7 +464,7 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
         reader = RowReader(row, [])
         rate = reader.fraction("Value")
         if reader.ok:
-            settings = replace(settings, **{field: rate})
+            settings = replace(settings, **{attribute: rate})
         else:
             invalid(key, f"The {key} is not a percentage.", hint)
 
