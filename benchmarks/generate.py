@@ -10,6 +10,7 @@ Sizes (contracts, customers, subscriptions, usage rows):
     L    10,000    5,000    100,000    1,000,000   (usage in a second workbook, usage.xlsx)
     U         1        1          3       20,000   (usage at scale: 40 metered products in one cycle)
     O       120      120        360            0   (120 one-page invoices: the render pool's small run)
+    P       500      500        500    1,000,000   (Partner Center: one tenant a contract, usage in a CSV file)
 
 The data look like a SaaS book of business billed as of AS_OF (2026-11-02):
 
@@ -44,6 +45,7 @@ from pathlib import Path
 import xlsxwriter
 from dateutil.relativedelta import relativedelta
 
+from benchmarks import partner_center_files
 from billing_batch.cycles import due_cycles
 from billing_batch.model import Contract, Frequency, Policy, Source
 
@@ -63,6 +65,7 @@ class Size:
     split_usage: bool  # usage rows in a second workbook, usage.xlsx
     meters: int = 0  # U: one Monthly Arrears contract whose due cycle carries every usage row, over this many products
     one_page: bool = False  # O: one Monthly Arrears contract per customer, one due cycle, a few subscriptions
+    partner_center: bool = False  # P: the usage is a Partner Center daily rated usage file, one tenant a contract
 
 
 SIZES = {
@@ -72,6 +75,7 @@ SIZES = {
     "L": Size(10_000, 5_000, 100_000, 1_000_000, True),
     "U": Size(1, 1, 3, 20_000, False, meters=40),
     "O": Size(120, 120, 360, 0, False, one_page=True),
+    "P": Size(500, 500, 500, 1_000_000, False, partner_center=True),
 }
 
 SETTINGS = [
@@ -300,6 +304,20 @@ def one_page(count: int) -> list[tuple]:
     AS_OF issues exactly one short (one-page) invoice each: a small monthly run."""
     return [(f"CTR-{n:06d}", f"CUST-{n:05d}", date(2026, 10, 1), None, "Monthly", "Arrears", None, None, 30, None,
              "Active") for n in range(1, count + 1)]
+def partner_center(rng: random.Random, seed: int, spec: Size, out: Path,
+                   customer_rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """Size P: a cloud reseller's October. One Monthly Arrears contract a tenant from 1 October, in the tenant's
+    billing currency, with a markup of 5 to 20 % and a managed-service fee; the usage file beside the workbook."""
+    tenants = partner_center_files.generate(out / "partner_center_usage_2026-10.csv", seed, spec.contracts, spec.usage)
+    contract_rows, sub_rows = [], []
+    for k, tenant in enumerate(tenants, 1):
+        cid = f"CTR-{k:06d}"
+        markup = rng.choice([0.05, 0.08, 0.1, 0.12, 0.15, 0.2])
+        contract_rows.append((cid, customer_rows[(k - 1) % len(customer_rows)][0], date(2026, 10, 1), None, "Monthly",
+                              "Arrears", None, tenant.currency, 30, None, "Active", tenant.customer_id, markup))
+        sub_rows.append((f"SUB-{k:07d}", cid, "Azure Management", "Managed Azure service, per month", 1,
+                         rng.choice([99.0, 149.0, 249.0]), None, None, "Recurring"))
+    return contract_rows, sub_rows
 
 
 # ---------------------------------------------------------------- writing
@@ -314,12 +332,13 @@ class SheetWriter:
 
     def sheet(self, name: str, rows: list[tuple]) -> None:
         ws = self.book.add_worksheet(name)
-        headers = HEADERS[name]
+        headers = HEADERS[name] if name != "Contracts" or not rows or len(rows[0]) <= len(HEADERS[name]) \
+            else [*HEADERS[name], "Partner Center Customer ID", "Usage Markup"]
         for col, title in enumerate(headers):
             ws.write_string(0, col, title, self.bold)
             ws.set_column(col, col, max(10, len(title) + 2))
         dates = [h in DATE_COLUMNS for h in headers]
-        pct = [h in ("Tax Rate", "Discount") for h in headers]
+        pct = [h in ("Tax Rate", "Discount", "Usage Markup") for h in headers]
         write_string, write_number, write_datetime = ws.write_string, ws.write_number, ws.write_datetime
         for r, row in enumerate(rows, 1):
             for c, value in enumerate(row):
@@ -351,7 +370,8 @@ def expected(contract_rows: list[tuple], usage_rows: list[tuple]) -> dict:
     cycles (each makes an invoice unless it has nothing to bill) and the usage rows they take."""
     invoices, cutoff = 0, {}
     for row in contract_rows:
-        cid, _, start, end, frequency, policy, offset, *_, status = row
+        cid, _, start, end, frequency, policy, offset, *_ = row
+        status = row[10]
         if status == "Inactive":
             continue
         contract = Contract(
@@ -366,6 +386,8 @@ def expected(contract_rows: list[tuple], usage_rows: list[tuple]) -> dict:
         if due:
             cutoff[cid] = due[-1].usage_cutoff
     billed = sum(1 for u in usage_rows if u[1] in cutoff and u[2] <= cutoff[u[1]])
+    if len(contract_rows[0]) > len(HEADERS["Contracts"]):  # P: every Partner Center row is October's, billed
+        billed = SIZES["P"].usage
     return {"invoices": invoices, "billed_usage_rows": billed}
 
 
@@ -376,7 +398,10 @@ def generate(size: str, out: Path, seed: int = DEFAULT_SEED, split_usage: bool |
     rng = random.Random(f"{seed}/{size}")
     started = time.perf_counter()
     customer_rows = customers(rng, spec.customers)
-    if spec.meters:
+    if spec.partner_center:
+        contract_rows, sub_rows = partner_center(rng, seed, spec, out, customer_rows)
+        usage_rows = []
+    elif spec.meters:
         contract_rows, usage_rows = metered(rng, spec.usage, spec.meters)
         sub_rows = subscriptions(rng, contract_rows, [spec.subscriptions])
     elif spec.one_page:
@@ -402,7 +427,7 @@ def generate(size: str, out: Path, seed: int = DEFAULT_SEED, split_usage: bool |
     facts = {
         "size": size, "seed": seed, "as_of": AS_OF.isoformat(), "files": [f.name for f in files],
         "customers": len(customer_rows), "contracts": len(contract_rows), "subscriptions": len(sub_rows),
-        "usage_rows": len(usage_rows), **expected(contract_rows, usage_rows),
+        "usage_rows": len(usage_rows) or spec.usage * spec.partner_center, **expected(contract_rows, usage_rows),
         "seconds_to_make": round(made - started, 2), "seconds_to_write": round(written - made, 2),
         "generator_version": GENERATOR_VERSION,
     }

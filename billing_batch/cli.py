@@ -18,7 +18,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from billing_batch import ledger_check, look, pipeline, review_runs, starter_workbook, workbook
+from billing_batch import ledger_check, look, partner_center, pipeline, review_runs, starter_workbook, workbook
 from billing_batch.billing import Proposal
 from billing_batch.errors import Problem
 from billing_batch.ledger import LedgerBusy, LedgerUnusable
@@ -237,13 +237,45 @@ def run_command(args, options: pipeline.Options) -> int:
 def check_command(args, options: pipeline.Options) -> int:
     report = pipeline.check_input(options)
     if args.json:
-        print(json.dumps({"problems": [p.as_dict() for p in report.problems], "exit_code": report.exit_code},
-                         indent=2))
-    elif report.problems:
+        print(json.dumps({"problems": [p.as_dict() for p in report.problems],
+                          "revised": [revision_dict(r) for r in report.revised],
+                          "reconciliation": [mismatch_dict(m) for m in report.mismatches],
+                          "exit_code": report.exit_code}, indent=2))
+        return report.exit_code
+    if report.problems:
         show_problems(report.problems)
     else:
         console.print("No problems found: the input is ready to bill.")
+    show_usage_checks(report)
     return report.exit_code
+
+
+def revision_dict(r: partner_center.Revision) -> dict:
+    return {"contract_id": r.contract_id, "usage_id": r.usage_id, "invoice": r.invoice, "location": str(r.source),
+            "billed_quantity": str(r.billed_quantity), "billed_unit_price": str(r.billed_unit_price),
+            "quantity": str(r.quantity), "unit_price": str(r.unit_price), "difference": str(r.difference)}
+
+
+def mismatch_dict(m: partner_center.Mismatch) -> dict:
+    return {"contract_id": m.contract_id, "tenant": m.tenant, "month": m.month, "rows": m.rows,
+            "billing_pre_tax_total": str(m.billed_by_partner_center), "imported": str(m.imported),
+            "difference": str(m.difference), "tolerance": str(m.tolerance), "rows_file": m.file_name}
+
+
+def show_usage_checks(report: pipeline.Report) -> None:
+    """Partner Center rows revised after billing, and tenant months that do not reconcile: for a look,
+    not problems in the input (docs/decisions.md)."""
+    for r in report.revised:
+        console.print(Text(
+            f"Revised after billing: {r.source}, usage {r.usage_id} of contract {r.contract_id}, billed on "
+            f"{r.invoice} as {r.billed_quantity} at {r.billed_unit_price}, is now {r.quantity} at {r.unit_price} "
+            f"(difference {r.difference:+f}).", style="yellow"))
+    for m in report.mismatches:
+        console.print(Text(
+            f"Does not reconcile: tenant {m.tenant} (contract {m.contract_id}), {m.month}: imported cost "
+            f"{m.imported:f} against Partner Center's BillingPreTaxTotal {m.billed_by_partner_center:f}, "
+            f"a difference of {m.difference:+f} over the {m.tolerance:f} allowed ({m.rows:,} rows).",
+            style="yellow"))
 
 
 def preview_command(args, options: pipeline.Options) -> int:
@@ -664,6 +696,7 @@ def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
         console.print(aside)
     for message in report.differs.values():
         console.print(Text(message, style="yellow"))
+    show_usage_checks(report)
     if len(report.pdfs) <= SHOW_PDF_PATHS:
         for path in report.pdfs:
             console.print(Text(str(path)))

@@ -77,6 +77,23 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
               "invoices only."),
     "BB165": ("country not known", False,
               "Type the country's two-letter code, such as DE, or its name, such as Germany or Deutschland."),
+    "BB150": ("usage file column missing", False,
+              "Download the daily rated usage file again from Partner Center and save it unchanged, or move this "
+              "CSV file out of the input folder."),
+    "BB151": ("tenant on two contracts", False,
+              "Keep the Partner Center Customer ID on the one active contract that bills this tenant's usage."),
+    "BB152": ("unreadable usage value", False,
+              "Download the daily rated usage file again from Partner Center: this cell is not as Partner Center "
+              "writes it."),
+    "BB153": ("tenant on no contract", False,
+              "Type the tenant's CustomerId as the Partner Center Customer ID of the contract that bills it, or "
+              "leave it be if this usage is not billed."),
+    "BB154": ("usage in another currency", False,
+              "Make the Currency of contract {contract} the tenant's billing currency, or bill the tenant on a "
+              "contract in that currency."),
+    "BB155": ("usage row repeated in one file", False,
+              "Download the daily rated usage file again from Partner Center; if the row is still repeated, ask "
+              "Microsoft which of the two stands."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

@@ -137,6 +137,8 @@ class Settings:
     contact_name: str = ""  # BT-41
     contact_phone: str = ""  # BT-42
     contact_email: str = ""  # BT-43
+    # Partner Center usage: the allowed difference from its BillingPreTaxTotal, a fraction of a tenant's month
+    usage_tolerance: Decimal = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,8 @@ class Contract:
     usage_lines: UsageLines = UsageLines.SUMMARY  # the Settings' unless the contract's row says otherwise
     usage_group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     purchase_order: str = ""  # BT-13, the customer's order this contract bills
+    partner_center_customer_id: str = ""  # the tenant (CustomerId) whose Partner Center usage this bills
+    usage_markup: Decimal = Decimal(0)  # Partner Center usage is billed at cost x (1 + markup)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import jinja2
 
-from billing_batch import adjustments, look, render, review, review_flags, review_runs, schedule_book, usage_book, workbook
+from billing_batch import (adjustments, look, partner_center, render, review, review_flags, review_runs,
+                           schedule_book, usage_book, workbook)
 from billing_batch.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.backups import Backups
 from billing_batch.billing import (
@@ -83,6 +84,8 @@ class Report:
     nothing_to_bill: int = 0
     usage_billed_before: int = 0  # usage rows left out: dated on or before their contract's Billed Through
     differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
+    revised: list[partner_center.Revision] = field(default_factory=list)  # Partner Center rows revised after billing
+    mismatches: list[partner_center.Mismatch] = field(default_factory=list)  # its reconciliation, beyond tolerance
     post: list[Outcome] = field(default_factory=list)
     pdfs: list[Path] = field(default_factory=list)
     book: Path | None = None
@@ -181,10 +184,13 @@ def load(options: Options, report: Report, preflight: bool = False) -> Checked |
     report.problems += problems
     if problems:
         return None
+    with report.stage("load usage file"):
+        usage_file = partner_center.read(partner_center.input_files(options.input))
     with report.stage("validate"):
-        checked = check(book)
+        checked = check(book, usage_file)
     report.problems += checked.problems
     report.set_aside = checked.set_aside
+    report.mismatches = checked.mismatches
     if checked.fatal:
         return None
     chosen = options.look(checked.inputs.settings)
@@ -277,6 +283,7 @@ def check_input(options: Options) -> Report:
     if checked is not None:
         state = read_state(options) if options.ledger_path.exists() else State()
         plan_automatic(checked, state, options, report)
+        report.revised = partner_center.revised(checked.inputs.usage, state.live.values())
     return report
 
 
@@ -480,6 +487,9 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
         book_review = review_rows if unreviewed else _review_rows(checked, state, report.differs,
                                                                   ledger.last_reviewed())
         report.book = _write_book(options, ledger, rows, state, book_review, "writing-workbook")
+    with report.stage("usage checks"):
+        report.revised = partner_center.revised(checked.inputs.usage, state.live.values())
+        partner_center.write_mismatches(options.output, report.mismatches)
     with report.stage("write review"):
         run_id = review_runs.new_run_id(report.started, command, options.output)
         facts = review_runs.RunFacts(
@@ -488,7 +498,8 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
             duration_s=time.perf_counter() - report.clock, nothing_to_bill=report.nothing_to_bill)
         report.review = review.write_review(options.output, facts, review_rows, to_review, state.invoices,
                                             checked.set_aside, report.problems, inputs=checked.inputs,
-                                            differs=report.differs, templates=chosen)
+                                            differs=report.differs, templates=chosen,
+                                            usage_checks=(report.revised, report.mismatches))
         ledger.mark_reviewed(unreviewed, run_id)
 
 

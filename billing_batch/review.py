@@ -26,6 +26,7 @@ from billing_batch.errors import Problem
 from billing_batch.files import write_atomic
 from billing_batch.look import Look
 from billing_batch.model import Inputs, Invoice
+from billing_batch.partner_center import Mismatch, Revision
 from billing_batch.review_chart import chart_span, charts, monthly_totals
 from billing_batch.review_flags import DEFAULT_THRESHOLD, FLAG_KINDS, ReviewRow
 from billing_batch.review_runs import FACTS, RunFacts, review_path
@@ -45,16 +46,18 @@ def write_review(
     inputs: Inputs | None = None,
     differs: Mapping[str, str] | None = None,
     templates: Look | Path = Look(),
+    usage_checks: tuple[Sequence[Revision], Sequence[Mismatch]] = ((), ()),
 ) -> Path:
     """Write out_dir/runs/<run id>/review.html (and run.json beside it) atomically and return
     the page's path. inputs (optional) gives the change threshold, the company name and the
     customers of set-aside contracts; differs (optional) lists earlier invoices that differ
-    from what the current data would bill, shown in their own section. The page is always made
+    from what the current data would bill, shown in their own section; usage_checks the Partner Center
+    rows revised after billing and the tenant months that do not reconcile (partner_center). The page is always made
     from the default review template (it is our tool, not the customer's paper), with the look's logo."""
     page = review_path(out_dir, facts.run_id)
     look = Look.of(templates)
     view = review_view(facts, rows, issued, history, set_aside, problems, inputs=inputs, differs=differs or {},
-                       logo=look.logo_data_uri())
+                       logo=look.logo_data_uri(), usage_checks=usage_checks)
     html = _template(look.default).render(view)
     page.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(page, html.encode("utf-8"))
@@ -94,6 +97,7 @@ def review_view(
     inputs: Inputs | None = None,
     differs: Mapping[str, str] | None = None,
     logo: str | None = None,
+    usage_checks: tuple[Sequence[Revision], Sequence[Mismatch]] = ((), ()),
 ) -> dict:
     """Everything the template prints, as strings and lists (no formatting in the template).
     logo is the company's logo as a data: URI (the page loads nothing from anywhere)."""
@@ -158,6 +162,8 @@ def review_view(
         "flags": counts,
         "set_aside": len(set_aside),
         "errors": len(problems),
+        "usage_revised": len(usage_checks[0]),
+        "usage_unreconciled": len(usage_checks[1]),
         "nothing_to_bill": facts.nothing_to_bill,
         "totals": {cur: str(sum(amounts, Decimal(0))) for cur, amounts in sorted(totals.items())},
         "credited": {cur: str(sum(amounts, Decimal(0))) for cur, amounts in sorted(credited.items())},
@@ -198,8 +204,37 @@ def review_view(
         "set_aside": aside,
         "other_problems": other_problems,
         "earlier_differs": earlier_differs,
+        **_usage_checks(usage_checks, inputs, locale),
         "book_href": "../../billing_schedules.xlsx",
         "summary": summary,
+    }
+
+
+def _usage_checks(checks: tuple[Sequence[Revision], Sequence[Mismatch]], inputs: Inputs | None,
+                  locale: str) -> dict:
+    """The Partner Center section: rows revised after billing, tenant months that do not reconcile."""
+    revisions, mismatches = checks
+
+    def money(contract_id: str):
+        contract = inputs.contracts.get(contract_id) if inputs else None
+        return fmt.money(locale, contract.currency if contract else "USD")
+
+    def number(q: Decimal) -> str:
+        return f"{q.normalize():f}"
+
+    return {
+        "usage_revised": [
+            {"where": str(r.source), "contract": r.contract_id, "usage_id": r.usage_id, "invoice": r.invoice,
+             "billed": f"{number(r.billed_quantity)} × {money(r.contract_id)(r.billed_unit_price)}",
+             "now": f"{number(r.quantity)} × {money(r.contract_id)(r.unit_price)}",
+             "difference": money(r.contract_id)(r.difference)}
+            for r in revisions],
+        "usage_unreconciled": [
+            {"contract": m.contract_id, "tenant": m.tenant, "month": m.month, "rows": f"{m.rows:,}",
+             "partner_center": money(m.contract_id)(m.billed_by_partner_center),
+             "imported": money(m.contract_id)(m.imported), "difference": money(m.contract_id)(m.difference),
+             "allowed": money(m.contract_id)(m.tolerance), "href": _href(m.file_name)}
+            for m in mismatches],
     }
 
 

@@ -158,6 +158,11 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 "the Usage Group By setting"),
             Col("Purchase Order", "BT-13: the customer's purchase order number this contract bills, on its "
                 "e-invoices", "none", fmt=TEXT),
+            Col("Partner Center Customer ID", "the tenant (CustomerId) whose Azure usage in a Partner Center daily "
+                "rated usage file (a CSV beside this workbook) this contract bills", "no Partner Center usage",
+                fmt=TEXT),
+            Col("Usage Markup", "Partner Center usage is billed at its cost (EffectiveUnitPrice x "
+                "PCToBCExchangeRate) plus this", "0% (at cost)", fmt=RATE),
         ),
         "Subscriptions": (
             Col("Subscription ID", "the subscription's own ID, unique on this sheet", fmt=TEXT,
@@ -246,6 +251,9 @@ SETTINGS = (
     Col("Adjustment Invoices", "Monthly: quarterly and longer contracts get their pending adjustments on an "
         "invoice of their own once a month; With Next Invoice: they wait for the next invoice",
         "With Next Invoice", choices=tuple(o.value for o in AdjustmentInvoices), examples=(None,)),
+    Col("Usage Tolerance", "a tenant's month of Partner Center usage is flagged on the review page when the cost "
+        "imported and Partner Center's BillingPreTaxTotal differ by more than this share of the total (never "
+        "less than a cent a row)", "1%", fmt=RATE, examples=(None,)),
     Col("Catch-Up Limit", "the most invoices one run may issue for one contract",
         "3", fmt=WHOLE, examples=(3,)),
     Col("Ledger Backups", "how many backups of the ledger to keep", "12", fmt=WHOLE, examples=(12,)),

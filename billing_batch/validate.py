@@ -21,7 +21,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import get_decimal_symbol, get_group_symbol
 from openpyxl.cell.cell import ERROR_CODES
 
-from billing_batch import einvoice_input, i18n
+from billing_batch import einvoice_input, i18n, partner_center
 from billing_batch.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import Problem, problem, shown
 from billing_batch.look import logo_trouble
@@ -290,15 +290,18 @@ class Checked:
     problems: list[Problem] = field(default_factory=list)
     set_aside: dict[str, list[Problem]] = field(default_factory=dict)  # contract ID -> its problems
     broken_contracts: dict[str, Problem] = field(default_factory=dict)  # rows too broken to schedule
+    mismatches: list[partner_center.Mismatch] = field(default_factory=list)  # Partner Center reconciliation
 
     @property
     def fatal(self) -> list[Problem]:
         return [p for p in self.problems if p.fatal]
 
 
-def check(book: RawBook) -> Checked:
+def check(book: RawBook, usage_file: partner_center.UsageFile | None = None) -> Checked:
+    """usage_file: the Partner Center files read beside the workbooks, if any."""
     problems: list[Problem] = []
-    columns = usage_columns(book)
+    usage_file = usage_file or partner_center.UsageFile()
+    columns = {**usage_columns(book), **usage_file.columns}
     settings = read_settings(book.sheets["Settings"], problems, settings_folder(book), columns)
     numbers = number_text(settings.locale)
     vat_cells: dict[str, Source] = {}
@@ -311,6 +314,9 @@ def check(book: RawBook) -> Checked:
     known = {**dict.fromkeys(broken), **contracts}
     subscriptions = read_subscriptions(book.sheets["Subscriptions"], known, problems, numbers)
     usage = read_usage(book.sheets["Usage"], known, problems, numbers, columns)
+    imported = partner_center.usage(usage_file, contracts, problems, settings.usage_tolerance)
+    for cid, rows in imported.usage.items():
+        usage[cid] = tuple(sorted((*usage.get(cid, ()), *rows), key=lambda u: (u.date, u.usage_id)))
     products, troubled = read_products(book.sheets["Products"], problems, settings.vat_id)
     problems += tax_problems(contracts, customers, subscriptions, usage, products, vat_cells)
     seller_gaps = einvoice_input.seller_gaps(settings, customers, settings_source(book))
@@ -336,9 +342,14 @@ def check(book: RawBook) -> Checked:
     for contract_id, names in products_billed(contracts, subscriptions, usage).items():
         for name in names & troubled.keys():  # a product whose tax is not known
             set_aside[contract_id] += troubled[name]
+    for p in usage_file.problems:  # a file that cannot be read: the usage of every tenant's contract is unknown
+        for contract in contracts.values():
+            if contract.partner_center_customer_id:
+                set_aside[contract.contract_id].append(p)
+    problems[:0] = usage_file.problems
     broken_contracts = {cid: set_aside[cid][0] for cid in broken if cid not in contracts}
     inputs = Inputs(settings, customers, contracts, subscriptions, usage, products)
-    return Checked(inputs, problems, dict(set_aside), broken_contracts)
+    return Checked(inputs, problems, dict(set_aside), broken_contracts, imported.mismatches)
 
 
 def usage_columns(book: RawBook) -> dict[str, str]:
@@ -471,15 +482,22 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
     if (keep := whole("Ledger Backups", 1, 1000, "Ledger Backups is not a number of backups to keep.",
                       "use a whole number from 1 to 1000, such as 12, or leave it blank for 12.")):
         settings = replace(settings, ledger_backups=keep)
-    threshold = values.get(normalise("Review Change Threshold"))
-    if threshold is not None and threshold.value("Value") not in (None, ""):
-        reader = RowReader(threshold, [])
+
+    def fraction(key: str, attribute: str, hint: str) -> None:
+        """A percentage setting, such as 25% or 0.25."""
+        nonlocal settings
+        row = values.get(normalise(key))
+        if row is None or row.value("Value") in (None, ""):
+            return
+        reader = RowReader(row, [])
         rate = reader.fraction("Value")
         if reader.ok:
-            settings = replace(settings, review_change_threshold=rate)
+            settings = replace(settings, **{attribute: rate})
         else:
-            invalid("Review Change Threshold", "The Review Change Threshold is not a percentage.",
-                    "type a percentage such as 25%.")
+            invalid(key, f"The {key} is not a percentage.", hint)
+
+    fraction("Review Change Threshold", "review_change_threshold", "type a percentage such as 25%.")
+    fraction("Usage Tolerance", "usage_tolerance", "type a percentage of a tenant's monthly usage, such as 1%.")
     if text("VAT ID"):
         vat_id, why = tax.vat_id_problem(text("VAT ID"))
         if why:
@@ -754,6 +772,7 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN, usage_col
     customer_ids: every ID on the Customers sheet, including customers whose row has problems.
     rows_out, if given, gets each contract's row."""
     contracts, broken = {}, {}
+    tenants = defaultdict(list)  # tenant -> the active contracts' rows naming it
     for row, contract_id in unique(rows, "Contract ID", problems, lambda r: {"contract_id": RowReader(r, []).text("Contract ID")}):
         r = RowReader(row, problems, contract_id=contract_id or None, numbers=numbers)
         r.text("Contract ID", required=True)
@@ -790,6 +809,8 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN, usage_col
             usage_lines=r.choice("Usage Lines", UsageLines, settings.usage_lines),
             usage_group_by=contract_group_by(r, settings, usage_columns or {}),
             purchase_order=r.text("Purchase Order"),
+            partner_center_customer_id=r.text("Partner Center Customer ID"),
+            usage_markup=r.fraction("Usage Markup"),
         )
         if contract.billed_through and start and contract.frequency:
             contract = replace(contract, billed_through=billed_through(r, contract))
@@ -797,11 +818,21 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN, usage_col
             continue
         if rows_out is not None:
             rows_out.setdefault(contract_id, row)
+        if contract.partner_center_customer_id and contract.active:
+            tenants[contract.partner_center_customer_id.lower()].append((row, contract_id))
         # a start date and frequency are enough to draw the schedule, even with other faults
         if start and contract.frequency and contract_id not in contracts and contract_id not in broken:
             contracts[contract_id] = contract
         else:
             broken[contract_id] = customer_id
+    for tenant, rows_of in tenants.items():
+        if len(rows_of) > 1:
+            ids = ", ".join(cid for _, cid in rows_of)
+            for row, cid in rows_of:
+                problems.append(problem(
+                    "BB151", row["Partner Center Customer ID"].source, f"The tenant {tenant} is the Partner Center "
+                    f"Customer ID of more than one active contract ({ids}).",
+                    value=row.value("Partner Center Customer ID"), contract_id=cid))
     return contracts, broken
 
 

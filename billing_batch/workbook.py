@@ -40,6 +40,7 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
         "Currency": False, "Payment Terms (Days)": False, "Discount": False, "Status": False, "CC": False,
         "Billed Through": False,
         "Usage Lines": False, "Usage Group By": False, "Purchase Order": False,
+        "Partner Center Customer ID": False, "Usage Markup": False,  # Partner Center usage (partner_center.py)
     }),
     "Subscriptions": (True, {
         "Subscription ID": True, "Contract ID": True, "Product": True, "Description": False,

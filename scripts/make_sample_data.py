@@ -1,6 +1,8 @@
-"""Write sample_data/billing.xlsx, the sample input workbook (run: python scripts/make_sample_data.py).
+"""Write sample_data/billing.xlsx, the sample input workbook, and beside it a Partner Center daily rated usage
+file for two of its contracts (run: python scripts/make_sample_data.py).
 
-All data are literal tables except Usage, generated from a fixed seed; the file is byte-identical on every run.
+All data are literal tables except Usage and the Partner Center file, generated from fixed seeds; the files are
+byte-identical on every run.
 """
 from __future__ import annotations
 
@@ -12,10 +14,19 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
+import sys
+
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
-OUT = Path(__file__).resolve().parent.parent / "sample_data" / "billing.xlsx"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the benchmarks package writes Partner Center files
+from benchmarks import partner_center_files  # noqa: E402
+
+OUT = ROOT / "sample_data" / "billing.xlsx"
+# Two contracts that start on 1 October bill their tenants' October Azure usage at cost plus a markup.
+USAGE_FILE = ROOT / "sample_data" / "partner_center_usage_2026-10.csv"
+AZURE = {"CTR-1018": ("USD", 0.12), "CTR-1029": ("EUR", 0.08)}  # contract -> (billing currency, Usage Markup)
 AS_OF = date(2026, 11, 2)  # the date the README runs the batch "as of"
 N = None  # a blank cell: the batch applies the documented default
 
@@ -84,6 +95,7 @@ CUSTOMERS = [
 ]
 
 # Contract ID, Customer ID, Start, End, Frequency, Policy, Offset, Currency, Terms, Discount, Status[, Purchase Order]
+# (and for the contracts in AZURE, their Partner Center Customer ID and Usage Markup: partner_center_contracts)
 CONTRACTS = [
     ("CTR-1001", "CUST-001", "2026-06-01", N, "Monthly", "Arrears", N, "USD", 30, N, "Active"),
     ("CTR-1002", "CUST-002", "2026-07-01", N, "Monthly", "Advance", 0, "EUR", 14, N, "Active"),
@@ -264,7 +276,7 @@ SHEETS = {  # sheet -> [(header, number format or None)]
     "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
                   ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
                   ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N),
-                  ("Purchase Order", N)],
+                  ("Purchase Order", N), ("Partner Center Customer ID", N), ("Usage Markup", PCT)],
     "Subscriptions": [("Subscription ID", N), ("Contract ID", N), ("Product", N), ("Description", N),
                       ("Quantity", N), ("Unit Price", PRICE), ("Start Date", DATE), ("End Date", DATE),
                       ("Charge Type", N)],
@@ -298,10 +310,24 @@ def write_sheet(ws, columns, rows) -> None:
     ws.auto_filter.ref = ws.dimensions
 
 
+def partner_center_contracts() -> list[tuple]:
+    """The Contracts rows, those billing Azure usage with their tenant and markup; writes the usage file."""
+    tenants = partner_center_files.generate(USAGE_FILE, 20261102, len(AZURE), 300, date(2026, 10, 1),
+                                            tuple(currency for currency, _ in AZURE.values()))
+    by_contract = dict(zip(AZURE, tenants))
+    rows = []
+    for c in CONTRACTS:
+        if c[0] in AZURE:  # after its Purchase Order, blank or not
+            c = (*c[:11], c[11] if len(c) > 11 else N, by_contract[c[0]].customer_id, AZURE[c[0]][1])
+        rows.append(c)
+    return rows
+
+
 def build() -> None:
-    subs = [(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)] + LANGUAGE_SUBSCRIPTIONS + EINVOICE_SUBSCRIPTIONS
+    subs = ([(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)] + LANGUAGE_SUBSCRIPTIONS
+            + EINVOICE_SUBSCRIPTIONS)
     data = {"Customers": CUSTOMERS + LANGUAGE_CUSTOMERS + EINVOICE_CUSTOMERS,
-            "Contracts": CONTRACTS + LANGUAGE_CONTRACTS + EINVOICE_CONTRACTS, "Subscriptions": subs,
+            "Contracts": partner_center_contracts() + LANGUAGE_CONTRACTS + EINVOICE_CONTRACTS, "Subscriptions": subs,
             "Usage": usage_rows(), "Settings": SETTINGS}
     wb = Workbook()
     wb.remove(wb.active)

@@ -11,6 +11,7 @@ edited as case.json says; no binary files are kept.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zipfile
@@ -21,6 +22,7 @@ import openpyxl
 import pytest
 from rich.console import Console
 
+from benchmarks import partner_center_files
 from billing_batch import cli, workbook
 from billing_batch.errors import CATALOGUE
 from workbooks import HEADERS, simple_book
@@ -97,6 +99,11 @@ def build_input(case: dict, tmp: Path) -> Path:
     post        "zip-bomb" | "entity-bomb" | "entity-bomb-padded": the saved file is rewritten
     limits      workbook.Limits fields for this run, e.g. {"max_rows": 5}
     files       {"look/invoice.html": text}: files written beside the workbook (a templates folder)
+    usage_file  {"tenants": 2, "rows": 40, "contracts": {"CTR-1": 0}, "drop": ["Quantity"], "header": "a,b",
+                "cells": {"3:BillingCurrency": "EUR"}}: a January 2026 Partner Center usage file (usage.csv, from
+                benchmarks.partner_center_files) beside the workbook; contracts gives each contract's Partner Center
+                Customer ID as the tenant of that index; drop removes columns, header replaces the first row, cells
+                overwrite values ("line:column"), repeat appends copies of lines. The input is then the folder.
     """
     path = tmp / "billing.xlsx"
     kind = case.get("file")
@@ -129,7 +136,11 @@ def build_input(case: dict, tmp: Path) -> Path:
         wb[sheet].title = title
     for sheet in case.get("delete", []):
         del wb[sheet]
+    if "usage_file" in case:
+        _usage_file(case["usage_file"], wb, tmp)
     wb.save(path)
+    if "usage_file" in case:
+        return tmp
     if "size_mb" in case:
         # padded to an exact size, so the message is the same on every run; the size is checked first
         with path.open("ab") as f:
@@ -142,6 +153,29 @@ def build_input(case: dict, tmp: Path) -> Path:
     elif post == "entity-bomb-padded":
         entity_bomb(path, padding=8000)
     return path
+
+
+def _usage_file(spec: dict, wb, tmp: Path) -> None:
+    made = partner_center_files.generate(tmp / "usage.csv", 1, spec.get("tenants", 2), spec.get("rows", 40),
+                                         date(2026, 1, 1), ("USD",))
+    contracts = wb["Contracts"]
+    contracts["L1"] = "Partner Center Customer ID"
+    for row in contracts.iter_rows(min_row=2):
+        if row[0].value in spec.get("contracts", {}):
+            contracts.cell(row[0].row, 12, made[spec["contracts"][row[0].value]].customer_id)
+    with (tmp / "usage.csv").open(newline="") as f:
+        lines = list(csv.reader(f))
+    for ref, value in spec.get("cells", {}).items():
+        line, column = ref.split(":")
+        lines[int(line) - 1][lines[0].index(column)] = value
+    lines += [list(lines[int(line) - 1]) for line in spec.get("repeat", [])]
+    for column in spec.get("drop", []):
+        k = lines[0].index(column)
+        lines = [row[:k] + row[k + 1:] for row in lines]
+    if "header" in spec:
+        lines[0] = spec["header"].split(",")
+    with (tmp / "usage.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(lines)
 
 
 def run_check(case_dir: Path, tmp: Path, monkeypatch, *extra: str) -> tuple[int, str, Path]:
