@@ -97,7 +97,7 @@ def test_the_input_check_tries_the_credit_note_templates(billed: Billed, tmp_pat
 
 # Written out by hand from the published templates (docs/post-tasks.md), not imported from the code.
 XERO_CREDIT_HEADER = ("*ContactName,EmailAddress,POAddressLine1,POAddressLine2,POAddressLine3,POAddressLine4,POCity,"
-                      "PORegion,POPostalCode,POCountry,*CreditNoteNumber,Reference,*Date,InventoryItemCode,"
+                      "PORegion,POPostalCode,POCountry,*CreditNoteNumber,Reference,*CreditNoteDate,InventoryItemCode,"
                       "*Description,*Quantity,*UnitAmount,Discount,*AccountCode,*TaxType,TaxAmount,TrackingName1,"
                       "TrackingOption1,TrackingName2,TrackingOption2,Currency,BrandingTheme").split(",")
 QBO_CREDIT_HEADER = ("CreditNoteNo,Customer,CreditNoteDate,Location,Memo,Item(Product/Service),ItemDescription,"
@@ -134,7 +134,7 @@ def test_credit_notes_are_exported_to_xero_as_credit_notes_column_by_column(bill
     cn1 = [r for r in rows if r["*CreditNoteNumber"] == "CN-000001"]
     assert [[r[c] for c in LINE_COLUMNS] for r in cn1] == [
         [r[c] for c in LINE_COLUMNS] for r in sales_rows if r["*InvoiceNumber"] == "INV-000002"]
-    assert {(r["Reference"], r["*Date"]) for r in cn1} == {("INV-000002", "03/03/2026")}  # en_US: month first
+    assert {(r["Reference"], r["*CreditNoteDate"]) for r in cn1} == {("INV-000002", "03/03/2026")}  # en_US: month first
     assert [r["*UnitAmount"] for r in cn1][:2] == ["333.33", "99.99"]
     for column in ("InventoryItemCode", "Discount", "TrackingName1", "TrackingOption1", "TrackingName2",
                    "TrackingOption2", "BrandingTheme", "PORegion"):

@@ -69,7 +69,7 @@ QBO_COLUMNS = [
 # and date in place of the invoice's, and no due date or total (docs/post-tasks.md).
 XERO_CREDIT_COLUMNS = [
     "*ContactName", "EmailAddress", "POAddressLine1", "POAddressLine2", "POAddressLine3", "POAddressLine4",
-    "POCity", "PORegion", "POPostalCode", "POCountry", "*CreditNoteNumber", "Reference", "*Date",
+    "POCity", "PORegion", "POPostalCode", "POCountry", "*CreditNoteNumber", "Reference", "*CreditNoteDate",
     "InventoryItemCode", "*Description", "*Quantity", "*UnitAmount", "Discount", "*AccountCode", "*TaxType",
     "TaxAmount", "TrackingName1", "TrackingOption1", "TrackingName2", "TrackingOption2", "Currency", "BrandingTheme",
 ]
@@ -373,7 +373,7 @@ def xero_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: 
                 "Currency": d.currency,
             }
             if credit:
-                record.update({"*CreditNoteNumber": inv.number, "*Date": record["*InvoiceDate"],
+                record.update({"*CreditNoteNumber": inv.number, "*CreditNoteDate": record["*InvoiceDate"],
                                "Reference": inv.credits or ""})
             table.append([record.get(column, "") for column in columns])
     return _csv(columns, table)
