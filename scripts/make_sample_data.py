@@ -190,7 +190,7 @@ SUBSCRIPTIONS = [
     ("CTR-1029", "Platform Team", "Platform Team seats", 8, 29.50, N, N, R),
 ]
 
-# ---------------------------------------------------------------- h-lang: German and French customers
+# ---------------------------------------------------------------- German and French customers
 # Invoices in the customer's language (Customers: Language): German and French businesses at their
 # country's standard rate, with VAT IDs (fictitious, check digits valid). Billed last, after every row
 # above, so the other invoices keep their numbers; not metered, so the Usage sheet stays as it is.
@@ -210,7 +210,7 @@ LANGUAGE_SUBSCRIPTIONS = [  # with their IDs, as the Subscriptions sheet has the
     ("SUB-FR-1", "CTR-FR-1", "Platform Team", "Platform Team seats", 45, 29.50, N, N, R),
     ("SUB-FR-2", "CTR-FR-1", "SSO Add-on", "Single sign-on (SAML)", 1, 99.00, "2026-10-15", N, R),
 ]
-# ---------------------------------------------------------------- end of h-lang
+# ---------------------------------------------------------------- end of the German and French customers
 
 # A German public body on XRechnung, addressed by its Leitweg-ID (Buyer Reference and Electronic Address,
 # scheme 0204). Billed after every row above, so the other invoices keep their numbers.
