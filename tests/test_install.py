@@ -45,8 +45,8 @@ def installed(tmp_path_factory) -> Path:
 def test_the_wheel_bills_the_sample_like_the_editable_install(installed: Path, tmp_path: Path):
     work = tmp_path / "work"
     (work / "inbox").mkdir(parents=True)
-    for book in (REPO / "sample_data").glob("*.xlsx"):
-        shutil.copy(book, work / "inbox")
+    for source in (REPO / "sample_data").iterdir():  # the workbook and the Partner Center usage file
+        shutil.copy(source, work / "inbox")
     result = run(str(installed), "run", "--as-of", AS_OF, cwd=work)  # the defaults: inbox/ and output/
     assert "Review:" in result.stdout
 

@@ -301,8 +301,8 @@ def test_again_repeats_a_task_that_succeeded(billed: Billed):
 def test_the_post_command_reads_the_workbook_and_reports(billed: Billed, monkeypatch, tmp_path: Path):
     real_check = pipeline.check
 
-    def check_with_new_columns(book):  # what the loader of the new columns will give
-        checked = real_check(book)
+    def check_with_new_columns(book, *usage_file):  # what the loader of the new columns will give
+        checked = real_check(book, *usage_file)
         return dataclasses.replace(checked, inputs=post_inputs(checked.inputs))
 
     monkeypatch.setattr(pipeline, "check", check_with_new_columns)
