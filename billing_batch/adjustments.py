@@ -75,9 +75,11 @@ def pending(inputs: Inputs, set_aside: Collection[str], invoices: Sequence[Invoi
         for line in _as_billed(invoice):
             if line.adjusted is not None:
                 earlier[(line.adjusted.contract_id, line.adjusted.cycle_start)].append(line)
+    # A cycle whose invoice was credited in full, and not billed again, stays settled (pipeline.State.settled).
+    credited = {(i.draft.contract_id, i.draft.cycle_start) for i in invoices if i.status is InvoiceStatus.CREDITED}
     found: dict[str, list[Line]] = defaultdict(list)
     gone = {}
-    for key in sorted(set(billed) | set(empty) | set(earlier)):
+    for key in sorted(set(billed) | set(empty) | (set(earlier) - credited)):
         contract_id, start = key
         contract = inputs.contracts.get(contract_id)
         if contract is None or not contract.active or contract_id in set_aside:

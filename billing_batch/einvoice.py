@@ -57,9 +57,9 @@ def _price(line: Line) -> tuple[Decimal, Decimal, str]:
     is the line's amount. A prorated line bills less than quantity x unit price: its price is the
     prorated one when that has at most four decimals, else the line is one unit at its amount."""
     quantity, price = line.quantity, line.unit_price
-    if quantity * price != line.amount and quantity:
-        exact = line.amount / quantity
-        if exact == exact.quantize(Decimal("0.0001")):
+    if quantity * price != line.amount:
+        exact = line.amount / quantity if quantity else None  # no quantity: a credit of an amount off a line
+        if exact is not None and exact == exact.quantize(Decimal("0.0001")):
             price = exact
         else:
             quantity, price = Decimal(1), line.amount

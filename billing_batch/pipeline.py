@@ -125,7 +125,8 @@ class State:
     def settled(self) -> set[tuple[str, date]]:
         """The cycles a run does not bill: found empty, or with a document of any status. A cycle
         whose invoice was credited in full by hand stays settled: only generate --cycle bills it again."""
-        return set(self.empty) | {(i.draft.contract_id, i.draft.cycle_start) for i in self.invoices}
+        return set(self.empty) | {(i.draft.contract_id, i.draft.cycle_start) for i in self.invoices
+                                  if not i.draft.change_log}
 
     @property
     def billed_usage(self) -> set[tuple[str, str]]:

@@ -29,7 +29,8 @@ CHART_MONTHS = 12
 def monthly_totals(history: Iterable[Invoice], issued: Iterable[Invoice], as_of: date,
                    months: int = CHART_MONTHS) -> dict[str, list[tuple[date, Decimal, Decimal]]]:
     """currency -> for each of the last `months` months up to as_of's: (month, billed by
-    earlier runs, billed by this run), by Invoice Date, Replaced invoices left out. Pure."""
+    earlier runs, billed by this run), by Invoice Date: each cycle's live document (Invoice.is_live), a
+    credit note as negative. Pure."""
     issued = list(issued)
     first = as_of.replace(day=1) - relativedelta(months=months - 1)
     month_list = [first + relativedelta(months=n) for n in range(months)]
@@ -38,7 +39,8 @@ def monthly_totals(history: Iterable[Invoice], issued: Iterable[Invoice], as_of:
     for inv in live_by_cycle(known_invoices(history, issued), issued).values():
         month = inv.invoice_date.replace(day=1)
         if first <= month <= month_list[-1]:
-            sums[inv.draft.currency][month][1 if inv.number in this_run else 0] += inv.draft.total
+            total = -inv.draft.total if inv.is_credit_note else inv.draft.total  # a cycle billed below zero
+            sums[inv.draft.currency][month][1 if inv.number in this_run else 0] += total
     return {cur: [(m, *by_month[m]) for m in month_list] for cur, by_month in sorted(sums.items())}
 
 

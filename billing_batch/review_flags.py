@@ -127,7 +127,7 @@ def review_rows(
     known = known_invoices(history, issued)
     by_number = {inv.number: inv for inv in known}
     known = [inv for inv in known if inv.doc_type is not DocType.CREDIT_NOTE]  # the invoices' flags compare invoices
-    live = live_by_cycle(known, issued)
+    live = live_by_cycle(known, [inv for inv in issued if not inv.is_credit_note])
     by_contract: dict[str, list[Invoice]] = defaultdict(list)
     for inv in known:
         by_contract[inv.draft.contract_id].append(inv)

@@ -96,6 +96,20 @@ def test_seats_added_mid_cycle_are_billed_on_the_next_invoice(tmp_path: Path):
     assert len(invoices(out)) == 3 and adjustments(out, "INV-000003") == []
 
 
+def test_a_cycle_credited_by_hand_is_not_billed_again_through_its_adjustments(tmp_path: Path):
+    """January is billed, then adjusted on February's invoice, then its invoice credited in full by hand:
+    the credit is deliberate, so March's invoice bills March and nothing of January."""
+    path, out = tmp_path / "b.xlsx", tmp_path / "out"
+    ok(bill(book(path, [ten_seats()]), out, "2026-01-01"))
+    book(path, [ten_seats(), subscription("SUB-2", "CTR-1", 5, 10, **SEATS, **{"Start Date": date(2026, 1, 15)})])
+    ok(bill(path, out, "2026-02-01"))
+    ok(run_cli("credit", "--input", str(path), "--output", str(out), "--as-of", "2026-02-10", "--jobs", "1",
+               "--invoice", "INV-000001", "--reason", "Cancelled"))
+    ok(bill(path, out, "2026-03-01"))
+    [march] = [i for i in invoices(out) if i["cycle_start"] == "2026-03-01"]
+    assert adjustments(out, march["number"]) == [] and Decimal(march["total"]) == 150
+
+
 def test_seats_removed_mid_cycle_are_credited_on_the_next_invoice(tmp_path: Path):
     path, out = tmp_path / "b.xlsx", tmp_path / "out"
     ok(bill(book(path, [ten_seats()]), out, "2026-01-01"))
