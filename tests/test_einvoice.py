@@ -263,12 +263,13 @@ def test_the_email_attaches_the_xml_of_xrechnung_and_peppol_not_of_factur_x(tmp_
             assert attached[xml] == (out / invoice.einvoice_name).read_bytes()
 
 
-def test_a_credit_note_made_by_the_credit_command_is_a_381_that_passes(tmp_path: Path):
+@pytest.mark.parametrize("part", [(), ("--line", "1", "--amount", "5.00")], ids=["whole", "an amount off a line"])
+def test_a_credit_note_made_by_the_credit_command_is_a_381_that_passes(tmp_path: Path, part):
     book = einvoice_book(tmp_path / "billing.xlsx")
     out = bill(tmp_path, book)
     for cid, invoice in issued(out).items():
         result = run_cli("credit", "--input", str(book), "--output", str(out), "--as-of", AS_OF,
-                         "--invoice", invoice.number, "--reason", "Service outage in January")
+                         "--invoice", invoice.number, "--reason", "Service outage in January", *part)
         assert result.returncode == 0, result.stdout + result.stderr
     with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
         notes = [i for i in ledger.invoices() if i.doc_type is DocType.CREDIT_NOTE]
