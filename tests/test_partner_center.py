@@ -14,7 +14,6 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from benchmarks import partner_center_files as pcf
 from billing_batch import cli

@@ -230,7 +230,7 @@ def test_a_credit_note_for_an_invoice_not_collected_yet_is_taken_off_its_direct_
     invoices = billed.invoices()
     inv2, inv3 = (next(i for i in invoices if i.number == n) for n in ("INV-000002", "INV-000003"))
     part = issue_credit_note(billed, "INV-000002", line=1, quantity=Decimal(3))  # the Platform line of INV-000002
-    full = issue_credit_note(billed, "INV-000003")  # all of INV-000003, which is Credited now
+    issue_credit_note(billed, "INV-000003")  # all of INV-000003, which is Credited now
     outcomes = by_number(billed.post(("charge",)), "charge")  # every live document: the credit notes too
     (path,) = sepa_files(billed)
     schema.validate(str(path))

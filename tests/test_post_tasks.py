@@ -31,7 +31,6 @@ from billing_batch.post import (
     Outcome,
     is_billed,
     live_invoices,
-    needs_attention,
     parse_tasks,
     run_post_tasks,
     summary,

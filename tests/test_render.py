@@ -6,7 +6,6 @@ import io
 import shutil
 from datetime import date
 from decimal import Decimal as D
-from pathlib import Path
 
 import pypdf
 import pytest

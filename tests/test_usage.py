@@ -22,7 +22,7 @@ from billing_batch.model import Contract, Draft, Frequency, Invoice, Party, Poli
 from billing_batch.money import round_money
 from billing_batch.pricing import summary_lines, usage_line
 from billing_batch.usage_book import SUBTOTAL, rows as detail_rows
-from workbooks import HEADERS, contract, customer, settings, simple_book, subscription, usage, write_book
+from workbooks import HEADERS, contract, customer, settings, subscription, usage, write_book
 
 SRC = Source("t.xlsx", "Usage", 2)
 DRAFT = Draft("C-1", "CU-1", "Customer", date(2026, 1, 1), date(2026, 1, 31), date(2026, 2, 2), "USD", (),
