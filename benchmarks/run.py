@@ -241,7 +241,9 @@ def run_cli(label: str, input_dir: Path, out_dir: Path, jobs: int, interval: flo
     sampler.stop.set()
     sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # The batch and the children it reaped, or every process seen in its tree: render workers forked
+    # from a forkserver are not the batch's children, and the forkserver is never reaped.
+    cpu = max((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), sum(sampler.cpu_seen.values()))
     # Other people's work on the machine meanwhile: it slows the wall times down, not the CPU times.
     foreign = max(0.0, busy_seconds() - busy_before - cpu)
     workers_cpu = sum(v for pid, v in sampler.cpu_seen.items() if pid != proc.pid)

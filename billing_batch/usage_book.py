@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ import xlsxwriter
 
 from billing_batch.i18n import N_, gettext_for
 from billing_batch.model import Invoice
+from billing_batch.render import IN_PROCESS_BELOW
 from billing_batch.schedule_book import CellWriter
 
 SHOWN_ALWAYS = ("Product", "Description")  # columns of their own; other group columns follow them
@@ -112,25 +114,45 @@ def _write_all_quietly(out_dir: Path, invoices: list[Invoice]) -> None:
 
 
 class Writing:
-    """The usage workbooks of some invoices being written: in a forked process when jobs > 1, so they
-    are written while the PDFs render (20,000 rows take xlsxwriter seconds), else at once. The child
-    only writes and exits: killed with the batch or not, it never waits on anything."""
+    """The usage workbooks of some invoices being written while the PDFs render (20,000 rows take
+    xlsxwriter seconds), when jobs > 1; else at once.
+
+    A few invoices render in this process, so the workbooks go to a forked child on the other core
+    (a spawned one would import the whole batch again first); it only writes and exits. Many invoices
+    render in workers while this process waits, so a thread here writes them: a forked copy of a large
+    batch becomes a second copy of its heap as Python touches its objects (on L, 1.6 GB in all
+    against 1.1)."""
 
     def __init__(self, out_dir: Path, invoices: list[Invoice], jobs: int):
-        self.out_dir, self.invoices, self._child = out_dir, invoices, None
-        if jobs > 1 and invoices and "fork" in multiprocessing.get_all_start_methods():
-            # forked: a spawned process would import the whole batch again before writing a row
+        self.out_dir, self.invoices = out_dir, invoices
+        self._child: multiprocessing.Process | None = None
+        self._thread: threading.Thread | None = None
+        self._failed = False
+        if not (jobs > 1 and invoices):
+            write_all(out_dir, invoices)
+        elif len(invoices) < IN_PROCESS_BELOW and "fork" in multiprocessing.get_all_start_methods():
             self._child = multiprocessing.get_context("fork").Process(
                 target=_write_all_quietly, args=(out_dir, invoices), daemon=True)
             self._child.start()
         else:
-            write_all(out_dir, invoices)
+            self._thread = threading.Thread(target=self._write_in_thread, daemon=True, name="usage workbooks")
+            self._thread.start()
+
+    def _write_in_thread(self) -> None:
+        try:
+            write_all(self.out_dir, self.invoices)
+        except BaseException:  # noqa: BLE001 - wait() writes the missing ones again, in the caller, to raise
+            self._failed = True
 
     def wait(self) -> None:
-        """Until every workbook is written; what failed in the child is tried again here, to raise."""
+        """Until every workbook is written; what failed meanwhile is tried again here, to raise."""
         if self._child is not None:
             self._child.join()
-            failed = self._child.exitcode != 0
+            self._failed = self._child.exitcode != 0
             self._child = None
-            if failed:
-                write_all(self.out_dir, [i for i in self.invoices if not (self.out_dir / i.usage_name).exists()])
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._failed:
+            self._failed = False
+            write_all(self.out_dir, [i for i in self.invoices if not (self.out_dir / i.usage_name).exists()])

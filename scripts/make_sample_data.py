@@ -59,33 +59,36 @@ SETTINGS = [
 ]
 
 # Customer ID, Name, Email, Address, City, Postal Code, Country, Tax Rate[, VAT ID, Tax Category, Tax Exemption
-# Reason[, Language, E-Invoice, Buyer Reference, Electronic Address, Electronic Address Scheme]]. The EU customers
-# with VAT IDs come last (numbers fictitious, check digits valid), so the invoices of the others keep their order.
+# Reason[, Language, E-Invoice, Buyer Reference, Electronic Address, Electronic Address Scheme]]. VAT IDs are
+# fictitious, their check digits valid. The seller is Irish: a business customer elsewhere in the EU accounts for
+# the VAT itself (reverse charge, AE; VAT Directive art. 44 and 196), a British one for UK VAT (outside the scope
+# of EU VAT, O); only the Irish one pays Irish VAT. Taxes outside Europe assume the seller registered there.
 CUSTOMERS = [
     ("CUST-001", "Northwind Analytics Inc.", "ap.northwind@example.com", "1200 Market Street", "San Francisco", "94102", "United States", 0.085),
     # A German business that takes Factur-X (ZUGFeRD): its PDFs carry the EN 16931 XML.
-    ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19, N, N, N, N, "Factur-X"),
+    ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19, "DE832612139", "AE", N, N, "Factur-X"),
     ("CUST-003", "Harbor & Pine Consulting LLC", "accounts@example.org", "410 SW Oak Street, Floor 3", "Portland", "97204", "United States", 0.0),
     ("CUST-004", "Quarry Lane Logistics", "finance.quarrylane@example.com", "88 Industrial Parkway", "Columbus", "43215", "United States", 0.075),
     ("CUST-005", "Meridian Health Partners", "payables@example.net", "Suite 1400\n2200 Ross Avenue", "Dallas", "75201", "United States", 0.08),
     ("CUST-006", "Ostara Retail Group", "ap.ostara@example.com", "75 State Street", "Boston", "02109", "United States", 0.065),
-    ("CUST-007", "Atelier Cobalt SAS", "compta.cobalt@example.net", "14 rue de la Roquette", "Paris", "75011", "France", 0.20),
+    ("CUST-007", "Atelier Cobalt SAS", "compta.cobalt@example.net", "14 rue de la Roquette", "Paris", "75011", "France", 0.20, "FR17185119393", "AE", N),
     ("CUST-008", "Tidewater Marine Supply", "billing.tidewater@example.com", "3300 Shore Drive", "Norfolk", "23503", "United States", 0.053),
-    ("CUST-009", "Van Dijk Installatietechniek B.V.", "facturen.vandijk@example.net", "Keizersgracht 221", "Amsterdam", "1016 DV", "Netherlands", 0.21),
+    ("CUST-009", "Van Dijk Installatietechniek B.V.", "facturen.vandijk@example.net", "Keizersgracht 221", "Amsterdam", "1016 DV", "Netherlands", 0.21, "NL446875710B01", "AE", N),
     ("CUST-010", "Redfern Architecture Studio", "office.redfern@example.org", "19 Pearl Street", "Denver", "80203", "United States", 0.09),
     ("CUST-011", "Kestrel Fintech Corp.", "ap.kestrel@example.com", "500 Brickell Avenue", "Miami", "33131", "United States", 0.07),
-    ("CUST-012", "Ashcombe & Reid Ltd", "accounts.ashcombe@example.org", "Unit 4, Canal Wharf\n12 Wharf Road", "Manchester", "M1 5LB", "United Kingdom", 0.20),
-    ("CUST-013", "Solterra Energía S.L.", "facturas.solterra@example.net", "Calle de Alcalá 95", "Madrid", "28009", "Spain", 0.21),
+    ("CUST-012", "Ashcombe & Reid Ltd", "accounts.ashcombe@example.org", "Unit 4, Canal Wharf\n12 Wharf Road", "Manchester", "M1 5LB", "United Kingdom", 0.20, N, "O",
+     "Outside the scope of EU VAT: the customer accounts for UK VAT (reverse charge)"),
+    ("CUST-013", "Solterra Energía S.L.", "facturas.solterra@example.net", "Calle de Alcalá 95", "Madrid", "28009", "Spain", 0.21, "ESB39945118", "AE", N),
     ("CUST-014", "Granite Peak Outfitters", "finance.granitepeak@example.com", "645 Main Street", "Bozeman", "59715", "United States", 0.05),
     ("CUST-015", "Lakeshore Dental Group", "billing.lakeshore@example.com", "233 N Michigan Avenue", "Chicago", "60601", "United States", 0.102),
     ("CUST-016", "Maple Ridge Software Inc.", "ap.mapleridge@example.org", "150 King Street West", "Toronto", "M5H 1J9", "Canada", 0.13),
     ("CUST-017", "Coastal Bean Roasters", "hello.coastalbean@example.com", "2101 Pacific Coast Hwy", "Santa Cruz", "95060", "United States", 0.095),
-    ("CUST-018", "Belliard Data Services SRL", "accounts.belliard@example.net", "Rue Belliard 40", "Brussels", "1040", "Belgium", 0.21),
+    ("CUST-018", "Belliard Data Services SRL", "accounts.belliard@example.net", "Rue Belliard 40", "Brussels", "1040", "Belgium", 0.21, "BE0467898504", "AE", N),
     ("CUST-019", "Summit Legal Partners PC", "accounting.summit@example.com", "1001 Fourth Avenue", "Seattle", "98154", "United States", 0.101),
     ("CUST-020", "Orbitline Telecom", "ap.orbitline@example.com", "400 Peachtree Street NE", "Atlanta", "30308", "United States", 0.089),
     ("CUST-021", "Bluebird Learning Co.", "billing.bluebird@example.org", "77 Congress Avenue", "Austin", "78701", "United States", 0.083),
     ("CUST-022", "Ironclad Manufacturing", "payables.ironclad@example.com", "5800 Commerce Drive", "Detroit", "48226", "United States", 0.06),
-    ("CUST-023", "Fiore Design Studio S.à r.l.", "amministrazione.fiore@example.net", "Avenue de la Liberté 12", "Luxembourg", "L-1930", "Luxembourg", 0.17),
+    ("CUST-023", "Fiore Design Studio S.à r.l.", "amministrazione.fiore@example.net", "Avenue de la Liberté 12", "Luxembourg", "L-1930", "Luxembourg", 0.17, "LU88424530", "AE", N),
     ("CUST-024", "Southbank Capital Advisors", "ops.southbank@example.com", "12 Collins Street", "Melbourne", "3000", "Australia", 0.10),
     # A Belgian business: reverse charge (AE), with the standard legend; Peppol e-invoices to its enterprise number.
     ("CUST-025", "Verhaegen Logistiek NV", "facturen.verhaegen@example.net", "Frankrijklei 88", "Antwerpen", "2000", "Belgium", 0.21, "BE 0815.739.217", "AE", N, N,
@@ -191,14 +194,14 @@ SUBSCRIPTIONS = [
 ]
 
 # ---------------------------------------------------------------- German and French customers
-# Invoices in the customer's language (Customers: Language): German and French businesses at their
-# country's standard rate, with VAT IDs (fictitious, check digits valid). Billed last, after every row
+# Invoices in the customer's language (Customers: Language): German and French businesses, with VAT IDs
+# (fictitious, check digits valid), under reverse charge. Billed last, after every row
 # above, so the other invoices keep their numbers; not metered, so the Usage sheet stays as it is.
 LANGUAGE_CUSTOMERS = [  # as CUSTOMERS, then Language
     ("CUST-DE-1", "Falkenried Maschinenbau GmbH", "buchhaltung.falkenried@example.de", "Hammer Landstraße 27",
-     "Hamburg", "20537", "Germany", 0.19, "DE 816 342 758", N, N, "de_DE"),
+     "Hamburg", "20537", "Germany", 0.19, "DE 816 342 758", "AE", N, "de_DE"),
     ("CUST-FR-1", "Éditions Vauclair SARL", "comptabilite.vauclair@example.fr", "8 quai Saint-Vincent",
-     "Lyon", "69001", "France", 0.20, "FR 17 482739158", N, N, "fr_FR"),
+     "Lyon", "69001", "France", 0.20, "FR 17 482739158", "AE", N, "fr_FR"),
 ]
 LANGUAGE_CONTRACTS = [
     ("CTR-DE-1", "CUST-DE-1", "2026-10-01", N, "Monthly", "Arrears", N, "EUR", 14, N, "Active"),

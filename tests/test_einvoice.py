@@ -221,7 +221,7 @@ def test_validate_einvoice_passes_what_the_batch_made(billed: Path):
                        (billed / invoices["CUST-PE"].einvoice_name, "UBL")):
         result = run_cli("validate-einvoice", str(path))
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"{kind}, passes the rules" in result.stdout
+        assert f"{kind}, passes the rules" in " ".join(result.stdout.split())  # a long path wraps the line
 
 
 def test_validate_einvoice_names_each_failed_rule_and_exits_1(billed: Path, tmp_path: Path):

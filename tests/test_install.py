@@ -61,7 +61,8 @@ def test_the_wheel_bills_the_sample_like_the_editable_install(installed: Path, t
     einvoices = sorted((work / "output" / "einvoices").iterdir())
     assert [p.read_bytes() for p in einvoices] == [(editable / "einvoices" / p.name).read_bytes() for p in einvoices]
     for xml in einvoices:
-        assert "passes the rules" in run(str(installed), "validate-einvoice", str(xml), cwd=tmp_path).stdout
+        said = run(str(installed), "validate-einvoice", str(xml), cwd=tmp_path).stdout
+        assert "passes the rules" in " ".join(said.split())  # wrapped at 80 columns when the path is long
 
 
 def test_the_wheel_says_its_version(installed: Path, tmp_path: Path):
