@@ -121,7 +121,7 @@ class Writing:
     (a spawned one would import the whole batch again first); it only writes and exits. Many invoices
     render in workers while this process waits, so a thread here writes them: a forked copy of a large
     batch becomes a second copy of its heap as Python touches its objects (on L, 1.6 GB in all
-    against 1.1)."""
+    against 1.0)."""
 
     def __init__(self, out_dir: Path, invoices: list[Invoice], jobs: int):
         self.out_dir, self.invoices = out_dir, invoices

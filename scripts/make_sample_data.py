@@ -60,9 +60,10 @@ SETTINGS = [
 
 # Customer ID, Name, Email, Address, City, Postal Code, Country, Tax Rate[, VAT ID, Tax Category, Tax Exemption
 # Reason[, Language, E-Invoice, Buyer Reference, Electronic Address, Electronic Address Scheme]]. VAT IDs are
-# fictitious, their check digits valid. The seller is Irish: a business customer elsewhere in the EU accounts for
-# the VAT itself (reverse charge, AE; VAT Directive art. 44 and 196), a British one for UK VAT (outside the scope
-# of EU VAT, O); only the Irish one pays Irish VAT. Taxes outside Europe assume the seller registered there.
+# fictitious, their check digits valid. The seller, a US company, is registered for VAT in Ireland: a business
+# elsewhere in the EU accounts for the VAT itself (reverse charge, AE; VAT Directive art. 44 and 196), a British
+# one for UK VAT (outside the scope of EU VAT, O); only the Irish one pays Irish VAT. Taxes outside Europe assume
+# the seller registered there.
 CUSTOMERS = [
     ("CUST-001", "Northwind Analytics Inc.", "ap.northwind@example.com", "1200 Market Street", "San Francisco", "94102", "United States", 0.085),
     # A German business that takes Factur-X (ZUGFeRD): its PDFs carry the EN 16931 XML.

@@ -62,7 +62,7 @@ def test_the_wheel_bills_the_sample_like_the_editable_install(installed: Path, t
     assert [p.read_bytes() for p in einvoices] == [(editable / "einvoices" / p.name).read_bytes() for p in einvoices]
     for xml in einvoices:
         said = run(str(installed), "validate-einvoice", str(xml), cwd=tmp_path).stdout
-        assert "passes the rules" in " ".join(said.split())  # wrapped at 80 columns when the path is long
+        assert "passes the rules" in " ".join(said.split())  # a long path wraps the line
 
 
 def test_the_wheel_says_its_version(installed: Path, tmp_path: Path):
