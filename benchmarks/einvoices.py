@@ -4,7 +4,7 @@
 
 1. Bills the generated input (benchmarks.generate) with the real command line, into a fresh folder.
 2. Reads its invoices back from the ledger and renders each in this process with the render stage's own
-   function (render.render_invoices, one process) three times: as issued (PDF only), with its buyer on
+   function (render_pool.render_invoices, one process) three times: as issued (PDF only), with its buyer on
    Factur-X, the heaviest format (a PDF/A-3b, its CII XML made, written beside it and embedded), and on
    Peppol (the XML made and written beside an ordinary PDF). The three take turns invoice by invoice,
    in rotating order, so that a process growing slower as it renders, or a change in the machine's
@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed(invoices, out: Path) -> tuple[float, float]:
-    from billing_batch import render
+    from billing_batch.documents import render_pool
 
     cpu, wall = time.process_time(), time.perf_counter()
-    render.render_invoices(invoices, out, ROOT / "templates", jobs=1)
+    render_pool.render_invoices(invoices, out, ROOT / "templates", jobs=1)
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="S", choices=list(generate.SIZES))
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
-    from billing_batch.ledger import Ledger
+    from billing_batch.ledger.store import Ledger
     from billing_batch.model import EInvoice
 
     with tempfile.TemporaryDirectory() as tmp:

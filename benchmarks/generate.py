@@ -46,7 +46,7 @@ import xlsxwriter
 from dateutil.relativedelta import relativedelta
 
 from benchmarks import partner_center_files
-from billing_batch.cycles import due_cycles
+from billing_batch.engine.cycles import due_cycles
 from billing_batch.model import Contract, Frequency, Policy, Source
 
 AS_OF = date(2026, 11, 2)

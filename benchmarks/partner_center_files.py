@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
-from billing_batch.partner_center import COLUMNS  # the documented columns, in their order
+from billing_batch.inputs.partner_center import COLUMNS  # the documented columns, in their order
 
 CENT = Decimal("0.01")
 PARTNER = ("3c0f5a4e-8f1b-4d2e-9a55-0b7d6c1e2f10", "Lumenfield Cloud Services", "6081234")

@@ -4,7 +4,7 @@
 
 Each engine runs in a fresh subprocess (so its peak RSS, from ru_maxrss, is its own) that does what
 `billing-batch check` does up to billing: pipeline.load (the workbook, the Partner Center file, validation)
-with billing_batch.partner_center.ENGINE set to the engine. Prints the stages' wall times and the peak.
+with billing_batch.inputs.partner_center.ENGINE set to the engine. Prints the stages' wall times and the peak.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from benchmarks.run import CACHE, cached_input
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from billing_batch import partner_center, pipeline
+from billing_batch import pipeline
+from billing_batch.inputs import partner_center
 partner_center.ENGINE = sys.argv[2]
 started = time.perf_counter()
 report = pipeline.Report()

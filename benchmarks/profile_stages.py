@@ -3,7 +3,7 @@
     python -m benchmarks.profile_stages --size M [--top 30] [--out PROFILE.pstats]
 
 Runs pipeline.run in this process on the cached benchmark input (see benchmarks.run), into a
-fresh output folder, with render.render_invoices replaced by a no-op, under cProfile; prints
+fresh output folder, with render_pool.render_invoices replaced by a no-op, under cProfile; prints
 the stage timings, the peak RSS and the functions with the most cumulative and own time.
 """
 from __future__ import annotations
@@ -29,11 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="also save the profile (for snakeviz, pstats)")
     args = p.parse_args(argv)
 
-    from billing_batch import pipeline, render
+    from billing_batch import pipeline
+    from billing_batch.documents import render_pool
 
     input_dir, _ = cached_input(args.size, args.seed, CACHE)
     out = Path(tempfile.mkdtemp(prefix="profile-"))
-    render.render_invoices = lambda invoices, out_dir, *a, **k: [Path(out_dir) / i.pdf_name for i in invoices]
+    render_pool.render_invoices = lambda invoices, out_dir, *a, **k: [Path(out_dir) / i.pdf_name for i in invoices]
     options = pipeline.Options(input=input_dir, output=out, as_of=generate.AS_OF, jobs=1)
     profiler = cProfile.Profile()
     try:

@@ -3,7 +3,7 @@
     python -m benchmarks.readers FILE.xlsx [--sheet Usage] [--readers openpyxl,calamine,calamine-iter]
     python -m benchmarks.readers INPUT_FOLDER --equivalence
 
-The batch reads with calamine where a sheet allows it (billing_batch/workbook.py says when).
+The batch reads with calamine where a sheet allows it (billing_batch/inputs/workbook.py says when).
 Each reader runs in a fresh subprocess (so peak memory is its own, from ru_maxrss) and turns
 every row into a tuple of Python values, which is what workbook.read needs; the row count and
 the Python types of the first data row are printed, so differences in typing show (calamine
@@ -54,8 +54,8 @@ def equivalence(folder: str) -> None:
     then with openpyxl alone; the validated inputs and the problems must be equal."""
     from pathlib import Path
 
-    from billing_batch import workbook
-    from billing_batch.validate import check
+    from billing_batch.inputs import workbook
+    from billing_batch.inputs.validate import check
 
     files = workbook.input_files(Path(folder))
     results = {}

@@ -75,7 +75,7 @@ def bare_loop(htmls: list[str], start: multiprocessing.synchronize.Barrier) -> d
     from weasyprint import CSS, HTML
     from weasyprint.text.fonts import FontConfiguration
 
-    from billing_batch.render import STYLESHEET
+    from billing_batch.documents.render import STYLESHEET
 
     font_config = FontConfiguration()
     css = CSS(filename=str(TEMPLATES / STYLESHEET), font_config=font_config)
@@ -91,8 +91,8 @@ def bare_loop(htmls: list[str], start: multiprocessing.synchronize.Barrier) -> d
 
 def floor(ledger_path: Path, loops: int) -> dict:
     """One bare loop alone, then `loops` of them at once, each in its own spawned process."""
-    from billing_batch import render
-    from billing_batch.ledger import Ledger
+    from billing_batch.documents import render
+    from billing_batch.ledger.store import Ledger
 
     with Ledger(ledger_path) as ledger:
         htmls = [render.invoice_html(invoice, TEMPLATES) for invoice in ledger.invoices()]

@@ -11,7 +11,7 @@
    counts shared pages once, so is the honest total).
 3. The render floor: in this process, a bare loop of WeasyPrint
    `HTML(string=html).render(stylesheets=[css], font_config=fc).write_pdf()` over the same
-   invoices' HTML (read back from the ledger, made with billing_batch.render.invoice_html),
+   invoices' HTML (read back from the ledger, made with billing_batch.documents.render.invoice_html),
    the stylesheet and font configuration built once. On M and L a sample of the invoices
    (every k-th, --floor-sample, default 200) stands in for all of them.
 4. Runs the CLI a second time on the same output (the unchanged rerun: nothing to bill, every
@@ -279,8 +279,8 @@ def render_floor(ledger_path: Path, sample: int) -> dict:
     from weasyprint import CSS, HTML
     from weasyprint.text.fonts import FontConfiguration
 
-    from billing_batch import render
-    from billing_batch.ledger import Ledger
+    from billing_batch.documents import render
+    from billing_batch.ledger.store import Ledger
 
     with Ledger(ledger_path) as ledger:
         invoices = ledger.invoices()

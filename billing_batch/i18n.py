@@ -2,7 +2,8 @@
 
 The texts are English in the code (`N_` marks them for `pybabel extract`) and in the templates
 (`_()` and `{% trans %}`); billing_batch/locale/<lang>/LC_MESSAGES/billing_batch.po translates them.
-How to add a string or a language: docs/translations.md.
+How to add a string or a language: docs/translations.md. Country names as the six languages write them
+are read here too (Babel's territories).
 """
 from __future__ import annotations
 
@@ -17,6 +18,23 @@ from babel import Locale, UnknownLocaleError
 DOMAIN = "billing_batch"
 FOLDER = Path(__file__).parent / "locale"
 SOURCE_LANGUAGE = "en"  # the msgids
+
+
+@lru_cache(maxsize=1)
+def _countries() -> dict[str, str]:
+    """Country names in the six languages of the invoices, and the codes themselves -> ISO 3166 code."""
+    names: dict[str, str] = {}
+    for language in ("en", "de", "fr", "nl", "es", "it"):
+        for code, name in Locale(language).territories.items():
+            if len(code) == 2 and code.isalpha():
+                names.setdefault(name.casefold(), code)
+                names[code.casefold()] = code
+    return names
+
+
+def country_code(typed: str) -> str:
+    """A Country cell as its ISO 3166 code (Germany, Deutschland, de: DE); "" when it names no country."""
+    return _countries().get(" ".join(typed.split()).casefold(), "")
 
 
 def N_(message: str) -> str:
@@ -49,7 +67,7 @@ def gettext_for(locale: str):
 
 
 def labels(source: Mapping[str, str], locale: str) -> dict[str, str]:
-    """A table of English texts (such as render.LABELS), translated for the locale."""
+    """A table of English texts (such as invoice_view.LABELS), translated for the locale."""
     translate = gettext_for(locale)
     return {key: translate(text) for key, text in source.items()}
 

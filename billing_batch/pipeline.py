@@ -1,11 +1,13 @@
-"""The batch from end to end: load, validate, cycles, bill, render, write. One function per command."""
+"""The batch from end to end: load, validate, cycles, bill, render, write. One function per command.
+
+Over 400 lines: a screen per command and the outputs every billing command derives from the ledger
+(write_outputs), so that the whole program reads in this one file; what the commands share (options,
+the loaded input, the ledger's state, the report) is in workspace.py."""
 from __future__ import annotations
 
 import os
-import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,201 +15,55 @@ from pathlib import Path
 
 import jinja2
 
-from billing_batch import (adjustments, look, partner_center, render, review, review_flags, review_runs,
-                           schedule_book, usage_book, workbook)
-from billing_batch.backups import FOLDER as BACKUP_FOLDER
-from billing_batch.backups import Backups
-from billing_batch.billing import (
+from billing_batch.documents import pdf_check, render, render_pool, template_trial, usage_book
+from billing_batch.documents.usage_reconciliation import write_mismatches
+from billing_batch.engine.credit_notes import Refusal, below_zero, credit_invoice, from_draft
+from billing_batch.engine.plan import (
     Plan,
     Proposal,
-    differences,
     hold_long_catch_ups,
     make_document,
     plan_change_logs,
     plan_manual,
     plan_run,
     usage_billed_before,
-    usage_ids,
     with_adjustments,
 )
-from billing_batch.credit_notes import Refusal, below_zero, credit_invoice, from_draft
-from billing_batch.errors import Problem
+from billing_batch.engine.revisions import revised
+from billing_batch.engine.schedules import ScheduleRow, schedule_rows
 from billing_batch.i18n import N_
-from billing_batch.ledger import Ledger
-from billing_batch.look import Look
-from billing_batch.templates import FOLDER as TEMPLATES
-from billing_batch.model import AdjustmentInvoices, Draft, Invoice, InvoiceStatus, MidTermChanges, RunType, Settings
-from billing_batch.post.command import after_billing
-from billing_batch.post.tasks import DONE, Outcome, is_billed, task_status
-from billing_batch.schedules import ScheduleRow, schedule_rows
-from billing_batch.validate import Checked, check
+from billing_batch.inputs import workbook
+from billing_batch.inputs.validate import Checked
+from billing_batch.ledger import check as ledger_check
+from billing_batch.ledger.store import Ledger
+from billing_batch.model import AdjustmentInvoices, Draft, Invoice, InvoiceStatus, RunType
+from billing_batch.post.records import DONE, Outcome, live_invoices, task_status
+from billing_batch.post.tasks import after_billing, run_post_tasks
+from billing_batch.review import flags as review_flags
+from billing_batch.review import page as review
+from billing_batch.review import runs as review_runs
+from billing_batch.review import schedule_book
+from billing_batch.workspace import (
+    Options,
+    Refused,
+    Report,
+    State,
+    billed,
+    failpoint,
+    load,
+    open_ledger,
+    read_state,
+    refuse_without_ledger,
+)
 
-LEDGER_NAME = "ledger.sqlite"
 REPLACE_REASON = N_("Replaced by a corrected invoice")  # printed, translated, on its credit note
 Progress = Callable[[int, int], None]  # (PDFs rendered, PDFs to render)
-
-
-class Refused(Exception):
-    """The command would be unsafe; nothing was written. The message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Options:
-    input: Path
-    output: Path
-    as_of: date
-    ledger: Path | None = None
-    jobs: int = 1
-    executor: str = "process"  # or "dask", rendering on the cluster at scheduler
-    scheduler: str | None = None
-    templates: Path | None = None  # --templates: one's own templates folder, before Settings' Templates Folder
-    post_tasks: tuple[str, ...] = ()  # send, sync, charge: run after billing
-    allow_catch_up: bool = False  # bill a contract's due cycles even beyond the Catch-Up Limit
-    limits: workbook.Limits = workbook.Limits()
-
-    @property
-    def ledger_path(self) -> Path:
-        return self.ledger or self.output / LEDGER_NAME
-
-    def look(self, settings: Settings) -> Look:
-        return Look.of(Look(self.templates or settings.templates_folder, TEMPLATES, settings.logo))
-
-
-@dataclass
-class Report:
-    """What a command did, for the terminal summary."""
-
-    problems: list[Problem] = field(default_factory=list)
-    set_aside: dict[str, list[Problem]] = field(default_factory=dict)
-    issued: list[Invoice] = field(default_factory=list)  # invoices and credit notes
-    credited: list[str] = field(default_factory=list)  # invoices this command credited in full
-    nothing_to_bill: int = 0
-    usage_billed_before: int = 0  # usage rows left out: dated on or before their contract's Billed Through
-    differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
-    revised: list[partner_center.Revision] = field(default_factory=list)  # Partner Center rows revised after billing
-    mismatches: list[partner_center.Mismatch] = field(default_factory=list)  # its reconciliation, beyond tolerance
-    post: list[Outcome] = field(default_factory=list)
-    pdfs: list[Path] = field(default_factory=list)
-    book: Path | None = None
-    review: Path | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    cpu_timings: dict[str, float] = field(default_factory=dict)  # this process's CPU seconds per stage
-    started: datetime = field(default_factory=datetime.now)
-    clock: float = field(default_factory=time.perf_counter)
-
-    @property
-    def exit_code(self) -> int:
-        if any(p.fatal for p in self.problems):
-            return 2
-        return 1 if self.problems else 0
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started, cpu = time.perf_counter(), time.process_time()
-        yield
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
-        self.cpu_timings[name] = self.cpu_timings.get(name, 0.0) + time.process_time() - cpu
-
-
-@dataclass
-class State:
-    """What the ledger holds: every invoice ever issued and the cycles settled without one."""
-
-    invoices: list[Invoice] = field(default_factory=list)
-    empty: dict[tuple[str, date], date] = field(default_factory=dict)
-    billed: set[str] = field(default_factory=set)  # invoices sent or synced
-
-    @property
-    def live(self) -> dict[tuple[str, date], Invoice]:
-        return adjustments.cycle_invoices(self.invoices)
-
-    @property
-    def settled(self) -> set[tuple[str, date]]:
-        """The cycles a run does not bill: found empty, or with a document of any status. A cycle
-        whose invoice was credited in full by hand stays settled: only generate --cycle bills it again."""
-        return set(self.empty) | {(i.draft.contract_id, i.draft.cycle_start) for i in self.invoices
-                                  if not i.draft.change_log}
-
-    @property
-    def billed_usage(self) -> set[tuple[str, str]]:
-        """(contract, usage ID) of every usage row on a document that is not Replaced: a Credited
-        invoice's rows were billed, and credited, and are not billed again by themselves."""
-        return {(i.draft.contract_id, u) for i in self.invoices if i.status is not InvoiceStatus.REPLACED
-                for u in usage_ids(i.draft)}
-
-    def pending(self, checked: Checked) -> adjustments.Pending:
-        """The adjustments the current data calls for; none when the Settings flag changes only."""
-        if checked.inputs.settings.mid_term_changes is MidTermChanges.FLAG_ONLY:
-            return adjustments.Pending()
-        return adjustments.pending(checked.inputs, checked.set_aside, self.invoices, self.empty)
-
-    def differs(self, checked: Checked) -> dict[str, str]:
-        """Invoice number -> how the current data differs from what was billed for its cycle."""
-        if checked.inputs.settings.mid_term_changes is MidTermChanges.FLAG_ONLY:
-            return differences(checked.inputs, checked.set_aside, self.live.values())
-        return self.pending(checked).notes()
-
-    @classmethod
-    def read(cls, ledger: Ledger) -> State:
-        return cls(ledger.invoices(), ledger.empty_cycles(), billed(ledger))
-
-
-def billed(ledger: Ledger) -> set[str]:
-    """The invoices sent or synced."""
-    return {number for number, status in task_status(ledger).items() if is_billed(status)}
-
-
-def open_ledger(options: Options, checked: Checked | None = None, read_only: bool = False) -> Ledger:
-    """The ledger, with its backups in OUTPUT/backups (as many kept as the Settings say)."""
-    keep = (checked.inputs.settings if checked else Settings()).ledger_backups
-    return Ledger(options.ledger_path, read_only, Backups(options.output / BACKUP_FOLDER, keep))
-
-
-def failpoint(name: str) -> None:
-    """Die here, as a power cut would, when the crash tests ask for it."""
-    if os.environ.get("BILLING_BATCH_FAILPOINT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _failing_midway(rows: list, name: str | None) -> Iterator:
-    """The rows, with the failpoint name hit after the first one is written."""
-    for i, row in enumerate(rows):
-        if i == 1 and name:
-            failpoint(name)
-        yield row
-
-
-def load(options: Options, report: Report, preflight: bool = False) -> Checked | None:
-    """Read and validate the input; None when it cannot be used at all. preflight: for commands that
-    render, also prove that the templates and logo in use render (look.preflight)."""
-    with report.stage("load"):
-        book, problems = workbook.read(workbook.input_files(options.input), options.limits)
-    report.problems += problems
-    if problems:
-        return None
-    with report.stage("load usage file"):
-        usage_file = partner_center.read(partner_center.input_files(options.input))
-    with report.stage("validate"):
-        checked = check(book, usage_file)
-    report.problems += checked.problems
-    report.set_aside = checked.set_aside
-    report.mismatches = checked.mismatches
-    if checked.fatal:
-        return None
-    chosen = options.look(checked.inputs.settings)
-    if preflight and not chosen.is_default:  # the defaults are proven by the tests
-        with report.stage("preflight"):
-            trouble = look.preflight(chosen, checked.inputs.settings, options.as_of)
-        report.problems += trouble
-        if trouble:
-            return None
-    return checked
 
 
 def run(options: Options, on_rendered: Progress | None = None) -> Report:
     """The monthly batch: bill every due cycle not yet billed, then bring the outputs up to date."""
     report = Report()
-    render.start_workers(options.jobs, options.executor)  # warm while the input is read
+    render_pool.start_workers(options.jobs, options.executor)  # warm while the input is read
     checked = load(options, report, preflight=True)
     if checked is None:
         return report
@@ -284,7 +140,7 @@ def check_input(options: Options) -> Report:
     if checked is not None:
         state = read_state(options) if options.ledger_path.exists() else State()
         plan_automatic(checked, state, options, report)
-        report.revised = partner_center.revised(checked.inputs.usage, state.live.values())
+        report.revised = revised(checked.inputs.usage, state.live.values())
     return report
 
 
@@ -324,7 +180,7 @@ def generate(
     approve() sees every proposal (and may ask the user) and returns those to bill; it runs
     while the ledger is held, so nothing changes between."""
     report = Report()
-    render.start_workers(options.jobs, options.executor)
+    render_pool.start_workers(options.jobs, options.executor)
     checked = load(options, report, preflight=True)
     if checked is None:
         return report
@@ -409,13 +265,64 @@ def schedules(options: Options) -> tuple[Report, list[ScheduleRow]]:
     return report, _schedule_rows(options, checked, state, state.differs(checked))
 
 
-def read_state(options: Options) -> State:
-    """The ledger's state for commands that write nothing: no ledger means nothing billed."""
-    refuse_without_ledger(options)
+@dataclass
+class PostResult:
+    report: Report  # the input's problems
+    outcomes: list[Outcome] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # --invoice numbers the ledger does not know
+
+    @property
+    def exit_code(self) -> int:
+        """2: the input cannot be used; 3: an --invoice is unknown; 1: a task failed or is in doubt; else 0."""
+        if self.report.exit_code == 2:
+            return 2
+        if self.unknown:
+            return 3
+        return 1 if any(not o.ok and not o.skipped_reason for o in self.outcomes) or any(
+            o.status == "in doubt" for o in self.outcomes) else 0
+
+
+def post(options: Options, tasks: Sequence[str], numbers: Sequence[str] = (), again: bool = False,
+         environ: Mapping[str, str] = os.environ, now: datetime | None = None) -> PostResult:
+    """`billing-batch post`: run the tasks for every live invoice, or for those named, reading the
+    customers, settings and products from the input workbook. Raises Refused without a ledger."""
+    if again and not numbers:
+        raise Refused("--again repeats tasks that succeeded (an email sent, an invoice exported, a debit "
+                      "collected): name the invoices to repeat with --invoice NUMBER.")
+    report = Report()
+    checked = load(options, report, preflight="send" in tasks)
+    if checked is None:
+        return PostResult(report)
     if not options.ledger_path.exists():
-        return State()
-    with open_ledger(options, read_only=True) as ledger:
-        return State.read(ledger)
+        raise Refused(f"There is no ledger at {options.ledger_path}: nothing has been billed there, so there "
+                      "is nothing to send, sync or charge. Point at the ledger with --ledger PATH or --output.")
+    with open_ledger(options, checked) as ledger:
+        invoices, unknown = live_invoices(ledger, numbers)
+        if unknown:
+            return PostResult(report, [], unknown)
+        outcomes = run_post_tasks(ledger, invoices, checked.inputs, tasks, options.output,
+                                  options.look(checked.inputs.settings),
+                                  now or datetime.now().astimezone(), again=again, environ=environ)
+    return PostResult(report, outcomes, [])
+
+
+def check_ledger(path: Path, output: Path, jobs: int = 1) -> ledger_check.Result:
+    """`ledger check`: the ledger against itself, then every PDF against the ledger. Reads only."""
+    return pdf_check.check_pdfs(ledger_check.check_ledger(path, output), output, jobs)
+
+
+def refresh_book(options: Options) -> Path | None:
+    """Rewrite the schedule workbook from the ledger, after `post` changed what is Billed."""
+    report = Report()
+    checked = load(options, report)
+    if checked is None or not options.ledger_path.exists():
+        return None
+    with open_ledger(options, checked) as ledger:
+        state = State.read(ledger)
+        differs = state.differs(checked)
+        rows = _schedule_rows(options, checked, state, differs)
+        return _write_book(options, ledger, rows, state,
+                           _review_rows(checked, state, differs, ledger.unreviewed() or ledger.last_reviewed()))
 
 
 def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledger, report: Report,
@@ -457,7 +364,7 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
                 on_rendered(count, len(todo))
 
         try:
-            render.render_invoices(todo, options.output, chosen, options.jobs, rendered,
+            render_pool.render_invoices(todo, options.output, chosen, options.jobs, rendered,
                                    executor=options.executor, scheduler=options.scheduler)
         except (render.RenderError, jinja2.TemplateError) as exc:
             if isinstance(exc, render.RenderError) and not exc.url:
@@ -466,7 +373,7 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
             ledger.mark_rendered(done)
             raise Refused(f"The invoices are in the ledger ({len(report.issued)} issued by this run), but a PDF "
                           "could not be made. "
-                          f"{look.template_problem(exc, chosen).message} Correct it and run again: the missing "
+                          f"{template_trial.template_problem(exc, chosen).message} Correct it and run again: the missing "
                           "PDFs are made then, and nothing is billed twice.") from None
         ledger.mark_rendered(done)
         report.pdfs = [options.output / i.pdf_name for i in report.issued]
@@ -489,8 +396,8 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
                                                                   ledger.last_reviewed())
         report.book = _write_book(options, ledger, rows, state, book_review, "writing-workbook")
     with report.stage("usage checks"):
-        report.revised = partner_center.revised(checked.inputs.usage, state.live.values())
-        partner_center.write_mismatches(options.output, report.mismatches)
+        report.revised = revised(checked.inputs.usage, state.live.values())
+        write_mismatches(options.output, report.mismatches)
     with report.stage("write review"):
         run_id = review_runs.new_run_id(report.started, command, options.output)
         facts = review_runs.RunFacts(
@@ -508,6 +415,14 @@ def _review_rows(checked: Checked, state: State, differs: dict[str, str], number
     shown = [i for i in state.invoices if i.number in numbers]
     return review_flags.review_rows(shown, state.invoices, checked.inputs, differs,
                               checked.inputs.settings.review_change_threshold)
+
+
+def _failing_midway(rows: list, name: str | None) -> Iterator:
+    """The rows, with the failpoint name hit after the first one is written."""
+    for i, row in enumerate(rows):
+        if i == 1 and name:
+            failpoint(name)
+        yield row
 
 
 def _write_book(options: Options, ledger: Ledger, rows: list[ScheduleRow], state: State,
@@ -532,31 +447,3 @@ def _size_and_mtime(path: Path) -> tuple[int, int]:
 def _schedule_rows(options: Options, checked: Checked, state: State, differs: dict[str, str]) -> list[ScheduleRow]:
     return schedule_rows(checked.inputs, checked.set_aside, checked.broken_contracts, state.invoices, state.empty,
                          options.as_of, differs, state.billed)
-
-
-def refresh_book(options: Options) -> Path | None:
-    """Rewrite the schedule workbook from the ledger, after `post` changed what is Billed."""
-    report = Report()
-    checked = load(options, report)
-    if checked is None or not options.ledger_path.exists():
-        return None
-    with open_ledger(options, checked) as ledger:
-        state = State.read(ledger)
-        differs = state.differs(checked)
-        rows = _schedule_rows(options, checked, state, differs)
-        return _write_book(options, ledger, rows, state,
-                           _review_rows(checked, state, differs, ledger.unreviewed() or ledger.last_reviewed()))
-
-
-def refuse_without_ledger(options: Options) -> None:
-    """Outputs without a ledger mean the ledger was lost or moved: billing now would bill twice."""
-    if options.ledger_path.exists():
-        return
-    leftovers = [p for p in (options.output / schedule_book.BOOK_NAME, options.output / "invoices") if p.exists()]
-    if leftovers:
-        raise Refused(
-            f"{options.output} already holds {', '.join(p.name for p in leftovers)} but no ledger "
-            f"({options.ledger_path.name}). The ledger records what was billed; without it every cycle "
-            "would be billed again. Put the ledger back, or point at it with --ledger PATH, "
-            "or use an empty output folder to start afresh."
-        )

@@ -11,11 +11,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from billing_batch import pipeline, render
-from billing_batch.ledger import Ledger
+from billing_batch import pipeline, workspace
+from billing_batch.documents import render
+from billing_batch.ledger.store import Ledger
 from billing_batch.model import DocType, Invoice, InvoiceStatus, RunType
 from billing_batch.money import round_money
-from billing_batch.tax import vat_groups
+from billing_batch.engine.tax import vat_groups
 from test_post_tasks import Billed, billing_book
 
 CREDITED_ON = date(2026, 3, 3)  # the day after the billed fixture's run
@@ -60,5 +61,5 @@ def credit_note(out: Path, invoice: Invoice, seq: int = 1, lines: int | None = N
         "credits": invoice.number, "credits_date": invoice.invoice_date, **changes})
     pdf = out / note.pdf_name
     pdf.parent.mkdir(parents=True, exist_ok=True)
-    pdf.write_bytes(render.render_pdf(note, pipeline.TEMPLATES))
+    pdf.write_bytes(render.render_pdf(note, workspace.TEMPLATES))
     return note

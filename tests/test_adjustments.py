@@ -8,8 +8,8 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from billing_batch import render
-from billing_batch.ledger import Ledger
+from billing_batch.documents.invoice_view import invoice_view
+from billing_batch.ledger.store import Ledger
 from test_end_to_end import bill, pdf_text, run_cli, sheet_rows
 from workbooks import contract, customer, settings, subscription, usage, write_book
 
@@ -87,7 +87,7 @@ def test_seats_added_mid_cycle_are_billed_on_the_next_invoice(tmp_path: Path):
     # In the customer's language: the line's texts are translated.
     with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
         [invoice] = [i for i in ledger.invoices() if i.number == "INV-000002"]
-    german = [line["description"] for line in render.invoice_view(replace(invoice, locale="de_DE"))["lines"]]
+    german = [line["description"] for line in invoice_view(replace(invoice, locale="de_DE"))["lines"]]
     assert "Anpassung zu Rechnung INV-000001 – User seats (17 Tage)" in german
 
     # A rerun bills nothing, and the next month no adjustment again.

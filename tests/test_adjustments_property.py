@@ -12,10 +12,10 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from billing_batch.adjustments import cycle_invoices, pending
-from billing_batch.billing import make_document, plan_run, usage_ids
-from billing_batch.credit_notes import below_zero, from_draft
-from billing_batch.cycles import cycle_containing
+from billing_batch.engine.adjustments import cycle_invoices, pending
+from billing_batch.engine.plan import make_document, plan_run, usage_ids
+from billing_batch.engine.credit_notes import below_zero, from_draft
+from billing_batch.engine.cycles import cycle_containing
 from billing_batch.model import (
     ChargeType,
     Contract,
@@ -31,7 +31,7 @@ from billing_batch.model import (
     Usage,
 )
 from billing_batch.money import round_money
-from billing_batch.pricing import price_cycle
+from billing_batch.engine.pricing import price_cycle
 
 START = date(2026, 1, 1)
 SOURCE = Source("t.xlsx", "Subscriptions")

@@ -14,8 +14,8 @@ from pypdf import PdfReader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package lives beside billing_batch
 
-from billing_batch import render  # noqa: E402
-from billing_batch.look import Look  # noqa: E402
+from billing_batch.documents import render, render_pool  # noqa: E402
+from billing_batch.documents.look import Look  # noqa: E402
 from test_render import TEMPLATES, make_invoice  # noqa: E402
 
 STAGES = ("load", "validate", "render", "write workbook")
@@ -75,21 +75,21 @@ def invoices(count: int):
 def test_process_pool_renders_chunks_and_reports_each_invoice(tmp_path):
     batch = invoices(5)
     done = []
-    paths = render.render_invoices(batch, tmp_path, TEMPLATES, jobs=2, on_done=done.append)
+    paths = render_pool.render_invoices(batch, tmp_path, TEMPLATES, jobs=2, on_done=done.append)
     assert sorted(i.number for i in done) == sorted(i.number for i in batch)
     for invoice, path in zip(batch, paths):
         assert invoice.number in PdfReader(path).pages[0].extract_text()
 
 
 def test_chunk_size_keeps_many_chunks_per_worker():
-    assert render.chunk_size(10, 2) == 1
-    assert render.chunk_size(10_000, 2) == render.CHUNK_MAX
-    assert render.chunk_size(100, 2) == 3
+    assert render_pool.chunk_size(10, 2) == 1
+    assert render_pool.chunk_size(10_000, 2) == render_pool.CHUNK_MAX
+    assert render_pool.chunk_size(100, 2) == 3
 
 
 def test_unknown_executor_is_refused(tmp_path):
     with pytest.raises(ValueError):
-        render.render_invoices(invoices(1), tmp_path, TEMPLATES, executor="threads")
+        render_pool.render_invoices(invoices(1), tmp_path, TEMPLATES, executor="threads")
 
 
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (billing-batch[dask])")
@@ -105,7 +105,7 @@ def cluster():
 def test_dask_executor_renders_on_the_cluster_and_the_driver_writes(tmp_path, cluster):
     batch = invoices(3)
     done = []
-    paths = render.render_invoices(batch, tmp_path, TEMPLATES, on_done=done.append, executor="dask",
+    paths = render_pool.render_invoices(batch, tmp_path, TEMPLATES, on_done=done.append, executor="dask",
                                    scheduler=cluster.scheduler_address)
     assert paths == [tmp_path / "invoices" / f"{i.number}.pdf" for i in batch]
     assert sorted(i.number for i in done) == [i.number for i in batch]
@@ -121,7 +121,7 @@ def test_dask_executor_templates_travel_with_the_tasks(tmp_path, cluster):
     (templates / render.STYLESHEET).write_text("p { color: red }")
     (templates / render.TEMPLATE).write_text("<p>Custom {{ number }}</p>")
     out = tmp_path / "out"
-    (path,) = render.render_invoices(invoices(1), out, templates, executor="dask",
+    (path,) = render_pool.render_invoices(invoices(1), out, templates, executor="dask",
                                      scheduler=cluster.scheduler_address)
     assert "Custom INV-900000" in PdfReader(path).pages[0].extract_text()
 
@@ -136,7 +136,7 @@ def test_dask_executor_takes_the_custom_templates_the_defaults_and_the_logo(tmp_
     logo.parent.mkdir()
     Image.new("RGB", (40, 20), "navy").save(logo)
     chosen = Look.of(Look(custom, TEMPLATES, logo))
-    (path,) = render.render_invoices(invoices(1), tmp_path / "out", chosen, executor="dask",
+    (path,) = render_pool.render_invoices(invoices(1), tmp_path / "out", chosen, executor="dask",
                                      scheduler=cluster.scheduler_address)
     page = PdfReader(path).pages[0]
     assert "BRAND INV-900000" in page.extract_text()  # upper case: the default stylesheet's h1
@@ -149,10 +149,10 @@ def test_dask_executor_reports_a_render_error(tmp_path, cluster):
     (templates / render.STYLESHEET).write_text("")
     (templates / render.TEMPLATE).write_text('<img src="http://example.com/x.png">')
     with pytest.raises(render.RenderError):
-        render.render_invoices(invoices(1), tmp_path / "out", templates, executor="dask",
+        render_pool.render_invoices(invoices(1), tmp_path / "out", templates, executor="dask",
                                scheduler=cluster.scheduler_address)
 
 
 def test_dask_executor_needs_a_scheduler(tmp_path):
     with pytest.raises(render.RenderError, match="--scheduler"):
-        render.render_invoices(invoices(1), tmp_path, TEMPLATES, executor="dask")
+        render_pool.render_invoices(invoices(1), tmp_path, TEMPLATES, executor="dask")

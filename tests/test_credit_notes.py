@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from billing_batch import billing, cli
-from billing_batch.credit_notes import below_zero, credit_invoice, from_draft
+from billing_batch import cli
+from billing_batch.engine import plan as billing
+from billing_batch.engine.credit_notes import below_zero, credit_invoice, from_draft
 from billing_batch.money import round_money
 from test_end_to_end import pdf_text as pdf_lines
 from test_end_to_end import run_cli, sheet_rows
@@ -234,7 +235,7 @@ def test_a_partial_credit_by_hand_and_the_refusal_of_an_over_credit(book, tmp_pa
 
 
 def test_credit_invoice_splits_the_tax_by_the_lines_vat_groups(book, tmp_path):
-    from billing_batch.ledger import Ledger
+    from billing_batch.ledger.store import Ledger
 
     out = tmp_path / "out"
     assert cli_run("run", book, out).returncode == 0

@@ -11,7 +11,7 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing_batch.cycles import cycle, cycle_containing, cycles, due_cycles, listed_cycles
+from billing_batch.engine.cycles import cycle, cycle_containing, cycles, due_cycles, listed_cycles
 from billing_batch.model import Contract, Frequency, Policy, Source
 
 SRC = Source("test.xlsx", "Contracts", 2)

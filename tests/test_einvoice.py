@@ -13,8 +13,9 @@ import pikepdf
 import pytest
 from lxml import etree
 
-from billing_batch import einvoice, einvoice_check
-from billing_batch.ledger import Ledger
+from billing_batch.documents import einvoice
+from billing_batch.documents import einvoice_check
+from billing_batch.ledger.store import Ledger
 from billing_batch.model import DocType, EInvoice, Invoice, InvoiceStatus
 from workbooks import HEADERS, contract, customer, settings, subscription, write_book
 

@@ -11,8 +11,8 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 
-from billing_batch import einvoice_check
-from billing_batch.ledger import Ledger
+from billing_batch.documents import einvoice_check
+from billing_batch.ledger.store import Ledger
 from workbooks import contract, customer, settings, simple_book, subscription, usage, write_book
 
 

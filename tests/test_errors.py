@@ -23,7 +23,9 @@ import pytest
 from rich.console import Console
 
 from benchmarks import partner_center_files
-from billing_batch import cli, workbook
+from billing_batch import cli
+from billing_batch.cli import terminal
+from billing_batch.inputs import workbook
 from billing_batch.errors import CATALOGUE
 from workbooks import HEADERS, simple_book
 
@@ -185,7 +187,7 @@ def run_check(case_dir: Path, tmp: Path, monkeypatch, *extra: str) -> tuple[int,
     extra = (*extra, *(arg for name, value in case.get("limits", {}).items() for arg in (options[name], str(value))))
     out = io.StringIO()
     # wide, so that no message is wrapped at 80 columns
-    monkeypatch.setattr(cli, "console", Console(file=out, highlight=False, width=1000))
+    monkeypatch.setattr(terminal, "console", Console(file=out, highlight=False, width=1000))
     monkeypatch.setattr("sys.stdout", out)
     code = cli.main(["check", "--input", str(source), "--output", str(tmp / "out"), "--as-of", "2026-02-02", *extra])
     return code, out.getvalue(), source

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from billing_batch import cli
+from billing_batch.cli import terminal
 from workbooks import HEADERS as BASE_HEADERS
 
 AS_OF = date(2026, 3, 2)
@@ -223,12 +224,12 @@ def test_any_workbook_is_billed_or_refused_calmly(book):
     with tempfile.TemporaryDirectory() as tmp:
         path, out = save(book, Path(tmp) / "billing.xlsx"), Path(tmp) / "out"
         stdout = io.StringIO()
-        cli.console = Console(file=stdout, highlight=False, width=200)
+        terminal.console = Console(file=stdout, highlight=False, width=200)
         try:
             code = cli.main(["run", "--input", str(path), "--output", str(out), "--as-of", AS_OF.isoformat(),
                              "--jobs", "1"])
         finally:
-            cli.console = CONSOLE
+            terminal.console = CONSOLE
         log = out / "billing-batch-error.log"
         assert code != 4, log.read_text() if log.exists() else stdout.getvalue()
         assert code in (0, 1, 2), stdout.getvalue()
@@ -241,4 +242,4 @@ def test_any_workbook_is_billed_or_refused_calmly(book):
             event(f"invoices: {min(count, 5)}{'+' * (count >= 5)}")
 
 
-CONSOLE = cli.console
+CONSOLE = terminal.console

@@ -16,7 +16,10 @@ import pytest
 from pypdf import PdfReader
 from rich.console import Console
 
-from billing_batch import cli, render, schedule_book
+from billing_batch import cli
+from billing_batch.cli import terminal
+from billing_batch.documents.cells import CellWriter
+from billing_batch.review import schedule_book
 from workbooks import contract, customer, settings, subscription, write_book
 
 AS_OF = "2026-02-02"  # January is due for every contract starting 2026-01-01
@@ -26,7 +29,7 @@ FORMULAS = ['=HYPERLINK("http://127.0.0.1:9/x","Click me")', "+1+1", "-2+3", "@S
 
 def run(book: Path, out: Path, monkeypatch, as_of: str = AS_OF) -> tuple[int, str]:
     stdout = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=stdout, highlight=False, width=1000))
+    monkeypatch.setattr(terminal, "console", Console(file=stdout, highlight=False, width=1000))
     code = cli.main(["run", "--input", str(book), "--output", str(out), "--as-of", as_of, "--jobs", "1"])
     return code, stdout.getvalue()
 
@@ -183,7 +186,7 @@ def test_a_failing_schedule_book_write_keeps_the_previous_book(tmp_path, monkeyp
     previous = (out / schedule_book.BOOK_NAME).read_bytes()
 
     # the disk fills up in the middle of the Invoices sheet of the next run
-    monkeypatch.setattr(schedule_book.CellWriter, "_money", fail_on_call(3, schedule_book.CellWriter._money))
+    monkeypatch.setattr(CellWriter, "_money", fail_on_call(3, CellWriter._money))
     code, stdout = run(book, out, monkeypatch, as_of="2026-03-02")
     assert code == 4, stdout
     assert (out / schedule_book.BOOK_NAME).read_bytes() == previous
@@ -198,7 +201,7 @@ def test_a_failing_schedule_book_write_keeps_the_previous_book(tmp_path, monkeyp
 
 def test_a_failing_schedule_book_write_leaves_no_temp_file(tmp_path, monkeypatch):
     book, out = two_months(tmp_path), tmp_path / "out"
-    monkeypatch.setattr(schedule_book.CellWriter, "_money", fail_on_call(3, schedule_book.CellWriter._money))
+    monkeypatch.setattr(CellWriter, "_money", fail_on_call(3, CellWriter._money))
     assert run(book, out, monkeypatch)[0] == 4
     assert sorted(p.name for p in out.iterdir() if p.suffix in (".xlsx", ".tmp")) == []
 
@@ -206,7 +209,7 @@ def test_a_failing_schedule_book_write_leaves_no_temp_file(tmp_path, monkeypatch
 def test_a_failing_pdf_write_leaves_no_half_written_pdf(tmp_path, monkeypatch):
     book, out = two_months(tmp_path), tmp_path / "out"
     # the second PDF fails after its bytes are written, before it is renamed into place
-    monkeypatch.setattr(render.os, "fsync", fail_on_call(2, os.fsync))
+    monkeypatch.setattr(os, "fsync", fail_on_call(2, os.fsync))
     code, stdout = run(book, out, monkeypatch)
     assert code == 4, stdout
     assert sorted(p.name for p in (out / "invoices").iterdir()) == ["INV-000001.pdf"]

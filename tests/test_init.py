@@ -11,13 +11,14 @@ import pytest
 from openpyxl.utils import get_column_letter, range_boundaries
 from pypdf import PdfReader
 
-from billing_batch import cli, starter_workbook
+from billing_batch import cli
+from billing_batch.inputs import starter_workbook
 from billing_batch.model import ChargeType, EInvoice, Frequency, Policy, UsageLines
 from billing_batch.money import KNOWN_CURRENCIES
-from billing_batch.post.send import SECURITY
-from billing_batch.tax import CATEGORIES
-from billing_batch.validate import Status, label_of
-from billing_batch.workbook import SCHEMA
+from billing_batch.model import SMTP_SECURITY as SECURITY
+from billing_batch.engine.tax import CATEGORIES
+from billing_batch.inputs.validate.cells import Status, label_of
+from billing_batch.inputs.workbook import SCHEMA
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "workbook.md"
 # The batch's accepted values for each fixed-choice column.

@@ -22,7 +22,10 @@ from babel.dates import format_date
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_percent
 
-from billing_batch import cli, i18n, render, review_chart
+from billing_batch import cli, i18n
+from billing_batch.documents import render
+from billing_batch.documents.invoice_view import LABELS, invoice_view
+from billing_batch.review import chart as review_chart
 from test_render import make_invoice
 from workbooks import HEADERS, contract, customer, settings, subscription, usage, write_book
 
@@ -226,7 +229,7 @@ def test_an_issued_invoice_keeps_its_language(tmp_path):
 
 
 def test_a_language_without_a_catalog_formats_in_its_locale_with_english_words():
-    view = render.invoice_view(make_invoice(currency="EUR", locale="pt_PT"))
+    view = invoice_view(make_invoice(currency="EUR", locale="pt_PT"))
     assert view["labels"]["invoice"] == "Invoice"
     assert view["totals"][-1]["value"] == format_currency(Decimal("1242.54"), "EUR", locale="pt_PT") != "€1,242.54"
 
@@ -253,7 +256,7 @@ def placeholders(text: str) -> set[str]:
 
 def test_the_catalogs_hold_every_text_of_the_code_and_templates(tmp_path):
     marked = source_msgids(tmp_path)
-    assert set(render.LABELS.values()) <= marked and "Kind regards," in marked  # the extraction finds both kinds
+    assert set(LABELS.values()) <= marked and "Kind regards," in marked  # the extraction finds both kinds
     for lang in LANGUAGES:
         assert {m.id for m in catalog(lang) if m.id} == marked, f"{lang}: run scripts/translations.sh"
 
@@ -287,8 +290,8 @@ def test_a_region_falls_back_on_its_language():
 
 def test_a_custom_template_can_use_the_translations(tmp_path):
     (tmp_path / "email_subject.txt").write_text('{{ _("Invoice") }} {{ number }} ({% trans %}Total due{% endtrans %})')
-    from billing_batch.look import Look
-    from billing_batch.post import send
+    from billing_batch.documents.look import Look
+    from billing_batch.documents import emails as send
 
     invoice = make_invoice(currency="EUR", locale="nl_NL")
     subject, _, _ = send.render_email(Look(custom=tmp_path), send.email_view(invoice, []))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from billing_batch import ledger_check
-from billing_batch.ledger import Ledger
+from billing_batch.documents import pdf_check as ledger_check
+from billing_batch.ledger.store import Ledger
 from billing_batch.money import round_money
 from workbooks import simple_book, subscription, usage
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from billing_batch import ledger as ledger_module
+from billing_batch.ledger import migrations as ledger_module
 from billing_batch import pipeline
-from billing_batch.billing import differences, usage_ids
+from billing_batch.engine.plan import differences, usage_ids
 from billing_batch.model import UsageLines
-from billing_batch.backups import Backups
-from billing_batch.ledger import SCHEMA_VERSION, Ledger, LedgerUnusable
+from billing_batch.ledger.backups import Backups
+from billing_batch.ledger.migrations import SCHEMA_VERSION
+from billing_batch.ledger.store import Ledger, LedgerUnusable
 from workbooks import settings, simple_book
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,7 +14,10 @@ from PIL import Image
 from pypdf import PdfReader
 from rich.console import Console
 
-from billing_batch import cli, look
+from billing_batch import cli
+from billing_batch.cli import terminal
+from billing_batch.documents import look
+from billing_batch.inputs.logo import logo_trouble
 from billing_batch.templates import FOLDER as DEFAULTS
 from test_hostile import connections, listener  # noqa: F401 - listener is a fixture
 from workbooks import contract, customer, settings, subscription, write_book
@@ -32,7 +35,7 @@ def workbook(folder: Path, **setting) -> Path:
 
 def cli_run(book: Path, monkeypatch, *extra: str, command: str = "run") -> tuple[int, str]:
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, highlight=False, width=1000))
+    monkeypatch.setattr(terminal, "console", Console(file=out, highlight=False, width=1000))
     code = cli.main([command, "--input", str(book), "--output", str(book.parent / "out"), "--as-of", AS_OF,
                      "--jobs", "1", *extra])
     return code, out.getvalue()
@@ -177,7 +180,7 @@ def test_a_templates_folder_that_is_not_there_is_refused(tmp_path, monkeypatch):
 
 def test_export_writes_the_default_templates_and_never_overwrites(tmp_path, monkeypatch):
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, highlight=False, width=1000))
+    monkeypatch.setattr(terminal, "console", Console(file=out, highlight=False, width=1000))
     target = tmp_path / "new" / "look"
 
     assert cli.main(["templates", "--export", str(target)]) == 0
@@ -196,13 +199,13 @@ def test_logo_types_are_told_by_their_content(tmp_path):
     Image.new("RGB", (4, 4)).save(jpeg, "JPEG")
     svg = tmp_path / "logo.svg"
     svg.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
-    assert look.logo_trouble(jpeg) is None and look.logo_trouble(svg) is None
+    assert logo_trouble(jpeg) is None and logo_trouble(svg) is None
     (tmp_path / "fake.svg").write_text("plain text")
-    assert "not a SVG image" in look.logo_trouble(tmp_path / "fake.svg")
+    assert "not a SVG image" in logo_trouble(tmp_path / "fake.svg")
 
 
 def test_a_custom_text_email_without_its_own_html_is_sent_as_text_only(tmp_path):
-    from billing_batch.post import send
+    from billing_batch.documents import emails as send
     from test_render import make_invoice
 
     view = send.email_view(make_invoice(), [])

@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks import partner_center_files as pcf
 from billing_batch import cli
-from billing_batch.ledger import Ledger
+from billing_batch.ledger.store import Ledger
 from workbooks import HEADERS, contract, customer, settings, subscription, write_book
 
 AS_OF = "2026-11-02"  # bills October 2026, the generated month

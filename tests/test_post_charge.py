@@ -15,10 +15,10 @@ import pytest
 import sepaxml
 from defusedxml import ElementTree as etree
 
-from billing_batch.post import bic_problem, creditor_id_problem, iban_problem, mandate_id_problem
+from billing_batch.inputs.bank_ids import bic_problem, creditor_id_problem, iban_problem, mandate_id_problem
 from billing_batch.post.charge import PAIN, Payment, build_file
-from billing_batch.post.tasks import Context, Records
-from billing_batch.ledger import Ledger
+from billing_batch.post.records import Context, Records
+from billing_batch.ledger.store import Ledger
 from test_post_tasks import NOW, Billed, billed, billed_once, by_number  # noqa: F401 (fixtures)
 
 NS = {"p": f"urn:iso:std:iso:20022:tech:xsd:{PAIN}"}

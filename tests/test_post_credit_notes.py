@@ -8,9 +8,11 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from billing_batch import look, pipeline
-from billing_batch.ledger import Ledger
-from billing_batch.post.tasks import STARTED, Records
+from billing_batch import pipeline
+from billing_batch.documents import look
+from billing_batch.documents.template_trial import problems as preflight
+from billing_batch.ledger.store import Ledger
+from billing_batch.post.records import STARTED, Records
 from credit_notes import CREDITED_ON, credit_note, issue_credit_note
 from test_post_charge import schema, sepa_files, transactions  # noqa: F401 (fixtures)
 from test_post_sync import exported, read
@@ -89,7 +91,7 @@ def test_the_input_check_tries_the_credit_note_templates(billed: Billed, tmp_pat
     own = tmp_path / "brand"
     own.mkdir()
     (own / look.CREDIT_TEXT).write_text("Hello {{ customer_nam }}\n")
-    (problem,) = look.preflight(look.Look(custom=own), billed.inputs.settings, date(2026, 3, 2))
+    (problem,) = preflight(look.Look(custom=own), billed.inputs.settings, date(2026, 3, 2))
     assert problem.code == "BB009" and look.CREDIT_TEXT in problem.message
 
 

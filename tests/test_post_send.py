@@ -11,8 +11,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from billing_batch.ledger import Ledger
-from billing_batch.post.tasks import STARTED, Records
+from billing_batch.ledger.store import Ledger
+from billing_batch.post.records import STARTED, Records
 from test_post_tasks import Billed, billed, billed_once, by_number, free_port, parse_eml  # noqa: F401 (fixtures)
 
 # aiosmtpd warns when AUTH is allowed without TLS, which one test does on purpose.

@@ -8,10 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from billing_batch.ledger import Ledger
+from billing_batch.ledger.store import Ledger
 from billing_batch.model import Product, Source
 from billing_batch.post.sync import allocate
-from billing_batch.post.tasks import STARTED, Records
+from billing_batch.post.records import STARTED, Records
 from test_post_tasks import NOW, Billed, billed, billed_once, by_number  # noqa: F401 (fixtures)
 
 # Written out by hand from the published templates (see docs/post-tasks.md), not imported from the code.

@@ -24,7 +24,7 @@ import pytest
 from rich.console import Console
 
 from billing_batch import pipeline
-from billing_batch.ledger import Ledger
+from billing_batch.ledger.store import Ledger
 from billing_batch.model import Inputs, InvoiceStatus, Product, Source
 from billing_batch.post import (
     TASKS,
@@ -36,13 +36,15 @@ from billing_batch.post import (
     summary,
     task_status,
 )
-from billing_batch.post import command
-from billing_batch.post.tasks import STARTED, Records
+from billing_batch import workspace
+from billing_batch.cli.post import attention_lines, outcome_table
+from billing_batch.post import after_billing
+from billing_batch.post.records import STARTED, Records
 from workbooks import contract, customer, settings, subscription, usage, write_book
 
 AS_OF = date(2026, 3, 2)
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
-TEMPLATES = pipeline.TEMPLATES
+TEMPLATES = workspace.TEMPLATES
 CREDITOR = {"creditor_iban": "DE89 3704 0044 0532 0130 00", "creditor_bic": "COBADEFFXXX",
             "creditor_id": "DE98ZZZ09999999999"}
 MANDATES = {  # customer -> (IBAN, BIC, Mandate ID, Mandate Date)
@@ -298,48 +300,48 @@ def test_again_repeats_a_task_that_succeeded(billed: Billed):
 
 
 def test_the_post_command_reads_the_workbook_and_reports(billed: Billed, monkeypatch, tmp_path: Path):
-    real_check = pipeline.check
+    real_check = workspace.check
 
     def check_with_new_columns(book, *usage_file):  # what the loader of the new columns will give
         checked = real_check(book, *usage_file)
         return dataclasses.replace(checked, inputs=post_inputs(checked.inputs))
 
-    monkeypatch.setattr(pipeline, "check", check_with_new_columns)
+    monkeypatch.setattr(workspace, "check", check_with_new_columns)
     book = billing_book(tmp_path / "billing.xlsx")
     options = pipeline.Options(input=book, output=billed.out, as_of=AS_OF)
 
-    result = command.post(options, ("sync", "charge"), environ={}, now=NOW)
+    result = pipeline.post(options, ("sync", "charge"), environ={}, now=NOW)
     assert result.exit_code == 0  # "not charged" is listed, not a failure
     assert summary(result.outcomes) == {"sync": {"done": 8}, "charge": {"done": 4, "not done": 4}}
     console = Console(record=True, width=200)
-    console.print(command.outcome_table(result.outcomes))
-    for line in command.attention_lines(result.outcomes):
+    console.print(outcome_table(result.outcomes))
+    for line in attention_lines(result.outcomes):
         console.print(line)
     shown = console.export_text()
     assert "sync" in shown and "Not done" in shown
     assert "INV-000004, INV-000008 charge: not charged: customer CUST-4 has no SEPA mandate" in shown
 
-    result = command.post(options, ("send",), numbers=["INV-000003"], environ={}, now=NOW)
+    result = pipeline.post(options, ("send",), numbers=["INV-000003"], environ={}, now=NOW)
     assert result.exit_code == 1 and result.outcomes[0].error.startswith("customer CUST-3 (Drie BV) has no email")
-    assert command.post(options, ("send",), numbers=["INV-000042"], now=NOW).exit_code == 3
+    assert pipeline.post(options, ("send",), numbers=["INV-000042"], now=NOW).exit_code == 3
 
     with pytest.raises(pipeline.Refused, match="no ledger"):
-        command.post(dataclasses.replace(options, output=tmp_path / "empty"), ("send",), now=NOW)
+        pipeline.post(dataclasses.replace(options, output=tmp_path / "empty"), ("send",), now=NOW)
 
 
 def test_after_billing_takes_the_new_invoices_and_retries_the_failed_ones(billed: Billed):
     with Ledger(billed.ledger_path) as ledger:
         invoices = ledger.invoices()
-        assert command.after_billing(ledger, invoices, billed.inputs, (), billed.out, TEMPLATES) == []
+        assert after_billing(ledger, invoices, billed.inputs, (), billed.out, TEMPLATES) == []
         # a first run: INV-000003 (no email) fails
-        first = command.after_billing(ledger, invoices[:4], billed.inputs, ("send", "sync"), billed.out, TEMPLATES,
+        first = after_billing(ledger, invoices[:4], billed.inputs, ("send", "sync"), billed.out, TEMPLATES,
                                       environ={}, now=NOW)
         assert [(o.task, o.number, o.status) for o in first if o.status != "outbox"] == [
             ("send", "INV-000003", "failed"),
             ("sync", "INV-000001", "done"), ("sync", "INV-000002", "done"),
             ("sync", "INV-000003", "done"), ("sync", "INV-000004", "done")]
         # the next run's new invoice, plus the earlier failure; the older invoices are left alone
-        nxt = command.after_billing(ledger, invoices[4:5], billed.inputs, ("send", "sync", "charge"), billed.out,
+        nxt = after_billing(ledger, invoices[4:5], billed.inputs, ("send", "sync", "charge"), billed.out,
                                     TEMPLATES, environ={}, now=NOW)
     assert [(o.task, o.number) for o in nxt] == [
         ("send", "INV-000005"), ("send", "INV-000003"), ("sync", "INV-000005"), ("charge", "INV-000005")]
@@ -348,7 +350,7 @@ def test_after_billing_takes_the_new_invoices_and_retries_the_failed_ones(billed
 def test_again_must_name_its_invoices(billed: Billed):
     options = pipeline.Options(input=billed.out, output=billed.out, as_of=AS_OF)
     with pytest.raises(pipeline.Refused, match="--invoice"):
-        command.post(options, ("send",), again=True)
+        pipeline.post(options, ("send",), again=True)
 
 
 # ---------------------------------------------------------------- through the command line, once wired

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing_batch.billing import plan_run
-from billing_batch.cycles import cycle
+from billing_batch.engine.plan import plan_run
+from billing_batch.engine.cycles import cycle
 from billing_batch.model import (
     ChargeType, Contract, Customer, Frequency, Inputs, LineKind, Policy, Settings, Source, Subscription, Usage,
 )
 from billing_batch.money import minor_unit, round_money
-from billing_batch.pricing import price_cycle
+from billing_batch.engine.pricing import price_cycle
 
 SRC = Source("test.xlsx", "Sheet", 2)
 FREQ = {f.label: f for f in Frequency}

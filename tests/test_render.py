@@ -10,7 +10,8 @@ from decimal import Decimal as D
 import pypdf
 import pytest
 
-from billing_batch import render
+from billing_batch.documents import render, render_pool
+from billing_batch.documents.invoice_view import invoice_view
 from billing_batch.model import Draft, Invoice, InvoiceStatus, Line, LineKind, Party, RunType
 from billing_batch.templates import FOLDER as TEMPLATES
 
@@ -58,7 +59,7 @@ def squash(text: str) -> str:
 
 
 def test_view_formats_amounts_prices_dates_and_rates():
-    view = render.invoice_view(make_invoice())
+    view = invoice_view(make_invoice())
     api, onboarding = view["lines"][1], view["lines"][2]
     assert view["lines"][0]["unit_price"] == "$49.00"
     assert api["unit_price"] == "$0.0125"
@@ -71,13 +72,13 @@ def test_view_formats_amounts_prices_dates_and_rates():
 
 
 def test_view_hides_zero_discount_and_keeps_fractional_tax_rate():
-    view = render.invoice_view(make_invoice(discount="0", discount_rate="0", tax="94.92", tax_rate="0.0825", total="1245.42"))
+    view = invoice_view(make_invoice(discount="0", discount_rate="0", tax="94.92", tax_rate="0.0825", total="1245.42"))
     assert [r["label"] for r in view["totals"]] == ["Subtotal", "Tax (8.25%)", "Total"]
 
 
 def test_view_jpy_has_no_minor_unit():
     lines = (line(unit_price="4900", amount="58800"),)
-    view = render.invoice_view(make_invoice(currency="JPY", locale="ja_JP", lines=lines, subtotal="58800",
+    view = invoice_view(make_invoice(currency="JPY", locale="ja_JP", lines=lines, subtotal="58800",
                                             discount="0", tax="5880", total="64680", tax_rate="0.1"))
     assert view["lines"][0]["unit_price"] == "￥4,900"
     assert view["totals"][-1]["value"] == "￥64,680"
@@ -171,7 +172,7 @@ def test_template_urls_are_confined_to_templates_dir(tmp_path, src, ok):
 def test_render_invoices_writes_each_pdf_atomically(tmp_path, jobs):
     invoices = [dataclasses.replace(make_invoice(), number=f"INV-00010{i}") for i in range(3)]
     done = []
-    paths = render.render_invoices(invoices, tmp_path, TEMPLATES, jobs=jobs, on_done=done.append)
+    paths = render_pool.render_invoices(invoices, tmp_path, TEMPLATES, jobs=jobs, on_done=done.append)
 
     assert paths == [tmp_path / "invoices" / f"INV-00010{i}.pdf" for i in range(3)]
     for invoice, path in zip(invoices, paths):
@@ -183,16 +184,16 @@ def test_render_invoices_writes_each_pdf_atomically(tmp_path, jobs):
 def test_workers_are_replaced_after_their_share_of_invoices(tmp_path, monkeypatch):
     pools = []
 
-    class CountedPool(render.ProcessPoolExecutor):
+    class CountedPool(render_pool.ProcessPoolExecutor):
         def __init__(self, *args, **kwargs):
             pools.append(self)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(render, "ProcessPoolExecutor", CountedPool)
-    monkeypatch.setattr(render, "INVOICES_PER_WORKER", 2)
+    monkeypatch.setattr(render_pool, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(render_pool, "INVOICES_PER_WORKER", 2)
     invoices = [dataclasses.replace(make_invoice(), number=f"INV-00020{i}") for i in range(9)]
     done = []
-    paths = render.render_invoices(invoices, tmp_path, TEMPLATES, jobs=2, on_done=done.append)
+    paths = render_pool.render_invoices(invoices, tmp_path, TEMPLATES, jobs=2, on_done=done.append)
 
     assert len(pools) == 3  # 2 workers x 2 invoices per pool, 9 invoices
     assert sorted(i.number for i in done) == [i.number for i in invoices]
@@ -200,7 +201,7 @@ def test_workers_are_replaced_after_their_share_of_invoices(tmp_path, monkeypatc
         assert invoice.number in pdf_pages(path.read_bytes())[0]
 
 
-class CountedPool(render.ProcessPoolExecutor):
+class CountedPool(render_pool.ProcessPoolExecutor):
     made: list = []
 
     def __init__(self, *args, **kwargs):
@@ -218,31 +219,31 @@ def various_invoices(count: int, prefix: str) -> list[Invoice]:
 
 def test_a_small_run_renders_in_process_when_this_process_is_warm(tmp_path, monkeypatch):
     monkeypatch.setattr(CountedPool, "made", [])
-    monkeypatch.setattr(render, "ProcessPoolExecutor", CountedPool)
-    invoices = various_invoices(render.IN_PROCESS_BELOW - 1, "INV-0003")
-    render.warm(render.DEFAULT_LOOK)
-    paths = render.render_invoices(invoices, tmp_path, TEMPLATES, jobs=2)
+    monkeypatch.setattr(render_pool, "ProcessPoolExecutor", CountedPool)
+    invoices = various_invoices(render_pool.IN_PROCESS_BELOW - 1, "INV-0003")
+    render.warm(render_pool.DEFAULT_LOOK)
+    paths = render_pool.render_invoices(invoices, tmp_path, TEMPLATES, jobs=2)
     assert CountedPool.made == []
     for invoice, path in zip(invoices, paths):
         assert invoice.number in pdf_pages(path.read_bytes())[0]
 
     # A process that has not loaded WeasyPrint's fonts for the look forks workers (warm) instead.
     monkeypatch.setattr(render, "_WARM", set())
-    render.render_invoices(invoices[:2], tmp_path / "cold", TEMPLATES, jobs=2)
+    render_pool.render_invoices(invoices[:2], tmp_path / "cold", TEMPLATES, jobs=2)
     assert len(CountedPool.made) == 1
     # and one invoice is never worth a worker
-    render.render_invoices(invoices[:1], tmp_path / "one", TEMPLATES, jobs=2)
+    render_pool.render_invoices(invoices[:1], tmp_path / "one", TEMPLATES, jobs=2)
     assert len(CountedPool.made) == 1
 
 
 def test_the_pool_makes_the_same_pdfs_as_the_in_process_loop(tmp_path, monkeypatch):
     monkeypatch.setattr(CountedPool, "made", [])
-    monkeypatch.setattr(render, "ProcessPoolExecutor", CountedPool)
-    invoices = various_invoices(render.IN_PROCESS_BELOW + 2, "INV-0004")
-    render.start_workers(2)  # as a run does, before reading its input
-    pooled = render.render_invoices(invoices, tmp_path / "pool", TEMPLATES, jobs=2)
+    monkeypatch.setattr(render_pool, "ProcessPoolExecutor", CountedPool)
+    invoices = various_invoices(render_pool.IN_PROCESS_BELOW + 2, "INV-0004")
+    render_pool.start_workers(2)  # as a run does, before reading its input
+    pooled = render_pool.render_invoices(invoices, tmp_path / "pool", TEMPLATES, jobs=2)
     assert len(CountedPool.made) == 1
-    alone = render.render_invoices(invoices, tmp_path / "alone", TEMPLATES, jobs=1)
+    alone = render_pool.render_invoices(invoices, tmp_path / "alone", TEMPLATES, jobs=1)
     assert len(CountedPool.made) == 1
 
     for invoice, a, b in zip(invoices, pooled, alone):

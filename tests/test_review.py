@@ -16,7 +16,11 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from markupsafe import escape
 
-from billing_batch import review, review_chart, review_flags, review_runs, schedule_book
+from billing_batch.review import page as review
+from billing_batch.review import chart as review_chart
+from billing_batch.review import flags as review_flags
+from billing_batch.review import runs as review_runs
+from billing_batch.review import schedule_book
 from billing_batch.errors import problem
 from billing_batch.model import (
     Contract,

@@ -10,7 +10,8 @@ from urllib.parse import unquote
 
 import openpyxl
 
-from billing_batch import review_flags, schedule_book
+from billing_batch.review import flags as review_flags
+from billing_batch.review import schedule_book
 from credit_notes import credit_note
 from test_review import AS_OF, THRESHOLD, Links, _write, flags_of, inputs, invoice, recurring
 

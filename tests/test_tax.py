@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from pypdf import PdfReader
 from stdnum.eu import vat
 
-from billing_batch.cycles import cycle
-from billing_batch.ledger import Ledger
+from billing_batch.engine.cycles import cycle
+from billing_batch.ledger.store import Ledger
 from billing_batch.model import ChargeType, Line, LineKind, Product, Source, Subscription
-from billing_batch.pricing import price_cycle
-from billing_batch.tax import DEFAULT_REASONS, PER_LINE, Rules, vat_groups
+from billing_batch.engine.pricing import price_cycle
+from billing_batch.engine.tax import DEFAULT_REASONS, PER_LINE, Rules, vat_groups
 from test_pricing import contract, customer
 from workbooks import HEADERS, contract as contract_row, customer as customer_row, settings, subscription, write_book
 

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from billing_batch import cli
-from billing_batch.ledger import Ledger
+from billing_batch.ledger.store import Ledger
 from billing_batch.model import Contract, Draft, Frequency, Invoice, Party, Policy, RunType, Source, Usage
 from billing_batch.money import round_money
-from billing_batch.pricing import summary_lines, usage_line
-from billing_batch.usage_book import SUBTOTAL, rows as detail_rows
+from billing_batch.engine.pricing import summary_lines, usage_line
+from billing_batch.documents.usage_book import SUBTOTAL, rows as detail_rows
 from workbooks import HEADERS, contract, customer, settings, subscription, usage, write_book
 
 SRC = Source("t.xlsx", "Usage", 2)

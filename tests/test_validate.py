@@ -12,9 +12,10 @@ import openpyxl
 import openpyxl.xml
 import pytest
 
-from billing_batch import validate, workbook
+from billing_batch.inputs import validate
+from billing_batch.inputs import workbook
 from billing_batch.errors import shown
-from billing_batch.workbook import Limits
+from billing_batch.inputs.workbook import Limits
 from test_errors import entity_bomb, zip_bomb
 from workbooks import HEADERS, contract, customer, settings, simple_book, subscription, usage, write_book
 

@@ -16,26 +16,20 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
-from datetime import date
-from decimal import Decimal
 from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, getaddresses, make_msgid
-from functools import lru_cache
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import jinja2
-from babel import Locale
-from babel.dates import format_date
-from babel.numbers import format_currency, format_percent
 
-from billing_batch import i18n
-from billing_batch.look import EMAILS, Look
-from billing_batch.model import DocType, Invoice, Settings
+from billing_batch.documents.emails import email_view, render_email
+from billing_batch.model import SMTP_SECURITY, Invoice, Settings
 from billing_batch.files import write_atomic
-from billing_batch.post.tasks import (
+from billing_batch.post.addresses import envelope_sender, one_address, parse_addresses, sender_problem
+from billing_batch.post.records import (
     DONE,
     FAILED,
     IN_DOUBT,
@@ -50,7 +44,6 @@ from billing_batch.post.tasks import (
 PASSWORD_VARIABLE = "BILLING_BATCH_SMTP_PASSWORD"
 CAFILE_VARIABLE = "BILLING_BATCH_SMTP_CAFILE"  # a private CA for the mail relay, when it has one
 TIMEOUT = 30  # seconds for connecting and for each reply
-SECURITY = ("STARTTLS", "SSL", "NONE")
 # Headers as sent: folded at RFC 5322's hard limit only. Folded at 78, Python moves an encoded word
 # that ends a subject ("... Ltd: €1,187.98") to a line of its own after a space, and readers show two.
 WIRE = SMTP.clone(max_line_length=998)
@@ -162,57 +155,12 @@ def _replaces_note(ctx: Context, inv: Invoice) -> str:
 
 def settings_problem(settings: Settings, environ) -> str:
     security = (settings.smtp_security or "STARTTLS").strip().upper()
-    if security not in SECURITY:
+    if security not in SMTP_SECURITY:
         return f"SMTP Security is {settings.smtp_security!r}: use STARTTLS, SSL or None in the Settings sheet."
     if settings.smtp_user and not environ.get(PASSWORD_VARIABLE):
         return (f"SMTP User is {settings.smtp_user!r} but no password is set: put it in the environment variable "
                 f"{PASSWORD_VARIABLE} (never in the workbook) and run post --tasks send again.")
     return sender_problem(settings)
-
-
-def sender_problem(settings: Settings) -> str:
-    sender = settings.smtp_from or settings.company_email
-    if not sender.strip():
-        return "No sender address: fill in SMTP From or Company Email in the Settings sheet."
-    if not _one_address(sender):
-        return f"The sender address {sender!r} is not an email address: correct SMTP From or Company Email in Settings."
-    return ""
-
-
-def envelope_sender(settings: Settings) -> str:
-    return _one_address(settings.smtp_from or settings.company_email)
-
-
-def _one_address(text: str) -> str:
-    found = parse_addresses(text)
-    return found[0][1] if len(found) == 1 else ""
-
-
-ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
-
-
-def parse_addresses(text: str) -> list[tuple[str, str]]:
-    """(display name, address) pairs from a cell that may hold several, separated by ; or , (not
-    inside quotes). Raises ValueError with the first part that is not an address."""
-    pairs = []
-    for part in re.split(r'[;,](?=(?:[^"]*"[^"]*")*[^"]*$)', text):
-        part = part.strip()
-        if not part:
-            continue
-        found = getaddresses([part])
-        if len(found) != 1 or not ADDRESS.match(found[0][1]):
-            raise ValueError(part)
-        pairs.append(found[0])
-    return pairs
-
-
-def addresses_problem(text: str) -> str | None:
-    """For the input check of Email and CC cells: None if every address (separated by ; or ,) is one."""
-    try:
-        parse_addresses(text or "")
-    except ValueError as exc:
-        return f"{str(exc)!r} is not an email address"
-    return None
 
 
 # ---------------------------------------------------------------- the message
@@ -269,7 +217,7 @@ def _assemble(ctx: Context, inv: Invoice, to, cc, subject: str, text: str, html:
     if cc:
         msg["Cc"] = [Address(name, addr_spec=addr) for name, addr in cc]
     if settings.company_email and settings.company_email.strip().lower() != sender_addr.lower():
-        reply = _one_address(settings.company_email)
+        reply = one_address(settings.company_email)
         if reply:
             msg["Reply-To"] = reply
     msg["Subject"] = subject
@@ -288,73 +236,6 @@ def _assemble(ctx: Context, inv: Invoice, to, cc, subject: str, text: str, html:
         msg.add_attachment((ctx.out_dir / inv.email_xml).read_bytes(), maintype="application", subtype="xml",
                            filename=Path(inv.email_xml).name)
     return msg
-
-
-def email_view(inv: Invoice, replaces: list[str]) -> dict:
-    """The values the email templates may use, formatted for the invoice's locale. For a credit note,
-    number, invoice_date and total are its own; credits and credits_date name the invoice it credits."""
-    d = inv.draft
-    locale = Locale.parse(inv.locale.replace("-", "_"))
-
-    def money(amount: Decimal) -> str:
-        return format_currency(amount, d.currency, locale=locale)
-
-    def day(value: date) -> str:
-        return format_date(value, format="long", locale=locale)
-
-    period = day(d.cycle_start) if d.cycle_start == d.cycle_end else f"{day(d.cycle_start)} – {day(d.cycle_end)}"
-    return {
-        "locale": str(locale),  # the templates' _() and {% trans %} translate for it
-        "number": inv.number,
-        "customer_name": d.customer_name,
-        "customer_id": d.customer_id,
-        "contract_id": d.contract_id,
-        "period": period,
-        "invoice_date": day(inv.invoice_date),
-        "due_date": day(inv.due_date),
-        "due_on_receipt": inv.due_date <= inv.invoice_date,
-        "currency": d.currency,
-        "subtotal": money(d.subtotal),
-        "discount": money(d.discount) if d.discount else "",
-        "discount_rate": format_percent(d.discount_rate, locale=locale, decimal_quantization=False) if d.discount_rate else "",
-        "tax": money(d.tax),
-        "total": money(d.total),
-        "company_name": inv.seller.name,
-        "company_email": inv.seller.email,
-        "bank_lines": [line.strip() for line in inv.seller.bank_details.splitlines() if line.strip()],
-        "pdf_name": Path(inv.pdf_name).name,
-        "replaces": ", ".join(replaces),
-        "credits": inv.credits or "",
-        "credits_date": day(inv.credits_date) if inv.credits_date else "",
-    }
-
-
-@lru_cache(maxsize=4)
-def _environment(look: Look) -> jinja2.Environment:
-    return i18n.install(jinja2.Environment(
-        loader=look.loader(),
-        autoescape=lambda name: bool(name and name.endswith(".html")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    ))
-
-
-def render_email(templates: Look | Path, view: dict,
-                 doc_type: DocType = DocType.INVOICE) -> tuple[str, str, str | None]:
-    """(subject on one line, text body, HTML body or None when there is no HTML template), from the
-    templates of the document's type (look.EMAILS)."""
-    look = Look.of(templates)
-    env = _environment(look)
-    subject_file, text_file, _ = EMAILS[doc_type]
-    # Fold line breaks only: str.split() would also break Babel's no-break spaces (1.234,56\xa0€), and
-    # Python's header encoder then loses a plain space between two encoded words ("€fällig").
-    subject = " ".join(re.split(r"[ \t\r\n]+", env.get_template(subject_file).render(view))).strip()
-    text = env.get_template(text_file).render(view)
-    html_file = look.email_html(doc_type)
-    html = env.get_template(html_file.name).render(view) if html_file else None
-    return subject, text, html
 
 
 def safe_name(number: str) -> str:

@@ -9,7 +9,7 @@ plus the tax amount column equals the invoice total in the ledger.
 - A line whose amount is not exactly quantity x unit price (prorated, several months per cycle,
   a price with more decimals than the accounting system keeps) is exported as quantity 1 at its
   amount, with the quantity and price in the description.
-- Rows go VAT group by VAT group (billing_batch.tax). Each group's share of the discount is exported
+- Rows go VAT group by VAT group (billing_batch.engine.tax). Each group's share of the discount is exported
   as negative lines ("Discount 10%"), one per account code and tax type of the group, its share split
   between them in proportion to their amounts, largest remainder first, so each revenue account is
   reduced by its own share. With a "Discount" row in the Products sheet, each group's share goes to
@@ -24,6 +24,9 @@ plus the tax amount column equals the invoice total in the ledger.
 Exactly once: the invoices of a file are recorded as started (naming the file), the file is
 written beside its final name and renamed into place, then they are recorded as done. If the run
 stops in between, the next call finds the file whole or absent and settles the record accordingly.
+
+Over 400 lines: the rows and the two files follow the rules above together; split, each rule would
+be read in two places.
 """
 from __future__ import annotations
 
@@ -40,8 +43,8 @@ from babel import Locale
 from billing_batch.model import DocType, Invoice, Line, LineKind, Product
 from billing_batch.money import allocate, minor_unit
 from billing_batch.files import write_atomic
-from billing_batch.tax import percent
-from billing_batch.post.tasks import (
+from billing_batch.engine.tax import percent
+from billing_batch.post.records import (
     DONE,
     FAILED,
     STARTED,

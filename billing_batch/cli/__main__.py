@@ -1,0 +1,6 @@
+import sys
+
+from billing_batch.cli import main
+
+if __name__ == "__main__":  # render workers re-import this module
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""What the terminal shows, shared by the commands: the one console, problems, previews and the summary
+of a run. Every module prints through `terminal.console`, looked up when it prints (tests replace it)."""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from decimal import Decimal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from billing_batch import pipeline
+from billing_batch.cli.exits import EXIT_UNUSABLE
+from billing_batch.engine.credit_notes import below_zero
+from billing_batch.errors import Problem
+from billing_batch.model import DocType, Draft, Line, LineKind
+
+SHOW_PDF_PATHS = 100  # more than this and the summary names the folder instead
+
+# Logs and pipes get wide tables; a terminal gets its own width.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+
+
+class render_progress:
+    """Rendering progress: a bar with an ETA at a terminal, a line every tenth otherwise.
+    The bar starts with the first PDF, so it never covers a question asked before."""
+
+    def __enter__(self):
+        self.bar = None
+        return self.advance
+
+    def advance(self, done: int, total: int) -> None:
+        if not console.is_terminal:
+            if total >= 100 and done % max(1, total // 10) == 0 or done == total:
+                console.print(f"Rendered {done} of {total} invoices")
+            return
+        if self.bar is None:
+            self.bar = Progress(TextColumn("Rendering invoices"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), console=console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("render", total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def unusable(report: pipeline.Report) -> bool:
+    show_problems(report.problems)
+    if report.exit_code != EXIT_UNUSABLE:
+        return False
+    console.print("Nothing was billed and no file was written. Correct the workbook and run again.")
+    return True
+
+
+def show_problems(problems: list[Problem]) -> None:
+    if not problems:
+        return
+    console.print(Text(f"{len(problems)} problem(s) in the input:", style="bold red"))
+    for p in problems:
+        console.print(Text(str(p)), soft_wrap=True)
+    console.print()
+
+
+def line_group(line: Line) -> str:
+    if line.kind is LineKind.RECURRING:
+        return "Prorated" if line.prorated else "Full cycle"
+    return line.kind.value
+
+
+def draft_json(d: Draft) -> dict:
+    groups: dict[str, list] = defaultdict(list)
+    for line in d.lines:
+        groups[line_group(line)].append({
+            "product": line.product, "description": line.description,
+            "period_start": line.period_start.isoformat(), "period_end": line.period_end.isoformat(),
+            "quantity": str(line.quantity), "unit_price": str(line.unit_price), "amount": str(line.amount),
+        })
+    return {
+        "type": (DocType.CREDIT_NOTE if below_zero(d) else DocType.INVOICE).value,  # below zero: issued as a credit note
+        "contract_id": d.contract_id, "customer_id": d.customer_id, "cycle_start": d.cycle_start.isoformat(),
+        "cycle_end": d.cycle_end.isoformat(), "scheduled": d.scheduled.isoformat(), "currency": d.currency,
+        "groups": groups, "subtotal": str(d.subtotal), "discount": str(d.discount), "tax": str(d.tax),
+        "total": str(d.total),
+    }
+
+
+def show_preview(report: pipeline.Report, drafts: list[Draft], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"invoices": [draft_json(d) for d in drafts if not d.is_empty],
+                          "problems": [p.as_dict() for p in report.problems]}, indent=2))
+        return report.exit_code
+    if unusable(report):
+        return EXIT_UNUSABLE
+    show_drafts([d for d in drafts if not d.is_empty])
+    if not drafts:
+        console.print("Nothing would be billed.")
+    return report.exit_code
+
+
+def show_drafts(drafts: list[Draft]) -> None:
+    for d in drafts:
+        table = Table(title=f"{d.contract_id} · {d.customer_name} · cycle {d.cycle_start} to {d.cycle_end} · "
+                            f"scheduled {d.scheduled} · {d.currency}", title_justify="left")
+        for title, justify in (("Group", "left"), ("Product", "left"), ("Description", "left"),
+                               ("Period", "left"), ("Quantity", "right"), ("Unit price", "right"),
+                               ("Amount", "right")):
+            table.add_column(title, justify=justify)
+        order = ("Full cycle", "Prorated", "One-Time", "Usage")
+        for line in sorted(d.lines, key=lambda line: order.index(line_group(line))):
+            period = str(line.period_start) if line.period_start == line.period_end else \
+                f"{line.period_start} to {line.period_end}"
+            table.add_row(line_group(line), Text(line.product), Text(line.description), period,
+                          f"{line.quantity:,}", f"{line.unit_price:,}", f"{line.amount:,}")
+        table.add_section()
+        for label, amount in (("Subtotal", d.subtotal), ("Discount", -d.discount), ("Tax", d.tax),
+                              ("Total", d.total)):
+            table.add_row("", "", "", "", "", label, f"{amount:,}")
+        console.print(table)
+
+
+def totals_by_currency(issued: list) -> dict[str, dict[str, list[Decimal]]]:
+    """currency -> "invoices" or "credit_notes" -> their totals (a credit note's is what it credits)."""
+    totals: dict[str, dict[str, list[Decimal]]] = defaultdict(lambda: {"invoices": [], "credit_notes": []})
+    for invoice in issued:
+        totals[invoice.draft.currency]["credit_notes" if invoice.is_credit_note else "invoices"].append(
+            invoice.draft.total)
+    return totals
+
+
+def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
+    totals = totals_by_currency(report.issued)
+    table = Table(title=f"Invoices made as of {options.as_of.isoformat()}", title_justify="left")
+    table.add_column("Currency")
+    table.add_column("Invoices", justify="right")
+    table.add_column("Total billed", justify="right")
+    credit_notes = any(t["credit_notes"] for t in totals.values())
+    if credit_notes:
+        table.add_column("Credit notes", justify="right")
+        table.add_column("Total credited", justify="right")
+    for currency in sorted(totals):
+        t = totals[currency]
+        row = [currency, str(len(t["invoices"])), f"{sum(t['invoices']):,}"]
+        table.add_row(*row, *([str(len(t["credit_notes"])), f"{sum(t['credit_notes']):,}"] if credit_notes else []))
+    if report.issued:
+        console.print(table)
+    else:
+        console.print("No new invoice: every due cycle is billed already.")
+    for number in report.credited:
+        console.print(Text(f"{number} is credited in full: its status is Credited."))
+    if report.nothing_to_bill:
+        console.print(f"{report.nothing_to_bill} due cycle(s) had nothing to bill (marked 'Nothing to bill').")
+    if report.usage_billed_before:
+        console.print(f"{report.usage_billed_before} usage row(s) dated on or before their contract's Billed Through "
+                      "were not billed: billed before billing_batch (the schedule workbook counts them by cycle).")
+    if report.set_aside:
+        aside = Table(title="Contracts set aside (not billed)", title_justify="left")
+        aside.add_column("Contract")
+        aside.add_column("Reason")
+        for contract_id, problems in sorted(report.set_aside.items()):
+            reason = problems[0].one_line() + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+            aside.add_row(Text(contract_id), Text(reason))
+        console.print(aside)
+    for message in report.differs.values():
+        console.print(Text(message, style="yellow"))
+    show_usage_checks(report)
+    if len(report.pdfs) <= SHOW_PDF_PATHS:
+        for path in report.pdfs:
+            console.print(Text(str(path)))
+    else:
+        console.print(f"{len(report.pdfs)} PDFs in {options.output / 'invoices'}")
+    console.print(Text(f"Schedules: {report.book}"))
+    if report.review:
+        console.print(Text(f"Review: {report.review}"))
+
+
+def show_usage_checks(report: pipeline.Report) -> None:
+    """Partner Center rows revised after billing, and tenant months that do not reconcile: for a look,
+    not problems in the input (docs/decisions.md)."""
+    for r in report.revised:
+        console.print(Text(
+            f"Revised after billing: {r.source}, usage {r.usage_id} of contract {r.contract_id}, billed on "
+            f"{r.invoice} as {r.billed_quantity} at {r.billed_unit_price}, is now {r.quantity} at {r.unit_price} "
+            f"(difference {r.difference:+f}).", style="yellow"))
+    for m in report.mismatches:
+        console.print(Text(
+            f"Does not reconcile: tenant {m.tenant} (contract {m.contract_id}), {m.month}: imported cost "
+            f"{m.imported:f} against Partner Center's BillingPreTaxTotal {m.billed_by_partner_center:f}, "
+            f"a difference of {m.difference:+f} over the {m.tolerance:f} allowed ({m.rows:,} rows).",
+            style="yellow"))

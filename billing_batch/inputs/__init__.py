@@ -1,0 +1,1 @@
+"""Inputs: the workbook and Partner Center's files read, and checked into records that carry their source."""

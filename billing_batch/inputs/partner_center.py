@@ -1,0 +1,409 @@
+"""Partner Center's daily rated usage reconciliation file, read as usage.
+
+Load stage (`read`): every CSV in the input folder whose header is that file's, read with pandas (the
+pyarrow engine; docs/performance.md has the measurement), only the columns the batch uses, every value as
+text (money never passes through a float), repeated text as categories. A row's usage ID is a hash of its
+identity, so the same row in a later file is the same usage row, billed once (the ledger's usage_rows).
+
+Validate stage (`usage`): the rows of tenants named by a contract's Partner Center Customer ID become the
+same `Usage` values the Usage sheet gives, priced at cost (EffectiveUnitPrice x PCToBCExchangeRate) plus
+the contract's Usage Markup, in exact Decimal; the rest is reported (BB150-BB155, docs/errors.md).
+`reconcile` checks the rows against Partner Center's own totals (`Mismatch`); documents/usage_reconciliation.py
+writes the mismatches' rows, engine/revisions.py finds rows revised after billing.
+
+Over 400 lines: a little, as one file format read and validated, its column tables and per-category helpers shared.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from openpyxl.utils import get_column_letter
+
+from billing_batch.engine.revisions import ID_PREFIX
+from billing_batch.errors import Problem, problem
+from billing_batch.model import Contract, Source, Usage
+from billing_batch.money import round_money
+
+# The documented columns, in Partner Center's order; newer files add columns after them.
+COLUMNS = (
+    "PartnerId", "PartnerName", "CustomerId", "CustomerName", "CustomerDomainName", "CustomerCountry", "MpnId",
+    "Tier2MpnId", "InvoiceNumber", "ProductId", "SkuId", "AvailabilityId", "SkuName", "ProductName",
+    "PublisherName", "PublisherId", "SubscriptionDescription", "SubscriptionId", "ChargeStartDate",
+    "ChargeEndDate", "UsageDate", "MeterType", "MeterCategory", "MeterId", "MeterSubCategory", "MeterName",
+    "MeterRegion", "Unit", "ResourceLocation", "ConsumedService", "ResourceGroup", "ResourceURI", "ChargeType",
+    "UnitPrice", "Quantity", "UnitType", "BillingPreTaxTotal", "BillingCurrency", "PricingPreTaxTotal",
+    "PricingCurrency", "ServiceInfo1", "ServiceInfo2", "Tags", "AdditionalInfo", "EffectiveUnitPrice",
+    "PCToBCExchangeRate", "PCToBCExchangeRateDate", "EntitlementId", "EntitlementDescription",
+    "PartnerEarnedCreditPercentage", "CreditPercentage", "CreditType",
+)
+# A CSV sharing fewer documented columns than this is not taken for a Partner Center file with columns missing.
+RECOGNISED = 10
+# Usage Group By names -> the file's column.
+GROUP_COLUMNS = {
+    "Meter Category": "MeterCategory", "Meter Sub-Category": "MeterSubCategory", "Meter Name": "MeterName",
+    "Meter Region": "MeterRegion", "Resource Group": "ResourceGroup", "Resource Location": "ResourceLocation",
+    "Entitlement ID": "EntitlementId", "Tags": "Tags",
+}
+IDENTITY = ("CustomerId", "EntitlementId", "MeterId", "ResourceURI", "UsageDate", "ChargeType")
+MONEY = ("Quantity", "EffectiveUnitPrice", "PCToBCExchangeRate", "BillingPreTaxTotal")
+# Only these are converted; the other documented columns are checked to be there and left unread.
+READ = tuple(dict.fromkeys((*IDENTITY, "CustomerName", "BillingCurrency", *GROUP_COLUMNS.values(), *MONEY)))
+REPEATING = [c for c in READ if c not in ("Quantity", "BillingPreTaxTotal")]  # read as categories
+NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+ENGINE = "pyarrow"  # measured against "c" on size P: docs/performance.md
+
+
+@dataclass
+class UsageFile:
+    """The rows of every Partner Center file in the input, as read: one frame of text columns (repeated
+    texts as categories), with file, row (its line in the file) and usage_id; file-level problems."""
+
+    frame: pd.DataFrame | None = None
+    files: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    headers: dict[str, list[str]] = field(default_factory=dict)  # file -> its header, for column letters
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The Usage Group By names this input offers, normalised -> as named."""
+        return {" ".join(n.split()).casefold(): n for n in GROUP_COLUMNS} if self.files else {}
+
+
+def input_files(path: Path) -> list[Path]:
+    """The CSV files of the input folder, oldest first (by modification time, then name): a file downloaded
+    later repeats or revises the rows of those before it."""
+    if path.is_dir():
+        found = [p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()
+                 and not p.name.startswith(("~$", "."))]
+        return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return []
+
+
+def sheet_of(name: str) -> str:
+    """Excel shows a CSV as one sheet named after the file: cells are pointed at as it shows them."""
+    return Path(name).stem[:31]
+
+
+def cell(file: str, row: int | None, column: str, header: list[str] | tuple[str, ...] = COLUMNS) -> Source:
+    letter = get_column_letter(header.index(column) + 1) if column in header else None
+    return Source(file, sheet_of(file), row, column, letter)
+
+
+def read(paths: Iterable[Path], engine: str | None = None) -> UsageFile:
+    """Read every file, in the order given; later files repeat or revise earlier ones: the last row of an
+    identity wins. A file with documented columns missing is reported (BB150) and not read."""
+    read_files = UsageFile()
+    frames = []
+    for path in paths:
+        read_files.files.append(path.name)
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            header = [h.strip() for h in next(csv.reader(f), [])]
+        missing = [c for c in COLUMNS if c not in header]
+        if len(COLUMNS) - len(missing) < RECOGNISED:
+            typed = ", ".join(h for h in header[:8] if h) or "nothing"
+            read_files.problems.append(problem(
+                "BB150", Source(path.name, sheet_of(path.name), 1), f"{path.name} is in the input folder, but its "
+                f"first row is not the header of Partner Center's daily rated usage file: it holds {typed}."))
+            continue
+        if missing:
+            read_files.problems += [problem(
+                "BB150", Source(path.name, sheet_of(path.name), 1, c), f"The Partner Center usage file "
+                f"{path.name} has no {c} column.") for c in missing]
+            continue
+        read_files.headers[path.name] = header
+        frame = pd.read_csv(path, engine=engine or ENGINE, usecols=list(READ), dtype=str, keep_default_na=False,
+                            encoding="utf-8-sig")
+        for column in REPEATING:  # before the next file is read: one copy of each repeated text
+            frame[column] = frame[column].astype("category")
+        frame["file"] = pd.Categorical([path.name] * len(frame))
+        frame["row"] = np.arange(2, len(frame) + 2, dtype=np.int32)  # its line, under the header
+        frames.append(frame)
+    if frames:
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        for column in (*REPEATING, "file"):  # categories of different files concatenate as text
+            frame[column] = frame[column].astype("category")
+        frame["UsageDate"] = _dates(frame["UsageDate"])
+        frame["usage_id"] = _usage_ids(frame)
+        read_files.frame = frame
+    return read_files
+
+
+def _per_value(column: pd.Series, convert) -> np.ndarray:
+    """convert(text) of each row of a category column, computed once per distinct text (an object array)."""
+    values = np.empty(len(column.cat.categories), dtype=object)
+    values[:] = [convert(text) for text in column.cat.categories]
+    return values[column.cat.codes.to_numpy()]
+
+
+def _texts(column: pd.Series) -> list[str]:
+    """The column as Python text; a category's texts shared, one object per distinct value."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return _per_value(column, str).tolist()
+    return column.tolist()
+
+
+def _dates(column: pd.Series) -> pd.Series:
+    """UsageDate as ISO text (a category): from ISO (2026-10-01T00:00:00) or Partner Center's US form
+    (10/1/2026 12:00:00 AM); "" where neither (reported in validate). Parsed once per distinct text."""
+    days = pd.Series(column.cat.categories.astype(str))
+    iso = pd.to_datetime(days, format="ISO8601", errors="coerce")
+    us = pd.to_datetime(days.str.split(" ").str[0], format="%m/%d/%Y", errors="coerce")
+    parsed = iso.fillna(us)
+    texts = [d.date().isoformat() if not pd.isna(d) else "" for d in parsed]
+    return pd.Series(_per_value(column, dict(zip(days, texts)).get), index=column.index).astype("category")
+
+
+def _usage_ids(frame: pd.DataFrame) -> list[str]:
+    """A short hash of the row's identity: IDs and URIs compared without case, as Azure does."""
+    parts = [_per_value(frame[c], str.lower).tolist() for c in IDENTITY]
+    blake = hashlib.blake2b
+    return [ID_PREFIX + blake("\x1f".join(t).encode(), digest_size=8).hexdigest() for t in zip(*parts)]
+
+
+def _decimal(text: str) -> Decimal | None:
+    stripped = text.strip()
+    if not NUMBER.fullmatch(stripped):
+        return None
+    try:
+        return Decimal(stripped)
+    except InvalidOperation:
+        return None
+
+
+def _decimals(column: pd.Series) -> np.ndarray:
+    """Exact Decimals (one per distinct text), None where the text is not a number."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return _per_value(column, _decimal)
+    cache: dict[str, Decimal | None] = {}
+    values = np.empty(len(column), dtype=object)
+    values[:] = [cache[t] if t in cache else cache.setdefault(t, _decimal(t)) for t in column.tolist()]
+    return values
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A tenant's month whose imported cost and Partner Center's BillingPreTaxTotal disagree."""
+
+    contract_id: str
+    tenant: str
+    month: str  # 2026-10
+    rows: int
+    billed_by_partner_center: Decimal
+    imported: Decimal
+    tolerance: Decimal
+    detail: pd.DataFrame  # the rows that make it up
+
+    @property
+    def difference(self) -> Decimal:
+        return self.imported - self.billed_by_partner_center
+
+    @property
+    def file_name(self) -> str:
+        return f"reconciliation/{self.contract_id}-{self.month}-{self.tenant[:8]}.csv"
+
+
+@dataclass
+class Imported:
+    """What validate made of the Partner Center rows."""
+
+    usage: dict[str, list[Usage]] = field(default_factory=dict)  # contract ID -> rows
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+def tenant_contracts(contracts: dict[str, Contract]) -> dict[str, Contract]:
+    """Tenant (lower case) -> the contract billing it: the active one, else an inactive one (which bills
+    nothing). Two active contracts on one tenant are reported by validate (BB151)."""
+    found: dict[str, Contract] = {}
+    for c in sorted(contracts.values(), key=lambda c: not c.active):
+        if c.partner_center_customer_id:
+            found.setdefault(c.partner_center_customer_id.strip().lower(), c)
+    return found
+
+
+def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[Problem],
+          tolerance: Decimal) -> Imported:
+    """The Usage rows of each contract, and the problems: a tenant on no contract (BB153, reported alone),
+    a cell that is not a number or date (BB152), a currency other than the contract's (BB154), one
+    identity twice in one file (BB155); each reported once per tenant and column, with its first row."""
+    imported = Imported()
+    frame = read_files.frame
+    if frame is None or frame.empty:
+        return imported
+    # A later file repeats or revises an earlier one: its row stands. Twice in one file is a fault.
+    twice = frame[frame.duplicated(["file", "usage_id"], keep=False)]
+    earlier = frame.duplicated("usage_id", keep="last").to_numpy()
+    if earlier.any():
+        frame = frame[~earlier].reset_index(drop=True)
+    by_tenant = tenant_contracts(contracts)
+    contract_of = _per_value(frame["CustomerId"], lambda t: (c := by_tenant.get(t.strip().lower())) and c.contract_id)
+    mapped = ~pd.isna(contract_of)
+
+    price, rate = _decimals(frame["EffectiveUnitPrice"]), _decimals(frame["PCToBCExchangeRate"])
+    quantity, billed = _decimals(frame["Quantity"]), _decimals(frame["BillingPreTaxTotal"])
+    bad = {"Quantity": pd.isna(quantity), "EffectiveUnitPrice": pd.isna(price), "PCToBCExchangeRate": pd.isna(rate),
+           "BillingPreTaxTotal": pd.isna(billed)}
+    cost = _costs(frame, bad)
+    if (~mapped).any():
+        _unmapped(frame, ~mapped, quantity, cost, bad, problems, read_files.headers)
+
+    currency = _per_value(frame["BillingCurrency"], lambda t: t.strip().upper())
+    want = np.array([contracts[c].currency if c else None for c in contract_of.tolist()], dtype=object)
+    faults = [("BB152", column, where) for column, where in bad.items()]
+    faults += [("BB152", "UsageDate", (frame["UsageDate"] == "").to_numpy()),
+               ("BB155", "CustomerId", frame["usage_id"].isin(twice["usage_id"]).to_numpy()),
+               ("BB154", "BillingCurrency", currency != want)]
+    broken = np.zeros(len(frame), dtype=bool)
+    for code, column, where in faults:
+        where = where & mapped
+        if not where.any():
+            continue
+        broken |= where
+        at = np.flatnonzero(where)
+        hits = pd.DataFrame({"contract": contract_of[at], "file": _texts(frame["file"].iloc[at]),
+                             "row": frame["row"].to_numpy()[at], "value": _texts(frame[column].iloc[at]),
+                             "usage_id": frame["usage_id"].to_numpy()[at]})
+        for contract_id, rows in hits.groupby("contract", sort=True):
+            first = rows.iloc[0].to_dict()
+            if code == "BB155":  # point at the first copy, and say where the other is
+                copies = twice[twice["usage_id"] == first["usage_id"]]
+                first.update(row=copies["row"].iloc[0], file=str(copies["file"].iloc[0]),
+                             value=", ".join(str(n) for n in copies["row"].iloc[1:]))
+            problems.append(_fault(code, column, first, len(rows), contracts[contract_id], read_files.headers))
+
+    keep = np.flatnonzero(mapped & ~broken)
+    frame = frame.iloc[keep]
+    contract_of, quantity, cost, billed = contract_of[keep], quantity[keep], cost[keep], billed[keep]
+    imported.usage = _rows(frame, contract_of, quantity, cost, contracts)
+    imported.mismatches = reconcile(frame, contract_of, quantity * cost, billed, tolerance, contracts)
+    return imported
+
+
+def _costs(frame: pd.DataFrame, bad: dict[str, np.ndarray]) -> np.ndarray:
+    """Cost per unit, EffectiveUnitPrice x PCToBCExchangeRate: once per distinct pair, shared by its rows;
+    zero where either is not a number (those rows are reported, not billed)."""
+    prices, rates = frame["EffectiveUnitPrice"].cat, frame["PCToBCExchangeRate"].cat
+    pairs, inverse = np.unique(prices.codes.to_numpy().astype(np.int64) * len(rates.categories)
+                               + rates.codes.to_numpy(), return_inverse=True)
+    values = np.empty(len(pairs), dtype=object)
+    for k, pair in enumerate(pairs.tolist()):
+        price, rate = _decimal(prices.categories[pair // len(rates.categories)]), _decimal(
+            rates.categories[pair % len(rates.categories)])
+        values[k] = price * rate if price is not None and rate is not None else Decimal(0)
+    cost = values[inverse.ravel()]
+    cost[bad["Quantity"]] = Decimal(0)
+    return cost
+
+
+def _unmapped(frame: pd.DataFrame, where: np.ndarray, quantity: np.ndarray, cost: np.ndarray,
+              bad: dict[str, np.ndarray], problems: list[Problem], headers: dict[str, list[str]]) -> None:
+    """Tenants in the file on no contract: reported with their rows and cost, never dropped silently."""
+    at = np.flatnonzero(where)
+    amount = np.where(bad["Quantity"][at], Decimal(0), quantity[at]) * cost[at]
+    lost = pd.DataFrame({"tenant": _texts(frame["CustomerId"].iloc[at]), "name": _texts(frame["CustomerName"].iloc[at]),
+                         "file": _texts(frame["file"].iloc[at]), "row": frame["row"].to_numpy()[at],
+                         "amount": amount, "currency": _texts(frame["BillingCurrency"].iloc[at])})
+    for (who, currency), rows in lost.groupby(["tenant", "currency"], sort=True):
+        total = sum(rows["amount"].tolist(), Decimal(0))
+        first = rows.iloc[0]
+        name = f" ({first['name']})" if first["name"] else ""
+        problems.append(problem(
+            "BB153", cell(first["file"], int(first["row"]), "CustomerId", headers.get(first["file"], COLUMNS)),
+            f"Tenant {who or '(blank)'}{name} has {len(rows):,} usage row(s) costing "
+            f"{round_money(total, currency):,} {currency} in the Partner Center file, but no contract's Partner "
+            "Center Customer ID names it: they are not billed.", value=who))
+
+
+def _fault(code: str, column: str, first: dict, count: int, contract: Contract,
+           headers: dict[str, list[str]]) -> Problem:
+    more = f" ({count - 1:,} more row(s) of this tenant alike)" if count > 1 else ""
+    where = cell(first["file"], int(first["row"]), column, headers.get(first["file"], COLUMNS))
+    tenant = contract.partner_center_customer_id
+    if code == "BB154":
+        message = (f"The BillingCurrency is {first['value'] or '(blank)'}, but contract {contract.contract_id}, which "
+                   f"bills tenant {tenant}, is in {contract.currency}{more}.")
+    elif code == "BB155":
+        message = (f"The usage of tenant {tenant} on this row (same subscription, meter, resource, day and charge "
+                   f"type) is in the file again on row {first['value']}{more}.")
+    elif column == "UsageDate":
+        message = f"The UsageDate {first['value'] or '(blank)'} is not a date{more}."
+    else:
+        message = f"The {column} {first['value'] or '(blank)'} is not a number{more}."
+    value = tenant if code == "BB155" else first["value"]
+    return problem(code, where, message, value=value, contract_id=contract.contract_id, contract=contract.contract_id)
+
+
+def description(category: str, sub_category: str, name: str) -> str:
+    """MeterName, with the MeterSubCategory before it when it says more (Dv3/DSv3 Series - D2 v3/D2s v3) than
+    the name and the MeterCategory (the Product) already do."""
+    if not sub_category or sub_category.casefold() == category.casefold() \
+            or sub_category.casefold() in name.casefold():
+        return name
+    return f"{sub_category} - {name}"
+
+
+def _rows(frame: pd.DataFrame, contract_of: np.ndarray, quantity: np.ndarray, cost: np.ndarray,
+          contracts: dict[str, Contract]) -> dict[str, list[Usage]]:
+    """The Usage values, made column by column: dates, texts, prices and group values shared between
+    the rows that have them; one Source per row."""
+    markup = {cid: 1 + c.usage_markup for cid, c in contracts.items()}
+    prices: dict[tuple[str, int], Decimal] = {}
+    days = _per_value(frame["UsageDate"], date.fromisoformat).tolist()
+    describe = _shared(frame, ["MeterCategory", "MeterSubCategory", "MeterName"], lambda *t: description(*t))
+    extras = _shared(frame, list(GROUP_COLUMNS.values()), lambda *t: tuple(zip(GROUP_COLUMNS, t)))
+    sheets = {f: sheet_of(f) for f in frame["file"].cat.categories}
+    by_contract = defaultdict(list)
+    for cid, file, row, usage_id, day, product, text, q, unit_cost, extra in zip(
+            contract_of.tolist(), _texts(frame["file"]), frame["row"].tolist(), frame["usage_id"].tolist(), days,
+            _texts(frame["MeterCategory"]), describe, quantity.tolist(), cost.tolist(), extras):
+        key = (cid, id(unit_cost))  # costs are shared per distinct price and rate (_costs)
+        unit_price = prices.get(key)
+        if unit_price is None:
+            unit_price = prices[key] = unit_cost * markup[cid]
+        by_contract[cid].append(Usage(usage_id, cid, day, product, text, q, unit_price,
+                                      Source(file, sheets[file], row), extra))
+    return dict(by_contract)
+
+
+def _shared(frame: pd.DataFrame, columns: list[str], make) -> list:
+    """make(*texts) of each row's values in these category columns, made once per distinct combination."""
+    keys = frame.groupby(columns, observed=True, sort=False).ngroup().to_numpy()
+    distinct, first = np.unique(keys, return_index=True)
+    texts = [frame[c].to_numpy()[first].tolist() for c in columns]
+    made = np.empty(len(distinct), dtype=object)
+    made[:] = [make(*(str(t) for t in values)) for values in zip(*texts)]
+    return made[np.searchsorted(distinct, keys)].tolist()
+
+
+def reconcile(frame: pd.DataFrame, contract_of: np.ndarray, amount: np.ndarray, billed: np.ndarray,
+              tolerance: Decimal, contracts: dict[str, Contract]) -> list[Mismatch]:
+    """Per tenant and month, the cost imported (quantity x cost per unit, exact) against the sum of
+    BillingPreTaxTotal. Partner Center truncates each row's total to the cent, so the allowed difference is
+    the Usage Tolerance (a fraction) of the month's total, and never less than a cent a row."""
+    facts = pd.DataFrame({"contract": contract_of, "month": _per_value(frame["UsageDate"], lambda d: d[:7]),
+                          "imported": amount, "billed": billed})
+    sums = facts.groupby(["contract", "month"], sort=True).agg(
+        rows=("imported", "size"), imported=("imported", "sum"), billed=("billed", "sum"))
+    found = []
+    for (contract_id, month), s in sums.iterrows():
+        imported, billed_total = Decimal(s["imported"]), Decimal(s["billed"])
+        allowed = max(abs(billed_total) * tolerance, Decimal("0.01") * int(s["rows"]))
+        if abs(imported - billed_total) > allowed:
+            rows = ((facts["contract"] == contract_id) & (facts["month"] == month)).to_numpy()
+            detail = frame.loc[rows, ["file", "row", "CustomerId", "EntitlementId", "UsageDate", "MeterCategory",
+                                      "MeterName", "ResourceURI", "Quantity", "EffectiveUnitPrice",
+                                      "PCToBCExchangeRate", "BillingPreTaxTotal"]].astype(str)
+            detail["Imported Cost"] = [str(a) for a in amount[rows]]
+            detail["Difference"] = [str(a - b) for a, b in zip(amount[rows], billed[rows])]
+            tenant = contracts[contract_id].partner_center_customer_id
+            found.append(Mismatch(contract_id, tenant, month, int(s["rows"]), billed_total, imported, allowed, detail))
+    return found

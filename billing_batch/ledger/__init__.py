@@ -1,0 +1,1 @@
+"""The ledger: the SQLite system of record of what was billed, its migrations and backups, and its check."""

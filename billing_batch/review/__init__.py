@@ -1,0 +1,2 @@
+"""The review: what finance looks at after a run (flags, the review page and its chart, the schedule
+workbook, the run folders)."""
