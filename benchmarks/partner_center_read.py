@@ -3,7 +3,7 @@
     python -m benchmarks.partner_center_read [--size P] [--engines pyarrow,c]
 
 Each engine runs in a fresh subprocess (so its peak RSS, from ru_maxrss, is its own) that does what
-`billing-batch check` does up to billing: pipeline.load (the workbook, the Partner Center file, validation)
+`billing-batch check` does up to billing: workspace.load (the workbook, the Partner Center file, validation)
 with billing_batch.inputs.partner_center.ENGINE set to the engine. Prints the stages' wall times and the peak.
 """
 from __future__ import annotations
@@ -20,13 +20,13 @@ from benchmarks.run import CACHE, cached_input
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from billing_batch import pipeline
+from billing_batch import workspace
 from billing_batch.inputs import partner_center
 partner_center.ENGINE = sys.argv[2]
 started = time.perf_counter()
-report = pipeline.Report()
-checked = pipeline.load(pipeline.Options(Path(sys.argv[1]), Path("/nonexistent"), __import__("datetime").date(2026, 11, 2)),
-                        report)
+report = workspace.Report()
+checked = workspace.load(workspace.Options(Path(sys.argv[1]), Path("/nonexistent"), __import__("datetime").date(2026, 11, 2)),
+                         report)
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"stages": report.timings, "wall": time.perf_counter() - started,
                   "cpu": usage.ru_utime + usage.ru_stime,

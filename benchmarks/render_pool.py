@@ -75,7 +75,7 @@ def bare_loop(htmls: list[str], start: multiprocessing.synchronize.Barrier) -> d
     from weasyprint import CSS, HTML
     from weasyprint.text.fonts import FontConfiguration
 
-    from billing_batch.documents.render import STYLESHEET
+    from billing_batch.documents.look import STYLESHEET
 
     font_config = FontConfiguration()
     css = CSS(filename=str(TEMPLATES / STYLESHEET), font_config=font_config)

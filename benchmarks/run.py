@@ -280,6 +280,7 @@ def render_floor(ledger_path: Path, sample: int) -> dict:
     from weasyprint.text.fonts import FontConfiguration
 
     from billing_batch.documents import render
+    from billing_batch.documents.look import STYLESHEET
     from billing_batch.ledger.store import Ledger
 
     with Ledger(ledger_path) as ledger:
@@ -293,7 +294,7 @@ def render_floor(ledger_path: Path, sample: int) -> dict:
     html_seconds = time.perf_counter() - started
 
     font_config = FontConfiguration()
-    css = CSS(filename=str(TEMPLATES / render.STYLESHEET), font_config=font_config)
+    css = CSS(filename=str(TEMPLATES / STYLESHEET), font_config=font_config)
     base_url = TEMPLATES.as_uri() + "/"
     # One untimed render first: the first one loads the fonts.
     HTML(string=htmls[0], base_url=base_url).render(stylesheets=[css], font_config=font_config).write_pdf()

@@ -229,6 +229,7 @@ class Usage:
         return next((value for name, value in self.extra if name == column), "")
 
 
+PARTNER_CENTER_ID = "PC-"  # starts the usage ID made from a Partner Center row (inputs/partner_center.py)
 _USAGE_FIELDS = {"Usage ID": "usage_id", "Contract ID": "contract_id", "Date": "date", "Product": "product",
                  "Description": "description", "Quantity": "quantity", "Unit Price": "unit_price"}
 

@@ -40,7 +40,7 @@ from billing_batch.model import AdjustmentInvoices, Draft, Invoice, InvoiceStatu
 from billing_batch.post.records import DONE, Outcome, live_invoices, task_status
 from billing_batch.post.tasks import after_billing, run_post_tasks
 from billing_batch.review import flags as review_flags
-from billing_batch.review import page as review
+from billing_batch.review import page
 from billing_batch.review import runs as review_runs
 from billing_batch.review import schedule_book
 from billing_batch.workspace import (
@@ -365,7 +365,7 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
 
         try:
             render_pool.render_invoices(todo, options.output, chosen, options.jobs, rendered,
-                                   executor=options.executor, scheduler=options.scheduler)
+                                        executor=options.executor, scheduler=options.scheduler)
         except (render.RenderError, jinja2.TemplateError) as exc:
             if isinstance(exc, render.RenderError) and not exc.url:
                 raise
@@ -404,7 +404,7 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
             run_id=run_id, command=command,
             as_of=options.as_of, input_files=tuple(workbook.input_files(options.input)), started=report.started,
             duration_s=time.perf_counter() - report.clock, nothing_to_bill=report.nothing_to_bill)
-        report.review = review.write_review(options.output, facts, review_rows, to_review, state.invoices,
+        report.review = page.write_review(options.output, facts, review_rows, to_review, state.invoices,
                                             checked.set_aside, report.problems, inputs=checked.inputs,
                                             differs=report.differs, templates=chosen,
                                             usage_checks=(report.revised, report.mismatches))
@@ -414,7 +414,7 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
 def _review_rows(checked: Checked, state: State, differs: dict[str, str], numbers: set[str]) -> list[review_flags.ReviewRow]:
     shown = [i for i in state.invoices if i.number in numbers]
     return review_flags.review_rows(shown, state.invoices, checked.inputs, differs,
-                              checked.inputs.settings.review_change_threshold)
+                                    checked.inputs.settings.review_change_threshold)
 
 
 def _failing_midway(rows: list, name: str | None) -> Iterator:

@@ -152,7 +152,6 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-
 def load(options: Options, report: Report, preflight: bool = False) -> Checked | None:
     """Read and validate the input; None when it cannot be used at all. preflight: for commands that
     render, also prove that the templates and logo in use render (template_trial)."""
@@ -178,6 +177,7 @@ def load(options: Options, report: Report, preflight: bool = False) -> Checked |
         if trouble:
             return None
     return checked
+
 
 def read_state(options: Options) -> State:
     """The ledger's state for commands that write nothing: no ledger means nothing billed."""

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from billing_batch import cli
 from billing_batch.cli import terminal
-from billing_batch.documents.cells import CellWriter
+from billing_batch.documents.cell_writer import CellWriter
 from billing_batch.review import schedule_book
 from workbooks import contract, customer, settings, subscription, write_book
 

@@ -7,17 +7,28 @@ from pathlib import Path
 
 from rich.text import Text
 
-from billing_batch import pipeline
 from billing_batch.cli import terminal
-from billing_batch.cli.billing import (check_command, credit_command, generate_command, preview_command, run_command,
-                                       schedules_command)
+from billing_batch.cli.billing import (
+    check_command,
+    credit_command,
+    generate_command,
+    preview_command,
+    run_command,
+    schedules_command,
+)
 from billing_batch.cli.exits import EXIT_INTERNAL, EXIT_UNUSABLE
 from billing_batch.cli.parser import parser
 from billing_batch.cli.post import post_command
-from billing_batch.cli.tools import (init_command, ledger_check_command, review_command, templates_command,
-                                     validate_einvoice_command)
+from billing_batch.cli.tools import (
+    init_command,
+    ledger_check_command,
+    review_command,
+    templates_command,
+    validate_einvoice_command,
+)
 from billing_batch.inputs import workbook
 from billing_batch.ledger.store import LedgerBusy, LedgerUnusable
+from billing_batch.workspace import Options, Refused
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "ledger":  # reads the ledger and its PDFs only: no input needed
             return ledger_check_command(args)
-        options = pipeline.Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
+        options = Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
                                    jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
                                    post_tasks=getattr(args, "post_tasks", ()),
                                    allow_catch_up=getattr(args, "allow_catch_up", False),
@@ -52,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "templates --export DIR)."))
             return EXIT_UNUSABLE
         return COMMANDS[args.command](args, options)
-    except (pipeline.Refused, LedgerBusy, LedgerUnusable) as exc:
+    except (Refused, LedgerBusy, LedgerUnusable) as exc:
         terminal.console.print(Text(refusal(exc)))
         return EXIT_UNUSABLE
     except KeyboardInterrupt:

@@ -1,3 +1,4 @@
+"""`python -m billing_batch.cli`, as before the command line became a package."""
 import sys
 
 from billing_batch.cli import main

@@ -13,14 +13,23 @@ from billing_batch import pipeline
 from billing_batch.cli import terminal
 from billing_batch.cli.exits import EXIT_OK, EXIT_REFUSED, EXIT_SET_ASIDE, EXIT_UNUSABLE
 from billing_batch.cli.post import show_post
-from billing_batch.cli.terminal import (render_progress, show_drafts, show_preview, show_problems, show_summary,
-                                        show_usage_checks, totals_by_currency, unusable)
+from billing_batch.cli.terminal import (
+    render_progress,
+    show_drafts,
+    show_preview,
+    show_problems,
+    show_summary,
+    show_usage_checks,
+    totals_by_currency,
+    unusable,
+)
 from billing_batch.engine.plan import Proposal
 from billing_batch.engine.revisions import Revision
 from billing_batch.inputs import partner_center
+from billing_batch.workspace import Options
 
 
-def run_command(args, options: pipeline.Options) -> int:
+def run_command(args, options: Options) -> int:
     if args.preview:
         report, drafts = pipeline.preview_run(options)
         return show_preview(report, drafts, args.json)
@@ -39,7 +48,7 @@ def run_command(args, options: pipeline.Options) -> int:
     return max(report.exit_code, show_post(report.post))
 
 
-def check_command(args, options: pipeline.Options) -> int:
+def check_command(args, options: Options) -> int:
     report = pipeline.check_input(options)
     if args.json:
         print(json.dumps({"problems": [p.as_dict() for p in report.problems],
@@ -67,7 +76,7 @@ def mismatch_dict(m: partner_center.Mismatch) -> dict:
             "difference": str(m.difference), "tolerance": str(m.tolerance), "rows_file": m.file_name}
 
 
-def preview_command(args, options: pipeline.Options) -> int:
+def preview_command(args, options: Options) -> int:
     if not args.contract:
         terminal.console.print("Name a contract with --contract ID (or use `run --preview` for the whole batch).")
         return EXIT_UNUSABLE
@@ -80,7 +89,7 @@ def preview_command(args, options: pipeline.Options) -> int:
     return EXIT_REFUSED if code == EXIT_OK and any(p.problem for p in proposals) else code
 
 
-def generate_command(args, options: pipeline.Options) -> int:
+def generate_command(args, options: Options) -> int:
     contract_ids = list(args.contract)
     if args.contracts_file:
         contract_ids += [line.strip() for line in args.contracts_file.read_text().splitlines() if line.strip()]
@@ -157,7 +166,7 @@ def judge(p: Proposal, args, as_of: date, interactive: bool) -> str | None:
     return None
 
 
-def credit_command(args, options: pipeline.Options) -> int:
+def credit_command(args, options: Options) -> int:
     if (args.quantity is not None or args.amount is not None) != (args.line is not None):
         terminal.console.print("Name a line and what to credit of it together: --line N with --quantity Q or "
                                "--amount A; without them the whole invoice is credited.")
@@ -179,7 +188,7 @@ def credit_command(args, options: pipeline.Options) -> int:
     return report.exit_code
 
 
-def schedules_command(args, options: pipeline.Options) -> int:
+def schedules_command(args, options: Options) -> int:
     report, rows = pipeline.schedules(options)
     if unusable(report):
         return EXIT_UNUSABLE

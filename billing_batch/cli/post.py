@@ -13,9 +13,10 @@ from billing_batch.cli.exits import EXIT_OK, EXIT_REFUSED, EXIT_SET_ASIDE, EXIT_
 from billing_batch.cli.terminal import unusable
 from billing_batch.post.records import TASKS, Outcome
 from billing_batch.post.tasks import needs_attention, summary
+from billing_batch.workspace import Options
 
 
-def post_command(args, options: pipeline.Options) -> int:
+def post_command(args, options: Options) -> int:
     result = pipeline.post(options, args.tasks, args.invoice, args.again)
     if unusable(result.report):
         return EXIT_UNUSABLE

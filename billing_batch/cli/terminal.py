@@ -8,15 +8,21 @@ from collections import defaultdict
 from decimal import Decimal
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
-from billing_batch import pipeline
 from billing_batch.cli.exits import EXIT_UNUSABLE
 from billing_batch.engine.credit_notes import below_zero
 from billing_batch.errors import Problem
 from billing_batch.model import DocType, Draft, Line, LineKind
+from billing_batch.workspace import Options, Report
 
 SHOW_PDF_PATHS = 100  # more than this and the summary names the folder instead
 
@@ -49,7 +55,7 @@ class render_progress:
             self.bar.stop()
 
 
-def unusable(report: pipeline.Report) -> bool:
+def unusable(report: Report) -> bool:
     show_problems(report.problems)
     if report.exit_code != EXIT_UNUSABLE:
         return False
@@ -89,7 +95,7 @@ def draft_json(d: Draft) -> dict:
     }
 
 
-def show_preview(report: pipeline.Report, drafts: list[Draft], as_json: bool) -> int:
+def show_preview(report: Report, drafts: list[Draft], as_json: bool) -> int:
     if as_json:
         print(json.dumps({"invoices": [draft_json(d) for d in drafts if not d.is_empty],
                           "problems": [p.as_dict() for p in report.problems]}, indent=2))
@@ -132,7 +138,7 @@ def totals_by_currency(issued: list) -> dict[str, dict[str, list[Decimal]]]:
     return totals
 
 
-def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
+def show_summary(report: Report, options: Options) -> None:
     totals = totals_by_currency(report.issued)
     table = Table(title=f"Invoices made as of {options.as_of.isoformat()}", title_justify="left")
     table.add_column("Currency")
@@ -178,7 +184,7 @@ def show_summary(report: pipeline.Report, options: pipeline.Options) -> None:
         console.print(Text(f"Review: {report.review}"))
 
 
-def show_usage_checks(report: pipeline.Report) -> None:
+def show_usage_checks(report: Report) -> None:
     """Partner Center rows revised after billing, and tenant months that do not reconcile: for a look,
     not problems in the input (docs/decisions.md)."""
     for r in report.revised:

@@ -21,7 +21,9 @@ from billing_batch.workspace import LEDGER_NAME
 
 def validate_einvoice_command(args) -> int:
     """Each failed rule with its ID and text; exit 1 if any fails (errors, not warnings), 2 if unreadable."""
-    from billing_batch.documents import einvoice_check  # loaded for this command only, not at every start-up
+    from billing_batch.documents import (
+        einvoice_check,  # loaded for this command only, not at every start-up
+    )
 
     try:
         result = einvoice_check.check_file(args.file)

@@ -25,7 +25,7 @@ from billing_batch.engine.tax import (
 from billing_batch.model import Invoice, InvoiceStatus, Line, LineKind, Party
 
 # Every text the invoice prints, in English. invoice_view translates each for the invoice's locale
-# (i18n.labels); `pybabel extract` finds them here (i18n.extract_labels). To add one: add it here and
+# (i18n.labels); `pybabel extract` finds them here (i18n.extract). To add one: add it here and
 # translate it (docs/translations.md).
 LABELS = {
     "invoice": "Invoice",

@@ -1,6 +1,6 @@
 """The company's own look: a templates folder whose files replace the default ones one by one,
 and a logo. `Look` is the one value passed wherever a templates folder used to be; the template
-trial (billing_batch/template_trial.py) proves a custom look renders before anything is billed."""
+trial (documents/template_trial.py) proves a custom look renders before anything is billed."""
 from __future__ import annotations
 
 import base64

@@ -93,4 +93,3 @@ def _first_and_last(pages) -> Iterable:
 def _plain(text: str) -> str:
     """Text with its runs of spaces (no-break and narrow ones too, as currencies print) as one space."""
     return " ".join(text.split())
-

@@ -190,13 +190,13 @@ def render_pdf(invoice: Invoice, templates: Templates, xml: bytes | None = None)
     return factur_x_pdf(pdf, xml or einvoice_xml(invoice)) if factur_x else pdf
 
 
-def _render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:
+def render_to_file(invoice: Invoice, target: Path, templates: Look) -> None:
     """The PDF, and beside it in OUTPUT/einvoices/ the e-invoice XML of a buyer who takes one (written
     first: a PDF in place means its invoice's files are done)."""
-    write_atomic(target, render_pdf(invoice, templates, _write_einvoice(invoice, target)))
+    write_atomic(target, render_pdf(invoice, templates, write_einvoice(invoice, target)))
 
 
-def _write_einvoice(invoice: Invoice, pdf_target: Path) -> bytes | None:
+def write_einvoice(invoice: Invoice, pdf_target: Path) -> bytes | None:
     """Write the invoice's e-invoice XML, if its buyer takes one, into the output folder pdf_target is in."""
     if not invoice.einvoice_name:
         return None

@@ -21,8 +21,8 @@ from billing_batch.documents.look import Look
 from billing_batch.documents.render import (
     RenderError,
     Templates,
-    _render_to_file,
-    _write_einvoice,
+    render_to_file,
+    write_einvoice,
     render_pdf,
     warm,
 )
@@ -71,7 +71,7 @@ def _chunks(items: Sequence, size: int) -> list[Sequence]:
 
 def _render_chunk_to_files(pairs: Sequence[tuple[Invoice, Path]], look: Look) -> int:
     for invoice, target in pairs:
-        _render_to_file(invoice, target, look)
+        render_to_file(invoice, target, look)
     return len(pairs)
 
 
@@ -115,7 +115,7 @@ def _render_in_process(invoices: Sequence[Invoice], targets: Sequence[Path], loo
     gc.freeze()
     try:
         for invoice, target in zip(invoices, targets):
-            _render_to_file(invoice, target, look)
+            render_to_file(invoice, target, look)
             if on_done:
                 on_done(invoice)
     finally:
@@ -231,7 +231,7 @@ def _render_dask(invoices: Sequence[Invoice], targets: Sequence[Path], look: Loo
 
         for chunk, pdfs in _bounded_dask(client, submit, chunks, workers * IN_FLIGHT_PER_WORKER):
             for (invoice, target), pdf in zip(chunk, pdfs):
-                _write_einvoice(invoice, target)  # a few milliseconds: made here, like the file writes
+                write_einvoice(invoice, target)  # a few milliseconds: made here, like the file writes
                 write_atomic(target, pdf)
                 if on_done:
                     on_done(invoice)

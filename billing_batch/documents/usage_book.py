@@ -16,7 +16,7 @@ from pathlib import Path
 
 import xlsxwriter
 
-from billing_batch.documents.cells import CellWriter
+from billing_batch.documents.cell_writer import CellWriter
 from billing_batch.documents.render_pool import IN_PROCESS_BELOW
 from billing_batch.i18n import N_, gettext_for
 from billing_batch.model import Invoice

@@ -1,8 +1,7 @@
 """Partner Center rows revised after billing: the usage rows on live invoices whose quantity or unit price
 differ in the usage as read now. Pure: compares the current usage with the usage rows the invoices carry.
 
-Only Partner Center rows are compared; their usage IDs start with ID_PREFIX (minted by
-inputs/partner_center.py, which takes the prefix from here: the engine cannot import the inputs).
+Only Partner Center rows are compared: their usage IDs start with the model's PARTNER_CENTER_ID.
 """
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing_batch.model import Invoice, Source, Usage
+from billing_batch.model import PARTNER_CENTER_ID, Invoice, Source, Usage
 
-ID_PREFIX = "PC-"  # the usage ID of a Partner Center row starts with it
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ def revised(usage: dict[str, tuple[Usage, ...]], invoices: Iterable[Invoice]) ->
     for invoice in invoices:
         for line in invoice.draft.lines:
             for row in line.usage_rows:
-                if row.usage_id.startswith(ID_PREFIX):
+                if row.usage_id.startswith(PARTNER_CENTER_ID):
                     billed[(invoice.draft.contract_id, row.usage_id)] = (invoice.number, row)
     if not billed:
         return []

@@ -29,9 +29,8 @@ import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter
 
-from billing_batch.engine.revisions import ID_PREFIX
 from billing_batch.errors import Problem, problem
-from billing_batch.model import Contract, Source, Usage
+from billing_batch.model import PARTNER_CENTER_ID, Contract, Source, Usage
 from billing_batch.money import round_money
 
 # The documented columns, in Partner Center's order; newer files add columns after them.
@@ -167,7 +166,7 @@ def _usage_ids(frame: pd.DataFrame) -> list[str]:
     """A short hash of the row's identity: IDs and URIs compared without case, as Azure does."""
     parts = [_per_value(frame[c], str.lower).tolist() for c in IDENTITY]
     blake = hashlib.blake2b
-    return [ID_PREFIX + blake("\x1f".join(t).encode(), digest_size=8).hexdigest() for t in zip(*parts)]
+    return [PARTNER_CENTER_ID + blake("\x1f".join(t).encode(), digest_size=8).hexdigest() for t in zip(*parts)]
 
 
 def _decimal(text: str) -> Decimal | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from billing_batch.ledger import store as ledger_module
+from billing_batch.ledger import store
 from billing_batch.ledger.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.ledger.backups import Backups
 from billing_batch.ledger.store import GROUP_COLUMNS, INVOICE_COLUMNS, LINE_COLUMNS, Ledger, LedgerUnusable
@@ -18,6 +18,7 @@ from billing_batch.engine.credit_notes import left_to_credit
 from billing_batch.model import DocType, Frequency, Invoice, InvoiceStatus, LineKind
 from billing_batch.money import round_money
 from billing_batch.engine.tax import percent, vat_groups
+
 
 class NoLedger(Exception):
     """There is no ledger file at the path."""
@@ -227,18 +228,18 @@ def _read_invoices(ledger: Ledger, fix: Remedies) -> tuple[list[Invoice], list[F
     db, bad, lines, invoices = ledger.db, {}, {}, []
     for row in db.execute(f"SELECT {', '.join(LINE_COLUMNS)} FROM invoice_lines ORDER BY number, line"):
         try:
-            lines.setdefault(row[0], []).append(ledger_module._line(row))
+            lines.setdefault(row[0], []).append(store._line(row))
         except bad_value as exc:
             bad.setdefault(row[0], f"line {row[1]}: {exc}")
     groups = {}
     for row in db.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM invoice_vat_groups ORDER BY number, position"):
         try:
-            groups.setdefault(row[0], []).append(ledger_module._group(row))
+            groups.setdefault(row[0], []).append(store._group(row))
         except bad_value as exc:
             bad.setdefault(row[0], f"VAT group {row[1]}: {exc}")
     for row in db.execute(f"SELECT {', '.join(INVOICE_COLUMNS)} FROM invoices ORDER BY seq"):
         try:
-            invoice = ledger_module._invoice(row, lines.get(row[1], []), groups.get(row[1], []))
+            invoice = store._invoice(row, lines.get(row[1], []), groups.get(row[1], []))
         except bad_value as exc:
             bad.setdefault(row[1], str(exc))
             continue

@@ -1,4 +1,5 @@
-"""What happens to invoices after they are issued: send, sync and charge, each once per invoice.
+"""The record of what happened to each invoice after it was issued (send, sync, charge, each once per
+invoice), and what the task modules share to keep it.
 
 The ledger's table post_tasks holds one row per (invoice, task): when it was last done or tried,
 its outcome, a reference (the email's Message-ID, the export file, the SEPA file) and the error.
@@ -30,6 +31,7 @@ from billing_batch.model import DocType, Inputs, Invoice, InvoiceStatus
 TASKS = ("send", "sync", "charge")
 
 DONE, OUTBOX, FAILED, SKIPPED, STARTED = "done", "outbox", "failed", "skipped", "started"
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import xlsxwriter
 
-from billing_batch.documents.cells import CellWriter
+from billing_batch.documents.cell_writer import CellWriter
 from billing_batch.engine.schedules import BILLED, ScheduleRow
 from billing_batch.model import Invoice, InvoiceStatus
 from billing_batch.review.flags import FLAG_KINDS, ReviewRow

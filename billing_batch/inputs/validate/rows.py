@@ -37,10 +37,12 @@ def unique(rows: list[Row], column: str, problems: list[Problem], owner=None) ->
         row, rows[i] = rows[i], None
         yield row, row_id
 
+
 def did_you_mean(typed: str, known) -> str:
     """IDs are exact, but a near miss in case is worth naming."""
     near = next((k for k in known if k.casefold() == typed.casefold()), None)
     return f"; did you mean {near}?" if near else "."
+
 
 def known_contract(r: RowReader, contracts: dict[str, Contract | None]) -> Contract | None:
     """The row's contract; None for one that is unknown (reported) or unreadable."""

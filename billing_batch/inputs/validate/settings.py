@@ -10,6 +10,7 @@ from babel import Locale, UnknownLocaleError
 
 from billing_batch.engine import tax
 from billing_batch.errors import Problem, problem
+from billing_batch.i18n import country_code
 from billing_batch.inputs import einvoice_terms
 from billing_batch.inputs.logo import logo_trouble
 from billing_batch.inputs.validate.cells import (
@@ -234,7 +235,7 @@ def _einvoice_settings(settings: Settings, text, invalid) -> Settings:
                 invalid(key, f"The {key} {typed} is not a code of its list.", f"use a code such as {example}.")
             settings = replace(settings, **{attribute: typed.upper()})
     if typed := text("Company Country"):
-        code = einvoice_terms.country_code(typed)
+        code = country_code(typed)
         if not code:
             invalid("Company Country", f"The Company Country {typed} is not a country we know.",
                     "type its two-letter code, such as DE, or its name, such as Germany.")
