@@ -25,6 +25,22 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
               "Do not open this copy; ask the sender to save the workbook again from Excel and send it again."),
     "BB009": ("template cannot be used", True,
               "Correct the template file, or delete it from your templates folder to use the default one."),
+    "BB010": ("hidden sheet", True,
+              "Unhide the sheet in Excel (right-click any sheet tab, Unhide) and check its rows, or delete it; "
+              "then run again."),
+    "BB011": ("two sheets for one table", True,
+              "Keep one sheet named {sheet}: move the rows of the other into it, then rename or delete the other."),
+    "BB012": ("two workbooks hold the same table", True,
+              "Keep one billing workbook in the input folder: move the other (a copy, an old month) out of it."),
+    "BB013": ("formula without its value", True,
+              "Open the workbook in Excel and save it, so that every formula's result is stored with it; or "
+              "replace the formulas by their values (Copy, then Paste Special, Values)."),
+    "BB014": ("usage file cannot be read", True,
+              "Download the file again from Partner Center and keep it as downloaded (CSV, UTF-8), or move it out "
+              "of the input folder."),
+    "BB015": ("usage file line damaged", True,
+              "Download the file again from Partner Center (this copy was cut or changed after it was downloaded), "
+              "or move it out of the input folder."),
     "BB101": ("unknown customer", False, "Add the customer to the Customers sheet, or correct the Customer ID."),
     "BB102": ("value missing", False,
               "Fill in the {column}; if the cell is part of a merged range, unmerge it and fill in every cell."),
