@@ -23,7 +23,7 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
               "Do not open this copy; ask the sender to save the workbook again from Excel and send it again."),
     "BB008": ("unsafe content in workbook", True,
               "Do not open this copy; ask the sender to save the workbook again from Excel and send it again."),
-    "BB009": ("template cannot be used", True,
+    "BB009": ("template or logo cannot be used", True,
               "Correct the template file, or delete it from your templates folder to use the default one."),
     "BB010": ("hidden sheet", True,
               "Unhide the sheet in Excel (right-click any sheet tab, Unhide) and check its rows, or delete it; "
@@ -50,7 +50,7 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB106": ("unknown choice", False, "Use one of: {choices}."),
     "BB107": ("unknown currency", False, "Use a three-letter ISO 4217 code, such as USD, EUR or GBP."),
     "BB108": ("rate out of range", False, "Type a fraction between 0 and 1, or a percentage such as 20%."),
-    "BB109": ("negative amount", False, "Type zero or a positive number; give a reduction with the Discount column."),
+    "BB109": ("negative amount", False, "Type zero or a positive number; {instead}."),
     "BB110": ("duplicate ID", False, "Give every row its own ID; the first use is on row {first_row}."),
     "BB111": ("unknown contract", False, "Add the contract to the Contracts sheet, or correct the Contract ID."),
     "BB112": ("ends before it starts", False, "Make the End Date on or after the Start Date, or leave it blank."),
@@ -79,6 +79,7 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB127": ("unknown language", False,
               "Type a language and region such as de_DE, fr_BE or nl_NL, or a language such as de; "
               "leave it blank for the Settings' Locale."),
+    "BB128": ("merged ID cells", False, "Unmerge the cells and type the {column} in every row."),
     "BB160": ("unknown e-invoice format", False, "Use Factur-X, XRechnung or Peppol, or leave it blank for the "
                                                  "Settings' E-Invoice."),
     "BB161": ("unknown electronic address scheme", False,

@@ -50,10 +50,10 @@ from billing_batch.workspace import (
     State,
     billed,
     failpoint,
+    find_ledger,
     load,
     open_ledger,
     read_state,
-    refuse_without_ledger,
 )
 
 REPLACE_REASON = N_("Replaced by a corrected invoice")  # printed, translated, on its credit note
@@ -67,7 +67,7 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
     checked = load(options, report, preflight=True)
     if checked is None:
         return report
-    refuse_without_ledger(options)
+    report.new_ledger = find_ledger(options, checked)
     with open_ledger(options, checked) as ledger:
         with report.stage("read ledger"):
             state = State.read(ledger)
@@ -129,7 +129,7 @@ def preview_run(options: Options) -> tuple[Report, list[Draft]]:
     checked = load(options, report)
     if checked is None:
         return report, []
-    return report, list(plan_automatic(checked, read_state(options), options, report).drafts)
+    return report, list(plan_automatic(checked, read_state(options, checked), options, report).drafts)
 
 
 def check_input(options: Options) -> Report:
@@ -138,7 +138,7 @@ def check_input(options: Options) -> Report:
     report = Report()
     checked = load(options, report, preflight=True)
     if checked is not None:
-        state = read_state(options) if options.ledger_path.exists() else State()
+        state = read_state(options, checked)
         plan_automatic(checked, state, options, report)
         report.revised = revised(checked.inputs.usage, state.live.values())
     return report
@@ -150,7 +150,7 @@ def propose(options: Options, contract_ids: Iterable[str], cycle_day: date | Non
     checked = load(options, report)
     if checked is None:
         return report, []
-    return report, _proposals(options, checked, read_state(options), contract_ids, cycle_day, adjust=False)
+    return report, _proposals(options, checked, read_state(options, checked), contract_ids, cycle_day, adjust=False)
 
 
 def _proposals(options: Options, checked: Checked, state: State, contract_ids: Iterable[str],
@@ -184,7 +184,7 @@ def generate(
     checked = load(options, report, preflight=True)
     if checked is None:
         return report
-    refuse_without_ledger(options)
+    report.new_ledger = find_ledger(options, checked)
     with open_ledger(options, checked) as ledger:
         state = State.read(ledger)
         proposals = _proposals(options, checked, state, contract_ids, cycle_day, adjust)
@@ -221,8 +221,7 @@ def credit(options: Options, number: str, reason: str, line: int | None = None,
     checked = load(options, report, preflight=True)
     if checked is None:
         return report, None
-    refuse_without_ledger(options)
-    if not options.ledger_path.exists():
+    if find_ledger(options, checked):
         return report, Refusal("BB130", f"There is no ledger at {options.ledger_path}, so no invoice {number} "
                                         "to credit. Name the ledger with --ledger PATH or --output DIR.")
     with open_ledger(options, checked) as ledger:
@@ -261,7 +260,7 @@ def schedules(options: Options) -> tuple[Report, list[ScheduleRow]]:
     checked = load(options, report)
     if checked is None:
         return report, []
-    state = read_state(options)
+    state = read_state(options, checked)
     return report, _schedule_rows(options, checked, state, state.differs(checked))
 
 
@@ -383,6 +382,7 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
         with report.stage("post tasks"):
             report.post = after_billing(ledger, report.issued, checked.inputs, options.post_tasks, options.output,
                                         chosen)
+            report.post_earlier = len({o.number for o in report.post} - {i.number for i in report.issued})
             state.billed = billed(ledger)
     with report.stage("cycles and pricing"):  # the invoices that current data would bill otherwise
         report.differs = state.differs(checked)
@@ -399,6 +399,7 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
         report.revised = revised(checked.inputs.usage, state.live.values())
         write_mismatches(options.output, report.mismatches)
     with report.stage("write review"):
+        failpoint("writing-review")
         run_id = review_runs.new_run_id(report.started, command, options.output)
         facts = review_runs.RunFacts(
             run_id=run_id, command=command,

@@ -2,8 +2,10 @@
 read and checked, what the ledger holds, and the report of what the command did."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from billing_batch.engine.revisions import Revision
 from billing_batch.errors import Problem
 from billing_batch.inputs import partner_center, workbook
 from billing_batch.inputs.validate import Checked, check
+from billing_batch.ledger import known
 from billing_batch.ledger.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.ledger.backups import Backups
 from billing_batch.ledger.store import Ledger
@@ -46,7 +49,17 @@ class Options:
     templates: Path | None = None  # --templates: one's own templates folder, before Settings' Templates Folder
     post_tasks: tuple[str, ...] = ()  # send, sync, charge: run after billing
     allow_catch_up: bool = False  # bill a contract's due cycles even beyond the Catch-Up Limit
+    new_ledger: bool = False  # start a ledger here though another known ledger bills these contracts
     limits: workbook.Limits = workbook.Limits()
+
+    @staticmethod
+    def default_output(input: Path) -> Path:
+        """output/ beside the input folder (the workbook's folder when a file is named), wherever the
+        command is run from: the same workbook always finds the same ledger."""
+        folder = input if input.is_dir() else input.parent
+        if folder.name in ("", ".", ".."):  # the current folder or above: name it, or its parent is itself
+            folder = folder.resolve()
+        return folder.parent / "output"
 
     @property
     def ledger_path(self) -> Path:
@@ -65,6 +78,8 @@ class Report:
     issued: list[Invoice] = field(default_factory=list)  # invoices and credit notes
     credited: list[str] = field(default_factory=list)  # invoices this command credited in full
     nothing_to_bill: int = 0
+    new_ledger: bool = False  # this command started the ledger
+    post_earlier: int = 0  # documents of earlier commands that this one's post tasks took
     usage_billed_before: int = 0  # usage rows left out: dated on or before their contract's Billed Through
     differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
     revised: list[Revision] = field(default_factory=list)  # Partner Center rows revised after billing
@@ -141,15 +156,30 @@ def billed(ledger: Ledger) -> set[str]:
 
 
 def open_ledger(options: Options, checked: Checked | None = None, read_only: bool = False) -> Ledger:
-    """The ledger, with its backups in OUTPUT/backups (as many kept as the Settings say)."""
+    """The ledger, with its backups in OUTPUT/backups (as many kept as the Settings say). Opened to
+    write, it is made if missing (find_ledger says when that is safe) and remembered as known."""
     keep = (checked.inputs.settings if checked else Settings()).ledger_backups
-    return Ledger(options.ledger_path, read_only, Backups(options.output / BACKUP_FOLDER, keep))
+    if not read_only:  # an output folder that cannot be written stops the command here, before it bills
+        options.output.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=options.output).close()
+    ledger = Ledger(options.ledger_path, read_only, Backups(options.output / BACKUP_FOLDER, keep))
+    if not read_only:
+        known.remember(options.ledger_path)
+    return ledger
 
 
 def failpoint(name: str) -> None:
-    """Die here, as a power cut would, when the crash tests ask for it."""
-    if os.environ.get("BILLING_BATCH_FAILPOINT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """For the crash and fault tests: BILLING_BATCH_FAILPOINT=name dies here as a power cut would;
+    name:ENOSPC (or another errno's name) fails here as the disk would; name:bug as a bug would."""
+    point, _, fault = os.environ.get("BILLING_BATCH_FAILPOINT", "").partition(":")
+    if point != name:
+        return
+    if fault == "bug":
+        raise RuntimeError(f"a bug at failpoint {name}")
+    if fault:
+        code = getattr(errno, fault)
+        raise OSError(code, os.strerror(code))
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def load(options: Options, report: Report, preflight: bool = False) -> Checked | None:
@@ -179,19 +209,21 @@ def load(options: Options, report: Report, preflight: bool = False) -> Checked |
     return checked
 
 
-def read_state(options: Options) -> State:
+def read_state(options: Options, checked: Checked) -> State:
     """The ledger's state for commands that write nothing: no ledger means nothing billed."""
-    refuse_without_ledger(options)
+    find_ledger(options, checked)
     if not options.ledger_path.exists():
         return State()
     with open_ledger(options, read_only=True) as ledger:
         return State.read(ledger)
 
 
-def refuse_without_ledger(options: Options) -> None:
-    """Outputs without a ledger mean the ledger was lost or moved: billing now would bill twice."""
+def find_ledger(options: Options, checked: Checked) -> bool:
+    """Whether the command starts a new ledger. A ledger is found, never silently made: outputs without
+    a ledger, or another known ledger that has billed these contracts, mean the ledger was lost, moved
+    or is elsewhere, and billing here would bill twice."""
     if options.ledger_path.exists():
-        return
+        return False
     leftovers = [p for p in (options.output / schedule_book.BOOK_NAME, options.output / "invoices") if p.exists()]
     if leftovers:
         raise Refused(
@@ -200,3 +232,13 @@ def refuse_without_ledger(options: Options) -> None:
             "would be billed again. Put the ledger back, or point at it with --ledger PATH, "
             "or use an empty output folder to start afresh."
         )
+    elsewhere = None if options.new_ledger else known.billing_elsewhere(options.ledger_path, checked.inputs.contracts)
+    if elsewhere:
+        other, contracts = elsewhere
+        named = ", ".join(contracts[:3]) + (f" and {len(contracts) - 3} more" if len(contracts) > 3 else "")
+        raise Refused(
+            f"There is no ledger at {options.ledger_path}, but the ledger {other} has billed {named}: a new "
+            f"ledger here would bill them again. To go on with that ledger, run with --output {other.parent} "
+            f"(or --ledger {other}). To start a separate ledger on purpose (a trial, another company), add "
+            "--new-ledger. Nothing was billed.")
+    return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import zipfile
 from datetime import date
 from pathlib import Path
@@ -25,7 +26,7 @@ from rich.console import Console
 from benchmarks import partner_center_files
 from billing_batch import cli
 from billing_batch.cli import terminal
-from billing_batch.inputs import workbook
+from billing_batch.inputs import workbook, workbook_parts
 from billing_batch.errors import CATALOGUE
 from workbooks import HEADERS, simple_book
 
@@ -74,7 +75,7 @@ def _rewrite(book: Path, edits: dict) -> Path:
 def ole_file(path: Path, stream: str) -> Path:
     """An OLE compound file, as Excel writes an encrypted workbook (stream EncryptedPackage)
     or an old .xls (stream Workbook); directory entries hold stream names in UTF-16."""
-    path.write_bytes(workbook.OLE_MAGIC + b"\0" * 504 + stream.encode("utf-16-le") + b"\0" * 1024)
+    path.write_bytes(workbook_parts.OLE_MAGIC + b"\0" * 504 + stream.encode("utf-16-le") + b"\0" * 1024)
     return path
 
 
@@ -97,6 +98,9 @@ def build_input(case: dict, tmp: Path) -> Path:
     merge       ["Sheet!E3:E4"]: ranges merged, as a person merges cells
     rename      {sheet: new title}
     delete      [sheet]
+    hide        {sheet: "hidden" | "veryHidden"}: the sheet is hidden, as Excel's Hide does
+    copy_as     "billing - Copy.xlsx": the saved workbook is copied beside itself under this name; the input is
+                then the folder
     size_mb     the saved file is padded to this size
     post        "zip-bomb" | "entity-bomb" | "entity-bomb-padded": the saved file is rewritten
     limits      workbook.Limits fields for this run, e.g. {"max_rows": 5}
@@ -105,7 +109,8 @@ def build_input(case: dict, tmp: Path) -> Path:
                 "cells": {"3:BillingCurrency": "EUR"}}: a January 2026 Partner Center usage file (usage.csv, from
                 benchmarks.partner_center_files) beside the workbook; contracts gives each contract's Partner Center
                 Customer ID as the tenant of that index; drop removes columns, header replaces the first row, cells
-                overwrite values ("line:column"), repeat appends copies of lines. The input is then the folder.
+                overwrite values ("line:column"), repeat appends copies of lines, encoding writes the file in
+                another ("cp1252"), cut drops that many bytes from its end. The input is then the folder.
     """
     path = tmp / "billing.xlsx"
     kind = case.get("file")
@@ -138,9 +143,14 @@ def build_input(case: dict, tmp: Path) -> Path:
         wb[sheet].title = title
     for sheet in case.get("delete", []):
         del wb[sheet]
+    for sheet, state in case.get("hide", {}).items():
+        wb[sheet].sheet_state = state
     if "usage_file" in case:
         _usage_file(case["usage_file"], wb, tmp)
     wb.save(path)
+    if "copy_as" in case:
+        shutil.copy(path, tmp / case["copy_as"])
+        return tmp
     if "usage_file" in case:
         return tmp
     if "size_mb" in case:
@@ -176,8 +186,10 @@ def _usage_file(spec: dict, wb, tmp: Path) -> None:
         lines = [row[:k] + row[k + 1:] for row in lines]
     if "header" in spec:
         lines[0] = spec["header"].split(",")
-    with (tmp / "usage.csv").open("w", newline="") as f:
+    with (tmp / "usage.csv").open("w", newline="", encoding=spec.get("encoding")) as f:
         csv.writer(f).writerows(lines)
+    if "cut" in spec:  # as a download that stopped before the end
+        (tmp / "usage.csv").write_bytes((tmp / "usage.csv").read_bytes()[:-spec["cut"]])
 
 
 def run_check(case_dir: Path, tmp: Path, monkeypatch, *extra: str) -> tuple[int, str, Path]:

@@ -188,7 +188,7 @@ def test_a_failing_schedule_book_write_keeps_the_previous_book(tmp_path, monkeyp
     # the disk fills up in the middle of the Invoices sheet of the next run
     monkeypatch.setattr(CellWriter, "_money", fail_on_call(3, CellWriter._money))
     code, stdout = run(book, out, monkeypatch, as_of="2026-03-02")
-    assert code == 4, stdout
+    assert code == 2 and "the disk is full" in stdout, stdout  # a fault of the machine, not a bug
     assert (out / schedule_book.BOOK_NAME).read_bytes() == previous
     assert openpyxl.load_workbook(out / schedule_book.BOOK_NAME).sheetnames[:3] == [
         "Billing Schedules", "Invoices", "Invoice Lines"]
@@ -202,16 +202,17 @@ def test_a_failing_schedule_book_write_keeps_the_previous_book(tmp_path, monkeyp
 def test_a_failing_schedule_book_write_leaves_no_temp_file(tmp_path, monkeypatch):
     book, out = two_months(tmp_path), tmp_path / "out"
     monkeypatch.setattr(CellWriter, "_money", fail_on_call(3, CellWriter._money))
-    assert run(book, out, monkeypatch)[0] == 4
+    assert run(book, out, monkeypatch)[0] == 2
     assert sorted(p.name for p in out.iterdir() if p.suffix in (".xlsx", ".tmp")) == []
 
 
 def test_a_failing_pdf_write_leaves_no_half_written_pdf(tmp_path, monkeypatch):
     book, out = two_months(tmp_path), tmp_path / "out"
-    # the second PDF fails after its bytes are written, before it is renamed into place
-    monkeypatch.setattr(os, "fsync", fail_on_call(2, os.fsync))
+    # the second PDF fails after its bytes are written, before it is renamed into place (the first
+    # fsync is the list of known ledgers')
+    monkeypatch.setattr(os, "fsync", fail_on_call(3, os.fsync))
     code, stdout = run(book, out, monkeypatch)
-    assert code == 4, stdout
+    assert code == 2 and "INV-000002.pdf: the disk is full" in " ".join(stdout.split()), stdout
     assert sorted(p.name for p in (out / "invoices").iterdir()) == ["INV-000001.pdf"]
     assert "INV-000001" in pdf_text(out / "invoices" / "INV-000001.pdf")
     assert not (out / schedule_book.BOOK_NAME).exists()

@@ -52,7 +52,8 @@ def run(tmp_path: Path, languages: dict[str, str] | None, *extra: str) -> Path:
     out = tmp_path / "output"
     tmp_path.mkdir(exist_ok=True)
     inbox = book(tmp_path / "billing.xlsx", languages)
-    assert cli.main(["run", "--input", str(inbox), "--output", str(out), "--as-of", AS_OF, "--jobs", "1", *extra]) == 0
+    assert cli.main(["run", "--input", str(inbox), "--output", str(out), "--as-of", AS_OF, "--jobs", "1",
+                     "--new-ledger", *extra]) == 0  # (each language its own ledger, on purpose)
     return out
 
 

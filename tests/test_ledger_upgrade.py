@@ -103,7 +103,7 @@ def test_release_0_1_0_usage_lines_become_billed_rows_and_no_invoice_differs(old
     options = pipeline.Options(input=RELEASE_0_1_0 / "billing.xlsx", output=old, as_of=date(2026, 11, 2))
     checked = pipeline.load(options, pipeline.Report())
     assert checked.inputs.settings.usage_lines is UsageLines.SUMMARY
-    state = pipeline.read_state(options)  # upgraded in memory
+    state = pipeline.read_state(options, checked)  # upgraded in memory
     got = [(i.number, n, r.usage_id, str(r.quantity), str(r.unit_price))
            for i in state.invoices for n, line in enumerate(i.draft.lines, 1) for r in line.usage_rows]
     assert sorted(got) == sorted(lines) and len(lines) > 100

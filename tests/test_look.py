@@ -119,7 +119,7 @@ def test_a_template_that_loads_from_elsewhere_is_refused_before_billing(tmp_path
     code, stdout = cli_run(book, monkeypatch, "--templates", str(own))
 
     assert code == 2, stdout
-    assert "BB009 template cannot be used" in stdout
+    assert "BB009 template or logo cannot be used" in stdout
     assert str(own / file) in stdout and url.replace("ADDRESS", address) in stdout
     assert "Nothing was billed" in stdout
     assert nothing_billed(book)

@@ -365,7 +365,8 @@ def test_notes_are_escaped_too(tmp_path: Path):
 
 
 def test_set_aside_contracts_and_their_problems_are_listed(tmp_path: Path):
-    bad = problem("BB109", SRC.at("Quantity", "E"), "Quantity is negative.", value="-3", contract_id="CTR-2")
+    bad = problem("BB109", SRC.at("Quantity", "E"), "Quantity is negative.", value="-3", contract_id="CTR-2",
+                  instead="give a reduction with the Discount column")
     other = problem("BB101", Source("billing.xlsx", "Usage", 7), "Customer CUST-9 is not in the Customers sheet.",
                     value="CUST-9")
     the_inputs = inputs(contract("CTR-1"), contract("CTR-2"))

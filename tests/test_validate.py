@@ -2,6 +2,7 @@
 and safe against files that are too big or built to hurt. Fast: no CLI, no PDFs."""
 from __future__ import annotations
 
+import dataclasses
 import time
 import zipfile
 from datetime import date, datetime
@@ -429,8 +430,13 @@ SAMPLE = Path(__file__).parent.parent / "sample_data" / "billing.xlsx"
 
 def read_with(path: Path, monkeypatch, reader: str):
     """Read with calamine (the default) or with openpyxl (as for a sheet calamine must not read)."""
-    real = workbook._check_container
-    monkeypatch.setattr(workbook, "_check_container", lambda p, limits: real(p, limits) or reader == "openpyxl")
+    real = workbook.check_parts
+
+    def check_parts(path: Path, limits: workbook.Limits):
+        scan = real(path, limits)
+        return dataclasses.replace(scan, calamine_unsafe=scan.calamine_unsafe or reader == "openpyxl")
+
+    monkeypatch.setattr(workbook, "check_parts", check_parts)
     opened = []
     for kind in (workbook._CalamineFile, workbook._OpenpyxlFile):
         monkeypatch.setattr(workbook, kind.__name__, lambda p, kind=kind: opened.append(kind) or kind(p))

@@ -2,6 +2,7 @@
 tools); parser holds the options, terminal what the terminal shows, exits the exit codes."""
 from __future__ import annotations
 
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from billing_batch.cli.billing import (
     schedules_command,
 )
 from billing_batch.cli.exits import EXIT_INTERNAL, EXIT_UNUSABLE
+from billing_batch.cli.faults import fault_message
 from billing_batch.cli.parser import parser
 from billing_batch.cli.post import post_command
 from billing_batch.cli.tools import (
@@ -33,18 +35,12 @@ from billing_batch.workspace import Options, Refused
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "review":  # reads past outputs only: no input needed
-        return review_command(args)
-    if args.command == "init":  # writes the input: none needed
-        return init_command(args)
-    if args.command == "templates":
-        return templates_command(args)
-    if args.command == "validate-einvoice":  # one file: no input needed
-        return validate_einvoice_command(args)
+    options = None
     try:
-        if args.command == "ledger":  # reads the ledger and its PDFs only: no input needed
-            return ledger_check_command(args)
-        options = Options(input=args.input, output=args.output, as_of=args.as_of, ledger=args.ledger,
+        if args.command in WITHOUT_INPUT:
+            return WITHOUT_INPUT[args.command](args)
+        options = Options(input=args.input, output=args.output or Options.default_output(args.input),
+                                   as_of=args.as_of, ledger=args.ledger, new_ledger=args.new_ledger,
                                    jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
                                    post_tasks=getattr(args, "post_tasks", ()),
                                    allow_catch_up=getattr(args, "allow_catch_up", False),
@@ -69,18 +65,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         terminal.console.print("Stopped. What was billed is kept in the ledger; run again to finish.")
         return EXIT_UNUSABLE
-    except Exception:  # a bug: keep the details for us, show the user a calm message
-        log = Path(getattr(args, "output", ".")) / "billing-batch-error.log"
-        try:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(traceback.format_exc())
-        except OSError:
-            log = None
+    except Exception as exc:
+        fault = fault_message(exc, options.ledger_path if options else getattr(args, "ledger", None))
+        if fault:
+            terminal.console.print(Text(fault))
+            return EXIT_UNUSABLE
+        # a bug: keep the details for us, show the user a calm message
         terminal.console.print("billing-batch hit an internal error and stopped. The ledger holds only complete "
                                "invoices.")
-        if log:
-            terminal.console.print(f"Please send {log} to the billing_batch maintainers.")
+        log = error_log(traceback.format_exc(), options.output if options else getattr(args, "output", None))
+        terminal.console.print(Text(f"Please send {log} to the billing_batch maintainers." if log else
+                                    f"Please tell the billing_batch maintainers: {type(exc).__name__}: {exc}"))
         return EXIT_INTERNAL
+
+
+def error_log(details: str, output: Path | None) -> Path | None:
+    """Write the details where they can be written: the output folder, else the temporary folder."""
+    for folder in (output or Path("output"), Path(tempfile.gettempdir())):
+        log = folder / "billing-batch-error.log"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log.write_text(details)
+            return log
+        except OSError:
+            continue
+    return None
 
 
 def refusal(exc: Exception) -> str:
@@ -90,6 +99,13 @@ def refusal(exc: Exception) -> str:
     return str(exc)
 
 
+WITHOUT_INPUT = {
+    "review": review_command,  # reads past outputs only
+    "init": init_command,  # writes the input
+    "templates": templates_command,
+    "validate-einvoice": validate_einvoice_command,  # one file
+    "ledger": ledger_check_command,  # reads the ledger and its PDFs only
+}
 COMMANDS = {
     "run": run_command,
     "check": check_command,

@@ -45,7 +45,7 @@ def run_command(args, options: Options) -> int:
     if unusable(report):
         return EXIT_UNUSABLE
     show_summary(report, options)
-    return max(report.exit_code, show_post(report.post))
+    return max(report.exit_code, show_post(report.post, report.post_earlier))
 
 
 def check_command(args, options: Options) -> int:
@@ -142,7 +142,7 @@ def generate_command(args, options: Options) -> int:
         table.add_row(Text(contract_id), Text(results.get(contract_id, "")))
     terminal.console.print(table)
     show_summary(report, options)
-    code = max(report.exit_code, show_post(report.post))
+    code = max(report.exit_code, show_post(report.post, report.post_earlier))
     return EXIT_REFUSED if refused else code
 
 

@@ -42,8 +42,10 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--input", type=Path, default=Path("inbox"),
                         help="a workbook, or a folder whose *.xlsx are read (default: inbox/)")
-    common.add_argument("--output", type=Path, default=Path("output"), help="where outputs go (default: output/)")
+    common.add_argument("--output", type=Path, help="where outputs go (default: output/ beside the input folder)")
     common.add_argument("--ledger", type=Path, help="the ledger file (default: OUTPUT/ledger.sqlite)")
+    common.add_argument("--new-ledger", action="store_true",
+                        help="start a new ledger even though another one has billed these contracts")
     common.add_argument("--as-of", type=iso_date, default=date.today(), help="bill as of this date (default: today)")
     common.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="PDF render processes (default: all cores)")

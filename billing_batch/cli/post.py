@@ -30,11 +30,16 @@ def post_command(args, options: Options) -> int:
     return result.exit_code
 
 
-def show_post(outcomes) -> int:
-    """Print what the post tasks did; 1 when one failed or is in doubt."""
+def show_post(outcomes, earlier: int = 0) -> int:
+    """Print what the post tasks did (earlier: how many documents came from earlier commands); 1 when one
+    failed or is in doubt."""
     if not outcomes:
         return EXIT_OK
     terminal.console.print(outcome_table(outcomes))
+    if earlier:
+        documents = len({o.number for o in outcomes})
+        terminal.console.print(f"The post tasks took {documents} document(s), {earlier} of them from earlier runs "
+                               "(a run that stopped before its tasks, a failure to retry, a generate without them).")
     for line in attention_lines(outcomes):
         terminal.console.print(line)
     return EXIT_SET_ASIDE if any(o.status in ("failed", "in doubt") for o in outcomes) else EXIT_OK

@@ -72,6 +72,11 @@ def show_problems(problems: list[Problem]) -> None:
     console.print()
 
 
+# The preview's line groups in the order shown: recurring lines split in two, then every other kind as it
+# stands in LineKind, so a kind added there can never be missing here.
+LINE_GROUPS = ("Full cycle", "Prorated", *(kind.value for kind in LineKind if kind is not LineKind.RECURRING))
+
+
 def line_group(line: Line) -> str:
     if line.kind is LineKind.RECURRING:
         return "Prorated" if line.prorated else "Full cycle"
@@ -116,8 +121,7 @@ def show_drafts(drafts: list[Draft]) -> None:
                                ("Period", "left"), ("Quantity", "right"), ("Unit price", "right"),
                                ("Amount", "right")):
             table.add_column(title, justify=justify)
-        order = ("Full cycle", "Prorated", "One-Time", "Usage")
-        for line in sorted(d.lines, key=lambda line: order.index(line_group(line))):
+        for line in sorted(d.lines, key=lambda line: LINE_GROUPS.index(line_group(line))):
             period = str(line.period_start) if line.period_start == line.period_end else \
                 f"{line.period_start} to {line.period_end}"
             table.add_row(line_group(line), Text(line.product), Text(line.description), period,
@@ -139,6 +143,9 @@ def totals_by_currency(issued: list) -> dict[str, dict[str, list[Decimal]]]:
 
 
 def show_summary(report: Report, options: Options) -> None:
+    if report.new_ledger:
+        console.print(Text(f"Started a new ledger: {options.ledger_path}. It records what is billed: keep it, "
+                           "and its backups in the same folder."))
     totals = totals_by_currency(report.issued)
     table = Table(title=f"Invoices made as of {options.as_of.isoformat()}", title_justify="left")
     table.add_column("Currency")

@@ -4,6 +4,8 @@ Load stage (`read`): every CSV in the input folder whose header is that file's, 
 pyarrow engine; docs/performance.md has the measurement), only the columns the batch uses, every value as
 text (money never passes through a float), repeated text as categories. A row's usage ID is a hash of its
 identity, so the same row in a later file is the same usage row, billed once (the ledger's usage_rows).
+A file that is not text, not UTF-8 (or Excel's UTF-16 "Unicode text") or has a damaged line is reported
+with its line (BB014, BB015), never raised.
 
 Validate stage (`usage`): the rows of tenants named by a contract's Partner Center Customer ID become the
 same `Usage` values the Usage sheet gives, priced at cost (EffectiveUnitPrice x PCToBCExchangeRate) plus
@@ -11,10 +13,12 @@ the contract's Usage Markup, in exact Decimal; the rest is reported (BB150-BB155
 `reconcile` checks the rows against Partner Center's own totals (`Mismatch`); documents/usage_reconciliation.py
 writes the mismatches' rows, engine/revisions.py finds rows revised after billing.
 
-Over 400 lines: a little, as one file format read and validated, its column tables and per-category helpers shared.
+Over 400 lines: one file format read and validated, its column tables and per-category helpers shared, and
+the line-by-line look at a file pandas could not read.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import re
@@ -100,30 +104,46 @@ def cell(file: str, row: int | None, column: str, header: list[str] | tuple[str,
 
 def read(paths: Iterable[Path], engine: str | None = None) -> UsageFile:
     """Read every file, in the order given; later files repeat or revise earlier ones: the last row of an
-    identity wins. A file with documented columns missing is reported (BB150) and not read."""
+    identity wins. A file with documented columns missing is reported (BB150) and not read; so is one that
+    cannot be read as text (BB014) or has a damaged line (BB015), whatever pandas or a decoder raised."""
     read_files = UsageFile()
     frames = []
     for path in paths:
         read_files.files.append(path.name)
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            header = [h.strip() for h in next(csv.reader(f), [])]
+        try:
+            encoding, delimiter, header = _layout(path)
+        except _Unreadable as exc:
+            read_files.problems.append(exc.problem)
+            continue
+        except OSError as exc:  # Excel on Windows locks a file it has open
+            read_files.problems.append(problem("BB014", Source(path.name, ""), f"{path.name} could not be opened "
+                                               f"({exc.strerror or exc}); if it is open in Excel, close it."))
+            continue
         missing = [c for c in COLUMNS if c not in header]
         if len(COLUMNS) - len(missing) < RECOGNISED:
             typed = ", ".join(h for h in header[:8] if h) or "nothing"
             read_files.problems.append(problem(
                 "BB150", Source(path.name, sheet_of(path.name), 1), f"{path.name} is in the input folder, but its "
-                f"first row is not the header of Partner Center's daily rated usage file: it holds {typed}."))
+                f"first row is not the header of Partner Center's daily rated usage file: it holds {typed[:200]}."))
             continue
         if missing:
             read_files.problems += [problem(
                 "BB150", Source(path.name, sheet_of(path.name), 1, c), f"The Partner Center usage file "
                 f"{path.name} has no {c} column.") for c in missing]
             continue
+        try:
+            frame = pd.read_csv(path, engine=engine or ENGINE, sep=delimiter, usecols=list(READ), dtype=str,
+                                keep_default_na=False, encoding=encoding)
+            for column in REPEATING:  # before the next file is read: one copy of each repeated text
+                frame[column] = frame[column].astype("category")
+            # a NUL character in a value read (one per distinct text to look at) is a damaged file
+            intact = not any(frame[c].cat.categories.str.contains("\0", regex=False).any() for c in REPEATING)
+        except (ValueError, OSError, csv.Error):  # pandas' and pyarrow's errors and UnicodeDecodeError are ValueErrors
+            intact = False
+        if not intact:  # where, and what, is found line by line
+            read_files.problems.append(_damage(path, encoding, delimiter, header))
+            continue
         read_files.headers[path.name] = header
-        frame = pd.read_csv(path, engine=engine or ENGINE, usecols=list(READ), dtype=str, keep_default_na=False,
-                            encoding="utf-8-sig")
-        for column in REPEATING:  # before the next file is read: one copy of each repeated text
-            frame[column] = frame[column].astype("category")
         frame["file"] = pd.Categorical([path.name] * len(frame))
         frame["row"] = np.arange(2, len(frame) + 2, dtype=np.int32)  # its line, under the header
         frames.append(frame)
@@ -135,6 +155,90 @@ def read(paths: Iterable[Path], engine: str | None = None) -> UsageFile:
         frame["usage_id"] = _usage_ids(frame)
         read_files.frame = frame
     return read_files
+
+
+# ---------------------------------------------------------------- files that cannot be read (BB014, BB015)
+# Partner Center writes UTF-8, comma-separated. Excel's "Unicode text" (UTF-16 with a byte order mark,
+# tab-separated) is read too: its encoding is certain, and every value is checked as any other. Any other
+# encoding (Windows-1252: the file was saved again by Excel) is reported, not guessed: a wrong guess would
+# print wrong letters on invoices (docs/decisions.md).
+HEAD = 1 << 16  # the bytes looked at for the encoding and the header (a Partner Center header is under 1 KB)
+
+
+class _Unreadable(Exception):
+    def __init__(self, found: Problem):
+        self.problem = found
+
+
+def _layout(path: Path) -> tuple[str, str, list[str]]:
+    """(encoding, delimiter, header) from the file's first bytes; _Unreadable (BB014) when it is not text."""
+    with path.open("rb") as f:
+        head = f.read(HEAD)
+    encoding = "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    first = re.split(r"[\r\n]", head.decode(encoding, errors="replace"), maxsplit=1)[0]
+    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+    # NUL bytes, under no usage file's header: a binary file (a NUL in a usage file's line is BB015)
+    if encoding != "utf-16" and b"\0" in head and sum(c in header for c in COLUMNS) < RECOGNISED:
+        kind = "an Excel workbook or another zip file" if head.startswith(b"PK\x03\x04") else "not text"
+        raise _Unreadable(problem("BB014", Source(path.name, ""), f"{path.name} is not a CSV file: it is {kind}, "
+                                  "only named .csv."))
+    return encoding, delimiter, header
+
+
+def _damage(path: Path, encoding: str, delimiter: str, header: list[str]) -> Problem:
+    """The first line pandas could not read, found with the csv module: a byte that is not UTF-8 (BB014), a
+    line with too few or too many values, a NUL character, a quote never closed (BB015)."""
+    if encoding == "utf-8-sig" and (found := _not_utf8(path, delimiter, header)):
+        return found
+    start = 1  # the line the record being read starts on
+    try:
+        with path.open(newline="", encoding=encoding) as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            for record in reader:
+                if record and (len(record) != len(header) or any("\0" in v for v in record)):
+                    return _damaged(path, start, record, len(header), next(reader, None) is None)
+                start = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError):  # a value longer than any (an unclosed quote), a cut character
+        return _damaged(path, start, None, len(header), False)
+    return problem("BB014", Source(path.name, ""), f"{path.name} could not be read as a CSV file.")
+
+
+def _damaged(path: Path, line: int, record: list[str] | None, width: int, last: bool) -> Problem:
+    where = f"line {line:,} of {path.name}"
+    if record is None:
+        why = (f"{where} does not end where a line of a usage file ends: a quote opening a value is never closed, "
+               "or the line is cut or far too long")
+    elif any("\0" in v for v in record):
+        why = f"{where} holds NUL characters (zero bytes), which no text file holds: the file was damaged"
+    elif len(record) < width and last:
+        why = (f"the file ends in the middle of its last line, {where} ({len(record)} of {width} values): the "
+               "download or copy stopped before the end")
+    else:
+        why = (f"{where} has {len(record)} values where the header has {width}: the line was cut, joined to "
+               "another or given a comma, after the file was downloaded")
+    return problem("BB015", Source(path.name, sheet_of(path.name), line), why[0].upper() + why[1:] + ".")
+
+
+def _not_utf8(path: Path, delimiter: str, header: list[str]) -> Problem | None:
+    """BB014 at the first line that is not UTF-8, showing its value as Windows-1252 would read it."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            raw = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # the value the byte is in: the values before it, counted as the csv module reads them
+                before = next(csv.reader([raw[:exc.start].decode("cp1252", "replace")], delimiter=delimiter), [""])
+                value = next(csv.reader([raw.decode("cp1252", "replace").rstrip("\r\n")], delimiter=delimiter), [])
+                at = max(len(before) - 1, 0)
+                where = cell(path.name, number, header[at], header) if at < len(header) else Source(
+                    path.name, sheet_of(path.name), number)
+                return problem("BB014", where, f"{path.name} is not saved in UTF-8, as Partner Center writes it: "
+                               f"line {number:,} holds a character written in another encoding; "
+                               "the file was probably saved again by Excel or another program.",
+                               value=value[at] if at < len(value) else None)
+    return None
 
 
 def _per_value(column: pd.Series, convert) -> np.ndarray:

@@ -1,30 +1,41 @@
 """Read the input workbooks into rows whose every cell knows where it came from.
 
-The workbook is untrusted input: its size, its zip container and its XML parts are checked
-before a reader opens it (calamine, or openpyxl through defusedxml where calamine cannot be
-trusted with a sheet), and every failure to read the file becomes a Problem that says so in
-plain words, never a traceback.
+The workbook is untrusted input: its parts are looked at before a reader opens it (workbook_parts),
+then read by calamine, or by openpyxl through defusedxml where calamine cannot be trusted with a
+sheet; every failure to read the file becomes a Problem that says so in plain words, never a
+traceback. Every sheet a table's name fits is read, or reported (hidden, one of two, a second
+workbook's copy).
 
-Over 400 lines: the checks before opening and the two readers behind one interface are one idea,
-reading an untrusted file; apart, each half would be read only with the other open.
+Over 400 lines: the two readers behind one interface and what is read through them (the sheets a
+name fits, their headings, rows and merged IDs) are one idea, reading the tables of an untrusted file.
 """
 from __future__ import annotations
 
-import re
+import unicodedata
 import warnings
-import zipfile
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from datetime import date, datetime
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 
 import openpyxl
-from python_calamine import CalamineWorkbook, SheetTypeEnum
-from defusedxml import DefusedXmlException
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import column_index_from_string, get_column_letter
+from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
 from billing_batch.errors import Problem, problem
+from billing_batch.inputs.workbook_parts import (
+    EXCEL_MAX_ROW,
+    FIRST_CELLS,
+    FORMULA_SHOWN,
+    Limits,
+    SheetScan,
+    Unreadable,
+    check_parts,
+    file_errors,
+)
 from billing_batch.model import Source
 
 # Sheet -> (required sheet, {column: required}). Names are matched ignoring case and spaces.
@@ -60,36 +71,31 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
 }
 # Sheets whose other columns are kept too, under their headers as typed: usage can be grouped by any column.
 KEEPS_OTHER_COLUMNS = {"Usage"}
+# The one table several workbooks may hold, joined, so that usage can live in a workbook of its own; a second
+# workbook holding another table is a copy whose rows would be billed twice (BB012).
+JOINED = {"Usage"}
+# The ID column of each sheet that says whose a row is: a merged range in it blanks every row but its top one.
+OWNER_COLUMNS = {"Subscriptions": "Contract ID", "Usage": "Contract ID", "Contracts": "Customer ID"}
 
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted .xlsx and old .xls files are both OLE containers
-ENCRYPTED = "EncryptedPackage".encode("utf-16-le")  # the stream that only an encrypted .xlsx holds
-EXCEL_MAX_ROW = 1_048_576
-MB = 1024 * 1024
-CHUNK, OVERLAP = 1 << 20, 32  # parts are scanned as a stream, a megabyte at a time
-# calamine reads ten times faster than openpyxl, but lays a sheet out as one grid from its first to
-# its last cell, 32 bytes a cell, and aborts the process when that cannot be allocated; and it shows
-# an error cell (#N/A, t="e") as a blank. So a sheet is left to openpyxl, which streams, when it has
-# an error cell, a cell past column Z, a row past Excel's last, or a row or cell without its
-# position (r="..."): then nothing bounds calamine's grid by the file's size.
-# (Two patterns: each starts with a literal, which the regex engine searches for fast.)
-UNPLACED_OR_WIDE = re.compile(rb'<(?:c|row)(?! r=")[ >/]|<c r="[A-Z]{2}')
-FAR_DOWN = re.compile(rb' r="[A-Z]{0,3}(\d{7,})"')
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on the input, so a huge or hostile workbook is refused with a message
-    instead of eating the machine's memory."""
-
-    max_file_mb: float = 200  # each workbook file as stored (--max-input-mb)
-    max_rows: int = 3_000_000  # rows holding data, all sheets of all workbooks together (--max-rows)
-    max_unzipped_mb: float = 4096  # one workbook's parts unpacked; 3 million rows of sheet XML is about 1,100 MB
-    max_ratio: float = 100  # unpacked over packed size of one part: workbooks stay near 10, zip bombs reach 1,000
-    ratio_from_mb: float = 1  # a part smaller than this unpacked may compress as well as it likes: it cannot hurt
+# Characters that print as nothing but are not format characters (which normalise drops): a heading holding
+# one is shown with it spelled out, so that it never looks like the heading it fails to match.
+BLANK_LOOKING = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0") | {chr(c) for c in range(0xFE00, 0xFE10)}
 
 
 def normalise(name: object) -> str:
-    return " ".join(str(name).split()).casefold() if name is not None else ""
+    """A name as a person reads it: case, runs of spaces (no-break ones too) and invisible format characters
+    (zero-width space, byte order mark: Unicode category Cf) do not count."""
+    if name is None:
+        return ""
+    text = str(name)
+    if not text.isascii():
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return " ".join(text.split()).casefold()
+
+
+def as_shown(text: str) -> str:
+    """Text with every character that prints as nothing spelled out as <U+200B>."""
+    return "".join(f"<U+{ord(c):04X}>" if c in BLANK_LOOKING or not c.isprintable() else c for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,14 @@ class SheetRead:
     file: str
     title: str
     columns: dict[str, tuple[int, str]]  # column name as in SCHEMA -> (position in Row.values, letter)
+    # OWNER_COLUMNS column -> the merged ranges over rows that blank its cells, in order (see _merged_blanks)
+    merged: dict[str, list[tuple[int, int, str, object]]] = field(default_factory=dict)
+
+    def merged_blank(self, column: str, number: int) -> tuple[int, int, str, object] | None:
+        """The merged range that blanks row number's cell in column, if any (see _merged_blanks)."""
+        ranges = self.merged.get(column, ())
+        at = bisect_right(ranges, number, key=lambda r: r[0]) - 1
+        return ranges[at] if at >= 0 and ranges[at][0] <= number <= ranges[at][1] else None
 
 
 class Row:
@@ -148,10 +162,6 @@ class InputFiles(list):
         self.where = where
 
 
-class Unreadable(Exception):
-    """A workbook cannot be read at all; args[0] is the Problem that says why."""
-
-
 def input_files(path: Path) -> list[Path]:
     if path.is_dir():
         # Excel's lock files (~$) and hidden files (macOS ._ copies) are not workbooks
@@ -166,17 +176,23 @@ def read(paths: Iterable[Path], limits: Limits = Limits()) -> tuple[RawBook, lis
     book, problems = RawBook(), []
     seen_sheets: set[str] = set()
     titles: list[str] = []  # every sheet of every workbook, to name them when one is missing
+    held: dict[str, list[str]] = defaultdict(list)  # table -> the files whose sheet of it holds rows
     with warnings.catch_warnings():
         # openpyxl warns about what it drops (data validation, extensions): noise to a finance user
         warnings.simplefilter("ignore")
         for path in paths:
             book.files.append(path)
+            tables: set[str] = set()  # the tables this workbook has rows of
             try:
-                problems += _read_file(path, book, seen_sheets, titles, limits)
-            except Unreadable as exc:
+                problems += _read_file(path, book, seen_sheets, titles, limits, tables)
+            except Unreadable as exc:  # reported for that alone: what it holds is not known
                 problems.append(exc.args[0])
                 if book.row_count > limits.max_rows:
                     break  # the row limit counts over all workbooks: reading on cannot help
+            else:
+                for name in tables:
+                    held[name].append(path.name)
+    problems += _held_twice(held)
     if not book.files:
         where = getattr(paths, "where", None) or "the input"
         problems.append(problem("BB004", Source(str(where), ""), f"No .xlsx workbook was found in {where}."))
@@ -192,113 +208,68 @@ def read(paths: Iterable[Path], limits: Limits = Limits()) -> tuple[RawBook, lis
     return book, problems
 
 
-@contextmanager
-def _file_errors(path: Path) -> Iterator[None]:
-    """zipfile and openpyxl can fail in any way on a damaged or crafted file; that is the file's
-    fault, not a bug, so it becomes a Problem. Wrap only calls into those libraries."""
-    where = Source(path.name, "")
-    try:
-        yield
-    except Unreadable:
-        raise
-    except Exception as exc:
-        if _caused_by(exc, DefusedXmlException):  # openpyxl wraps it in a ValueError of its own
-            raise Unreadable(problem(
-                "BB008", where, f"{path.name} declares XML entities, which Excel never writes; "
-                "such a file can be built to exhaust memory.")) from exc
-        raise Unreadable(problem(
-            "BB001", where, f"{path.name} cannot be read: it is damaged, or it is not an Excel workbook.")) from exc
+def _held_twice(held: dict[str, list[str]]) -> list[Problem]:
+    """One problem for each workbook holding rows of a table an earlier one holds (Usage aside): a copy left
+    in the input folder, whose rows would be billed twice or each reported as a duplicate of itself."""
+    twice: dict[tuple[str, str], list[str]] = defaultdict(list)  # (first file, later file) -> tables both hold
+    for name, files in held.items():
+        if name not in JOINED:
+            for later in files[1:]:
+                twice[files[0], later].append(name)
+    problems = []
+    for (first, later), names in twice.items():
+        names.sort(key=list(SCHEMA).index)
+        what = f"a {names[0]} sheet" if len(names) == 1 else f"the {_listed(names)} sheets"
+        problems.append(problem(
+            "BB012", Source(f"{first}, {later}", ""), f"The input holds two billing workbooks: {first} and {later} "
+            f"both have rows on {what}, and only the Usage sheet is joined across workbooks."))
+    return problems
 
 
-def _caused_by(exc: BaseException | None, kind: type) -> bool:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kind):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _check_container(path: Path, limits: Limits) -> bool:
-    """Refuse, before a reader unpacks anything, a file that is too big, encrypted, a zip bomb or
-    holding XML entities. Return whether a worksheet is not safe for calamine to read."""
-    where = Source(path.name, "")
-    with _file_errors(path):
-        size = path.stat().st_size
-        if size > limits.max_file_mb * MB:
-            raise Unreadable(problem(
-                "BB005", where, f"{path.name} is {_mb(size)}; the limit is {_mb(limits.max_file_mb * MB)}.",
-                option="--max-input-mb"))
-        with path.open("rb") as f:
-            if f.read(len(OLE_MAGIC)) == OLE_MAGIC:
-                if ENCRYPTED in f.read():
-                    raise Unreadable(problem("BB006", where, f"{path.name} is protected with a password."))
-                raise Unreadable(problem(
-                    "BB001", where, f"{path.name} is an old Excel 97-2003 (.xls) or other Office file, "
-                    "not an Excel workbook (.xlsx)."))
-        with zipfile.ZipFile(path) as archive:
-            parts = archive.infolist()
-            unpacked = sum(part.file_size for part in parts)
-            if unpacked > limits.max_unzipped_mb * MB:
-                raise Unreadable(problem(
-                    "BB007", where, f"{path.name} would unpack to {_mb(unpacked)}, more than the "
-                    f"limit of {_mb(limits.max_unzipped_mb * MB)}."))
-            for part in parts:
-                ratio = part.file_size / max(part.compress_size, 1)
-                if part.file_size > limits.ratio_from_mb * MB and ratio > limits.max_ratio:
-                    raise Unreadable(problem(
-                        "BB007", where, f"{path.name} holds a part ({part.filename}) that unpacks to more than "
-                        f"{limits.max_ratio:,g} times its stored size; real workbooks stay near 10 times, "
-                        "a 'zip bomb' does not."))
-            return any([_scan_part(archive, part, path) for part in parts])  # every part, to the end
-
-
-def _scan_part(archive: zipfile.ZipFile, part: zipfile.ZipInfo, path: Path) -> bool:
-    """Excel never writes a DOCTYPE; one is how entity bombs and external entities come in:
-    refuse it wherever it sits, whatever the reader. Return whether the part is a worksheet that
-    calamine must not read (see UNPLACED_OR_WIDE)."""
-    sheet = part.filename.startswith("xl/worksheets/") and part.filename.endswith(".xml")
-    unsafe, kept = False, b""
-    with archive.open(part) as f:
-        while True:
-            block = f.read(CHUNK)
-            text = kept + block.replace(b"\0", b"")  # \0 gone: UTF-16 markup reads as ASCII
-            if b"<!DOCTYPE" in text or b"<!ENTITY" in text:
-                raise Unreadable(problem(
-                    "BB008", Source(path.name, ""), f"{path.name} holds a part ({part.filename}) with an XML "
-                    "document type declaration, which Excel never writes; such a file can be built to "
-                    "exhaust memory."))
-            if sheet and not unsafe:
-                # a match in the last bytes may be cut short: those are searched again with the next block
-                end = len(text) - OVERLAP if block else len(text)
-                unsafe = (b't="e"' in text or (m := UNPLACED_OR_WIDE.search(text)) is not None and m.start() < end
-                          or any(int(m[1]) > EXCEL_MAX_ROW for m in FAR_DOWN.finditer(text)))
-            if not block:
-                return unsafe
-            kept = text[-OVERLAP:]
-
-
-def _mb(size: float) -> str:
-    return f"{size / MB:,.0f} MB" if size >= 10 * MB else f"{size / MB:.2g} MB"
-
-
-def _read_file(path: Path, book: RawBook, seen_sheets: set[str], titles: list[str], limits: Limits) -> list[Problem]:
-    calamine_unsafe = _check_container(path, limits)
+def _read_file(path: Path, book: RawBook, seen_sheets: set[str], titles: list[str], limits: Limits,
+               tables_held: set[str]) -> list[Problem]:
+    """Every sheet of the workbook that a table's name fits is read, or reported: hidden, or one of two."""
+    scan = check_parts(path, limits)
     problems = []
     by_name = {normalise(name): name for name in SCHEMA}
-    with _file_errors(path):
-        opened = _OpenpyxlFile(path) if calamine_unsafe else _CalamineFile(path)
+    with file_errors(path):
+        opened = _OpenpyxlFile(path) if scan.calamine_unsafe else _CalamineFile(path)
     try:
         titles += opened.titles
+        tables: dict[str, list] = defaultdict(list)  # table -> the sheets shown in Excel that fit its name
         for sheet in opened.sheets():
             name = by_name.get(normalise(sheet.title))
-            if name is not None:
-                seen_sheets.add(name)
-                problems += _read_sheet(path, sheet, name, book, limits)
+            if name is None:
+                continue
+            seen_sheets.add(name)
+            if sheet.hidden:
+                problems.append(problem(
+                    "BB010", Source(path.name, sheet.title),
+                    f"The sheet {sheet.title!r} is {sheet.hidden}, but its name makes it the {name} sheet: the "
+                    "batch would read its rows though Excel does not show them."
+                    + (" A very hidden sheet is not listed by Unhide: in the Visual Basic editor (Alt+F11), set "
+                       "its Visible property to -1 - xlSheetVisible." if sheet.hidden == "very hidden" else "")))
+            else:
+                tables[name].append(sheet)
+        for name, sheets in tables.items():
+            if len(sheets) > 1:
+                problems.append(problem(
+                    "BB011", Source(path.name, name),
+                    f"The sheets {_listed([repr(s.title) for s in sheets])} {'both' if len(sheets) == 2 else 'all'} "
+                    f"fit the name {name}, since sheet names are compared ignoring case and spaces."))
+            else:
+                problems += _read_sheet(path, sheets[0], name, book, limits, tables_held, scan.sheets.get(sheets[0].title))
     finally:
         opened.close()
     return problems
+
+
+# How openpyxl says a sheet is hidden, in the words of the message (BB010); calamine's enum is not hashable
+OPENPYXL_HIDDEN = {"hidden": "hidden", "veryHidden": "very hidden"}
 
 
 class _CalamineFile:
@@ -306,11 +277,14 @@ class _CalamineFile:
         with path.open("rb") as f:  # by its content: a workbook saved as billing.xlsx.bak is still one
             self.book = CalamineWorkbook.from_filelike(f)
         self.path = path
-        self.titles = [m.name for m in self.book.sheets_metadata if m.typ == SheetTypeEnum.WorkSheet]
+        sheets = [m for m in self.book.sheets_metadata if m.typ == SheetTypeEnum.WorkSheet]
+        self.titles = [m.name for m in sheets]
+        self.hidden = {m.name: "very hidden" if m.visible == SheetVisibleEnum.VeryHidden else "hidden"
+                       for m in sheets if m.visible != SheetVisibleEnum.Visible}
 
     def sheets(self) -> Iterator[_CalamineSheet]:
         for title in self.titles:
-            yield _CalamineSheet(self.path, title, self.book)
+            yield _CalamineSheet(self.path, title, self.book, self.hidden.get(title, ""))
 
     def close(self) -> None:
         self.book.close()
@@ -321,13 +295,13 @@ class _CalamineSheet:
     as int (calamine gives every number as a float, and 12.0 would print as such; past 2**53 a
     float is not the number typed, and stays a float as in openpyxl)."""
 
-    def __init__(self, path: Path, title: str, book):
-        self.path, self.title, self.book = path, title, book
+    def __init__(self, path: Path, title: str, book, hidden: str):
+        self.path, self.title, self.book, self.hidden = path, title, book, hidden
         self._sheet = None
 
     def _load(self):
         if self._sheet is None:
-            with _file_errors(self.path):
+            with file_errors(self.path):
                 self._sheet = self.book.get_sheet_by_name(self.title)
         return self._sheet
 
@@ -335,7 +309,7 @@ class _CalamineSheet:
         sheet = self._load()
         first_row, first_col = sheet.start or (0, 0)
         pad = (None,) * first_col  # rows start at the first used column: pad, or every letter shifts
-        with _file_errors(self.path):
+        with file_errors(self.path):
             for number, row in enumerate(sheet.iter_rows(), start=first_row + 1):
                 if number < min_row:
                     continue
@@ -356,7 +330,7 @@ class _OpenpyxlFile:
         self.titles = self.book.sheetnames
 
     def sheets(self) -> Iterator[_OpenpyxlSheet]:
-        with _file_errors(self.path):
+        with file_errors(self.path):
             worksheets = self.book.worksheets
         for ws in worksheets:
             yield _OpenpyxlSheet(self.path, ws)
@@ -369,16 +343,18 @@ class _OpenpyxlFile:
 class _OpenpyxlSheet:
     def __init__(self, path: Path, ws):
         self.path, self.ws, self.title = path, ws, ws.title
+        self.hidden = OPENPYXL_HIDDEN.get(ws.sheet_state, "hidden") if ws.sheet_state != "visible" else ""
         # The size a sheet states about itself is the file's claim, not a fact: never pad rows out to it.
         ws.reset_dimensions()
 
     def rows(self, min_row: int, max_col: int | None = None) -> Iterator[tuple[int, tuple]]:
-        with _file_errors(self.path):
+        with file_errors(self.path):
             yield from enumerate(self.ws.iter_rows(min_row=min_row, max_col=max_col, values_only=True),
                                  start=min_row)
 
 
-def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits) -> list[Problem]:
+def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits, tables_held: set[str],
+                scan: SheetScan | None) -> list[Problem]:
     columns = SCHEMA[name][1]
     wanted = {normalise(column): column for column in columns}
     number, header = next(sheet.rows(1), (1, ()))
@@ -401,16 +377,20 @@ def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits) -> 
                 found[i] = (typed, get_column_letter(i + 1))
                 if normalise(typed) not in {normalise(c) for c in kept}:
                     kept.append(typed)
+    bare = _bare_formulas(path, sheet.title, scan, found)
     if missing:
-        typed = [" ".join(str(t).split()) for t in header if t is not None and str(t).strip()]
+        typed = [as_shown(" ".join(str(t).split())) for t in header if t is not None and str(t).strip()]
         has = f"its first row holds {', '.join(typed[:12])}{', …' if len(typed) > 12 else ''}" if typed \
             else "its first row is empty"
-        return [
+        return bare + [
             problem("BB003", Source(path.name, sheet.title, 1, column),
                     f"The {sheet.title} sheet has no {column} column; {has}.")
             for column in missing
         ]
+    if bare:
+        return bare
     out = book.sheets[name]
+    before = len(out)
     positions = list(found)
     read = SheetRead(path.name, sheet.title, {column: (k, letter) for k, (column, letter) in enumerate(found.values())})
     # Text and dates repeat down a column (contract IDs, products, days): keep one copy of each.
@@ -431,7 +411,69 @@ def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits) -> 
                 "BB005", Source(path.name, sheet.title, number), f"The input holds more than {limits.max_rows:,} "
                 "rows of data, the most the batch reads.", option="--max-rows"))
         out.append(Row(read, number, tuple(_shared(v, seen, k) for k, v in enumerate(values))))
+    if len(out) > before:
+        tables_held.add(name)
+    owner = OWNER_COLUMNS.get(name)
+    if scan is not None and scan.merged and owner in read.columns:
+        read.merged[owner] = _merged_blanks(scan.merged, read.columns[owner], out, before)
     return []
+
+
+def _bare_formulas(path: Path, title: str, scan: SheetScan | None, found: dict[int, tuple[str, str]]) -> list[Problem]:
+    """BB013 for the formulas without their result in the columns read, and in the header row (read whole):
+    the first few named one by one, the rest counted."""
+    if scan is None or not scan.bare:
+        return []
+    names = {letter: column for column, letter in found.values()}
+    cells, total = [], 0
+    for letter, (count, first) in scan.bare.items():
+        if letter in names or not letter:
+            total += count
+            cells += [(row, letter, formula) for row, formula in first]
+        else:
+            heads = [(row, letter, formula) for row, formula in first if row == 1]
+            total += len(heads)
+            cells += heads
+    cells.sort(key=lambda cell: (cell[0], len(cell[1]), cell[1]))
+    problems = []
+    for row, letter, formula in cells[:FIRST_CELLS]:
+        where = Source(path.name, title, row or None, names.get(letter, letter or None),
+                       letter if letter in names else None)
+        cell = f"The cell {letter}{row}" if letter else "A cell"
+        problems.append(problem(
+            "BB013", where, f"{cell} holds a formula saved without its result: the batch would read it as empty, "
+            "where Excel shows a value.", value=f"={_unescape(formula)}" if formula else None))
+    if total > len(problems):
+        problems.append(problem(
+            "BB013", Source(path.name, title), f"{total - len(problems):,} more cells of the {title} sheet hold "
+            "formulas saved without their result."))
+    return problems
+
+
+def _unescape(formula: bytes) -> str:
+    """A formula's XML text as typed, its first FORMULA_SHOWN bytes."""
+    text = formula[:FORMULA_SHOWN].decode("utf-8", "replace")
+    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
+        text = text.replace(entity, char)
+    return text + ("…" if len(formula) > FORMULA_SHOWN else "")
+
+
+def _merged_blanks(merged: array, at: tuple[int, str], out: list[Row], before: int) -> list[tuple]:
+    """The merged ranges over rows that cover the column at (position in Row.values, letter), as (first row
+    blank, last row, range, the value Excel shows in them): only the top left cell of a range holds its value."""
+    position, letter = at
+    column = column_index_from_string(letter)
+    ranges = []
+    for i in range(0, len(merged), 4):
+        first_col, first_row, last_col, last_row = merged[i:i + 4]
+        if first_col <= column <= last_col:
+            top = None
+            if first_col == column:  # the top cell holds the value; the rows below it are blank
+                k = bisect_left(out, first_row, lo=before, key=lambda row: row.number)
+                top = out[k].values[position] if k < len(out) and out[k].number == first_row else None
+            ref = f"{get_column_letter(first_col)}{first_row}:{get_column_letter(last_col)}{last_row}"
+            ranges.append((first_row + (first_col == column), last_row, ref, top))
+    return sorted(ranges, key=lambda r: r[0])  # by row alone: a crafted file may overlap ranges, tops of any type
 
 
 SHARED = (str, date, datetime)  # not numbers: 1, 1.0 and True are equal keys

@@ -29,14 +29,17 @@ class Backups:
             path = self.folder / f"ledger-{stamp}-{n}.sqlite"
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.unlink(missing_ok=True)
-        copy = sqlite3.connect(tmp)
         try:
-            db.backup(copy)
+            copy = sqlite3.connect(tmp)
+            try:
+                db.backup(copy)
+            finally:
+                copy.close()
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
         finally:
-            copy.close()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            tmp.unlink(missing_ok=True)  # a full disk must not leave half a copy
         for old in self.all()[:-self.keep]:
             old.unlink()
         return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -90,12 +91,17 @@ class Ledger:
         except BlockingIOError:
             self._lock.close()
             raise LedgerBusy(str(path)) from None
-        self.db = sqlite3.connect(path, isolation_level=None)
+        try:
+            if not path.exists():
+                _create(path)
+            self.db = sqlite3.connect(path, isolation_level=None)
+        except BaseException:
+            self._lock.close()
+            raise
         try:
             version = self._version(self.db)
             if version < migrations.SCHEMA_VERSION:
-                if version or _tables(self.db):
-                    self.backups.take(self.db)
+                self.backups.take(self.db)
                 migrations.migrate(self.db)
         except BaseException:
             self.db.close()
@@ -106,10 +112,14 @@ class Ledger:
 
     def _version(self, db: sqlite3.Connection) -> int:
         """The file's schema version, after making sure it is a sound ledger this release can read."""
-        if self.path.exists() and self.path.stat().st_size:
-            with open(self.path, "rb") as f:
-                if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                    self._refuse("is not a ledger: it is not an SQLite database at all")
+        # A new ledger is made whole beside its place and renamed into it (_create): a file here that is
+        # empty, or an SQLite file without tables, is not one this program made, nor what a crash leaves.
+        if not self.path.stat().st_size:
+            self._refuse("is empty (0 bytes): it holds no invoices, so it is not a ledger billing-batch made, "
+                         "or it was emptied")
+        with open(self.path, "rb") as f:
+            if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                self._refuse("is not a ledger: it is not an SQLite database at all")
         try:
             (check,) = db.execute("PRAGMA quick_check(1)").fetchone()
             (version,) = db.execute("PRAGMA user_version").fetchone()
@@ -117,6 +127,8 @@ class Ledger:
             tables = _tables(db)
         except sqlite3.DatabaseError as exc:
             self._refuse(f"is damaged (SQLite says: {exc})")
+        if not version and not tables:
+            self._refuse("holds no ledger: it is an empty SQLite database")
         if check != "ok":
             self._refuse(f"is damaged (SQLite's check says: {' '.join(check.split())})")
         if (app not in (0, migrations.APPLICATION_ID) or tables and "invoices" not in tables
@@ -144,7 +156,8 @@ class Ledger:
 
     def close(self) -> None:
         try:
-            if self._changes is not None and self.db.total_changes != self._changes:
+            # also when there is no backup at all: the last one may have failed on a full disk
+            if self._changes is not None and (self.db.total_changes != self._changes or not self.backups.newest()):
                 self.backups.take(self.db)
         finally:
             self.db.close()
@@ -163,7 +176,8 @@ class Ledger:
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite rolls back by itself on a full disk or I/O error
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
@@ -302,6 +316,21 @@ class Ledger:
 def _insert(table: str, columns: list[str]) -> str:
     # by name: the columns later migrations add come last in the table, in the order they were added
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def _create(path: Path) -> None:
+    """A new ledger, made whole beside path and renamed into place: never a half-made file at path."""
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.unlink(missing_ok=True)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            migrations.migrate(db)
+        finally:
+            db.close()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:

@@ -20,9 +20,7 @@ the same exactly-once way; its outcome is skipped, with the reason.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,9 +28,15 @@ from decimal import Decimal
 
 from schwifty import BIC, IBAN
 
+from billing_batch.files import csv_bytes, write_atomic
+from billing_batch.inputs.bank_ids import (
+    MAX_ID,
+    bic_problem,
+    creditor_id_problem,
+    iban_problem,
+    mandate_id_problem,
+)
 from billing_batch.model import Customer, DocType, Invoice, Settings
-from billing_batch.files import write_atomic
-from billing_batch.inputs.bank_ids import MAX_ID, bic_problem, creditor_id_problem, iban_problem, mandate_id_problem
 from billing_batch.post.records import (
     DONE,
     FAILED,
@@ -263,15 +267,11 @@ def _refund(ctx: Context, note: Invoice, deducted: dict[str, str]) -> tuple[str,
 
 
 def _refunds_csv(listed: Sequence[tuple[Invoice, str, str, str]]) -> bytes:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(REFUND_COLUMNS)
-    for note, why, iban, bic in listed:
-        d = note.draft
-        writer.writerow([note.number, note.invoice_date.isoformat(), note.credits or "", d.customer_id,
-                         d.customer_name, d.currency, f"{d.total:.2f}", iban, bic,
-                         f"Credit note {note.number} for invoice {note.credits}" if note.credits else note.number, why])
-    return out.getvalue().encode("utf-8")
+    rows = [[note.number, note.invoice_date.isoformat(), note.credits or "", note.draft.customer_id,
+             note.draft.customer_name, note.draft.currency, f"{note.draft.total:.2f}", iban, bic,
+             f"Credit note {note.number} for invoice {note.credits}" if note.credits else note.number, why]
+            for note, why, iban, bic in listed]
+    return csv_bytes(REFUND_COLUMNS, rows, numbers={"Amount"})  # the other cells are text, kept inert
 
 
 def _settle_refund_lists(ctx: Context, invoices: Sequence[Invoice]) -> None:

@@ -26,9 +26,14 @@ from pathlib import Path
 import jinja2
 
 from billing_batch.documents.emails import email_view, render_email
-from billing_batch.model import SMTP_SECURITY, Invoice, Settings
 from billing_batch.files import write_atomic
-from billing_batch.post.addresses import envelope_sender, one_address, parse_addresses, sender_problem
+from billing_batch.model import SMTP_SECURITY, Invoice, Settings
+from billing_batch.post.addresses import (
+    envelope_sender,
+    one_address,
+    parse_addresses,
+    sender_problem,
+)
 from billing_batch.post.records import (
     DONE,
     FAILED,
@@ -44,6 +49,9 @@ from billing_batch.post.records import (
 PASSWORD_VARIABLE = "BILLING_BATCH_SMTP_PASSWORD"
 CAFILE_VARIABLE = "BILLING_BATCH_SMTP_CAFILE"  # a private CA for the mail relay, when it has one
 TIMEOUT = 30  # seconds for connecting and for each reply
+# Drops in a row (no message taken between) after which the server counts as unreachable: a flaky relay
+# must not fail, or leave in doubt, hundreds of invoices one by one. The next call sends the rest.
+MAX_DROPS = 3
 # Headers as sent: folded at RFC 5322's hard limit only. Folded at 78, Python moves an encoded word
 # that ends a subject ("... Ltd: €1,187.98") to a line of its own after a space, and readers show two.
 WIRE = SMTP.clone(max_line_length=998)
@@ -114,8 +122,8 @@ def run(ctx: Context, invoices: Sequence[Invoice]) -> list[Outcome]:
                 ctx.records.mark(inv.number, "send", FAILED, "", str(exc))
                 outcomes.append(Outcome(inv.number, "send", False, "", str(exc)))
                 continue
-            except Exception as exc:  # a bug or a surprise from the network: assume the worst, go on
-                session.close_quietly()
+            except Exception as exc:  # noqa: BLE001 - a bug or a surprise from the network: assume the worst, go on
+                session.drop()
                 error = f"{IN_DOUBT} sending broke off unexpectedly ({type(exc).__name__}: {exc}). Message-ID {msgid}."
                 ctx.records.mark(inv.number, "send", STARTED, msgid, error)
                 outcomes.append(Outcome(inv.number, "send", False, msgid, error))
@@ -246,7 +254,7 @@ def safe_name(number: str) -> str:
 
 
 class SmtpSession:
-    """One connection for the whole batch, opened on first use and opened again once if it drops."""
+    """One connection for the whole batch, opened on first use and again after a drop, up to MAX_DROPS."""
 
     def __init__(self, settings: Settings, environ, timeout: float = TIMEOUT):
         self.settings = settings
@@ -256,6 +264,7 @@ class SmtpSession:
         self.cafile = environ.get(CAFILE_VARIABLE) or None
         self.timeout = timeout
         self.smtp: smtplib.SMTP | None = None
+        self.drops = 0  # connections lost in a row with a message in hand (not gone stale between two)
 
     @property
     def where(self) -> str:
@@ -298,16 +307,17 @@ class SmtpSession:
                 self.smtp.close()
             self.smtp = None
 
-    def close_quietly(self) -> None:
-        self._drop()
-
-    def _drop(self) -> None:
+    def drop(self, lost: bool = True) -> None:
+        self.drops += lost
         if self.smtp is not None:
             self.smtp.close()
             self.smtp = None
 
     def deliver(self, sender: str, recipients: list[str], data: bytes) -> None:
         """Hand one message to the server. NotSent if it surely did not take it, InDoubt if it may have."""
+        if self.drops >= MAX_DROPS:
+            raise Unreachable(f"the SMTP server {self.where} dropped the connection {self.drops} times in a row, "
+                              "so sending stopped: the next post --tasks send sends the invoices left.")
         for attempt in (1, 2):
             if self.smtp is None:
                 self.connect()
@@ -315,9 +325,9 @@ class SmtpSession:
                 code, reply = self.smtp.mail(sender)
                 break
             except (smtplib.SMTPServerDisconnected, OSError):  # the kept connection went stale: open another
-                self._drop()
+                self.drop(lost=False)
                 if attempt == 2:
-                    raise Unreachable(f"the SMTP server {self.where} closed the connection") from None
+                    raise Unreachable(f"the SMTP server {self.where} closed the connection as soon as it was opened") from None
         try:
             if code != 250:
                 raise NotSent(f"the SMTP server refused the sender {sender}: {code} {_text(reply)}")
@@ -336,32 +346,33 @@ class SmtpSession:
             self._reset()
             raise
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self._drop()
+            self.drop()
             raise NotSent(f"the connection to {self.where} broke before the message was sent: {_describe(exc)}") from None
         try:
             self.smtp.send(_dot_stuffed(data))
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             # The message's last line (the lone dot) is sent last: it cannot have arrived, so the
             # server drops what it got.
-            self._drop()
+            self.drop()
             raise NotSent(f"the connection to {self.where} broke while sending: {_describe(exc)}") from None
         try:
             code, reply = self.smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self._drop()
+            self.drop()
             raise InDoubt(f"the message was handed to {self.where} but its answer never came ({_describe(exc)}).") from None
         if code != 250:
             if code == 421:
-                self._drop()
+                self.drop()
             else:
                 self._reset()
             raise NotSent(f"the SMTP server did not accept the message: {code} {_text(reply)}")
+        self.drops = 0
 
     def _reset(self) -> None:
         try:
             self.smtp.rset()
         except (smtplib.SMTPException, OSError):
-            self._drop()
+            self.drop()
 
 
 def _dot_stuffed(data: bytes) -> bytes:

@@ -30,8 +30,6 @@ be read in two places.
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -40,10 +38,10 @@ from pathlib import Path
 
 from babel import Locale
 
+from billing_batch.engine.tax import percent
+from billing_batch.files import csv_bytes, write_atomic
 from billing_batch.model import DocType, Invoice, Line, LineKind, Product
 from billing_batch.money import allocate, minor_unit
-from billing_batch.files import write_atomic
-from billing_batch.engine.tax import percent
 from billing_batch.post.records import (
     DONE,
     FAILED,
@@ -82,6 +80,9 @@ QBO_CREDIT_COLUMNS = [
     "CreditNoteNo", "Customer", "CreditNoteDate", "Location", "Memo", "Item(Product/Service)", "ItemDescription",
     "ItemQuantity", "ItemRate", "ItemAmount", "ItemTaxCode", "ItemTaxAmount", "Currency", "Service Date",
 ]
+# The amount columns: written as numbers; every other cell is text, kept inert in a spreadsheet (files.csv_bytes).
+XERO_NUMBERS = {"Total", "*Quantity", "*UnitAmount", "Discount", "TaxAmount"}
+QBO_NUMBERS = {"ItemQuantity", "ItemRate", "ItemAmount", "ItemTaxAmount"}
 FILE_NAMES = {DocType.INVOICE: ("xero-sales-invoices", "quickbooks-invoices"),  # each type's files, Xero's first
               DocType.CREDIT_NOTE: ("xero-credit-notes", "quickbooks-credit-notes")}
 XERO_MAX_INVOICES = 500  # Xero imports at most 500 invoices per file; more are split into parts
@@ -333,14 +334,6 @@ def _address(ctx: Context, inv: Invoice) -> dict[str, str]:
     return {"lines": lines, "city": customer.city, "postal": customer.postal_code, "country": customer.country}
 
 
-def _csv(header: list[str], rows: list[list[str]]) -> bytes:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
-
-
 def xero_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: str) -> bytes:
     """Xero's sales invoice import, or its credit note import when the documents are credit notes
     (one type per file): the same columns but for the number, the date and the Reference, which
@@ -379,7 +372,7 @@ def xero_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: 
                 record.update({"*CreditNoteNumber": inv.number, "*CreditNoteDate": record["*InvoiceDate"],
                                "Reference": inv.credits or ""})
             table.append([record.get(column, "") for column in columns])
-    return _csv(columns, table)
+    return csv_bytes(columns, table, XERO_NUMBERS)
 
 
 def qbo_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: str) -> bytes:
@@ -413,4 +406,4 @@ def qbo_csv(ctx: Context, built: list[tuple[Invoice, list[Row]]], date_format: s
                 record.update({"CreditNoteNo": inv.number, "CreditNoteDate": record["InvoiceDate"],
                                "Memo": credits + record["Memo"]})
             table.append([record.get(column, "") for column in columns])
-    return _csv(columns, table)
+    return csv_bytes(columns, table, QBO_NUMBERS)

@@ -44,22 +44,26 @@ def run_post_tasks(
 
 def after_billing(ledger: Ledger, issued: Sequence[Invoice], inputs: Inputs, tasks: Sequence[str], output,
                   templates, environ: Mapping[str, str] = os.environ, now: datetime | None = None) -> list[Outcome]:
-    """For run and generate, once the PDFs are made: each task for the run's new invoices, and for the
-    earlier invoices whose same task failed (or, for send with SMTP set up, waits in the outbox) so the next run retries
-    them. Invoices a task was never asked for are left alone: naming them is `post`'s job. No tasks,
-    nothing done."""
+    """For run and generate, once the PDFs are made: each task for the command's new documents, and for
+    the earlier ones the task has not done: those it failed (or, for send with SMTP set up, that wait in
+    the outbox), and those issued since the task was first used on this ledger with no record for it (a
+    run that stopped before its tasks, a generate without them). Documents older than the task's first
+    use are left alone: naming them is `post`'s job. No tasks, nothing done."""
     if not tasks:
         return []
     now = now or datetime.now().astimezone()
-    records = Records(ledger)
-    live = {i.number: i for i in ledger.invoices() if i.status is not InvoiceStatus.REPLACED}
+    records = Records(ledger).all()
+    invoices = ledger.invoices()  # in the order issued
     outcomes: list[Outcome] = []
     for task in TASKS:
         if task not in tasks:
             continue
         again = {FAILED, OUTBOX} if task == "send" and inputs.settings.smtp_host.strip() else {FAILED}
-        retry = {r.number for r in records.all() if r.task == task and r.outcome in again}
-        candidates = list({i.number: i for i in [*issued, *(live[n] for n in sorted(retry) if n in live)]}.values())
+        recorded = {r.number: r.outcome for r in records if r.task == task}
+        first = next((n for n, i in enumerate(invoices) if i.number in recorded), len(invoices))
+        earlier = [i for n, i in enumerate(invoices) if i.status is not InvoiceStatus.REPLACED
+                   and (recorded.get(i.number) in again or n > first and i.number not in recorded)]
+        candidates = list({i.number: i for i in [*issued, *earlier]}.values())
         if candidates:
             outcomes += run_post_tasks(ledger, candidates, inputs, (task,), output, templates, now, environ=environ)
     return outcomes

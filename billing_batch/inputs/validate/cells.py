@@ -29,6 +29,8 @@ DAY_OR_MONTH_FIRST = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{2}|\d{4})")
 MAX_AMOUNT = Decimal(10) ** 12  # a quantity or a unit price
 MAX_LINE = Decimal(10) ** 15  # quantity x unit price
 DAYS = {"Billing Offset (Days)": (-365, 365), "Payment Terms (Days)": (0, 365)}
+# BB109's advice for a negative quantity or price of a subscription: a reduction is the contract's Discount.
+REDUCE = "give a reduction with the Discount column"
 # What people type instead of a code; a hint in the message, never used in its place.
 CURRENCY_HINTS = {"US$": "USD", "USD$": "USD", "$US": "USD", "€": "EUR", "EURO": "EUR", "EUROS": "EUR", "£": "GBP"}
 
@@ -150,13 +152,14 @@ class RowReader:
             self.fail("BB104", column, f"The {column} is not a number.")
         return amount
 
-    def amount(self, column: str) -> Decimal:
-        """A required quantity or price: zero or more, and not absurdly large."""
+    def amount(self, column: str, instead: str = REDUCE) -> Decimal:
+        """A required quantity or price: zero or more, and not absurdly large. instead: what to do rather than
+        type a negative one (BB109)."""
         amount = self.decimal(column, required=True)
         if amount is None:
             return Decimal(0)
         if amount < 0:
-            self.fail("BB109", column, f"The {column} is negative.")
+            self.fail("BB109", column, f"The {column} is negative.", instead=instead)
         elif amount > MAX_AMOUNT:
             self.fail("BB117", column, f"The {column} is more than {MAX_AMOUNT:,}.",
                       limit=f"{MAX_AMOUNT:,}")

@@ -9,7 +9,7 @@ from datetime import date
 from billing_batch.engine.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import problem
 from billing_batch.inputs.validate.cells import CURRENCY_HINTS, EN, RowReader, Status
-from billing_batch.inputs.validate.rows import did_you_mean, inside, unique
+from billing_batch.inputs.validate.rows import did_you_mean, inside, merged_away, unique
 from billing_batch.inputs.validate.usage import group_by
 from billing_batch.model import Contract, Frequency, Policy, Settings, UsageLines
 from billing_batch.money import KNOWN_CURRENCIES
@@ -25,7 +25,7 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN, usage_col
     for row, contract_id in unique(rows, "Contract ID", problems, lambda r: {"contract_id": RowReader(r, []).text("Contract ID")}):
         r = RowReader(row, problems, contract_id=contract_id or None, numbers=numbers)
         r.text("Contract ID", required=True)
-        customer_id = r.text("Customer ID", required=True)
+        customer_id = "" if merged_away(r, "Customer ID", owner_shown=False) else r.text("Customer ID", required=True)
         # A customer whose own row has problems exists: its problems set this contract aside already.
         if customer_id and customer_id not in customer_ids:
             r.fail("BB101", "Customer ID", f"No customer has the ID {customer_id}"

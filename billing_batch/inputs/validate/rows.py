@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 
-from billing_batch.errors import Problem, problem
+from billing_batch.errors import Problem, problem, shown
 from billing_batch.inputs.validate.cells import RowReader
 from billing_batch.inputs.workbook import Row
 from billing_batch.model import Contract
@@ -44,8 +44,28 @@ def did_you_mean(typed: str, known) -> str:
     return f"; did you mean {near}?" if near else "."
 
 
+def merged_away(r: RowReader, column: str, owner_shown: bool) -> bool:
+    """Whether the row's cell in column is blank because it lies in merged cells below their top (reported):
+    Excel shows the top cell's ID on every row of the range, but only the top cell holds it. owner_shown: the
+    row is the shown contract's (a subscription, usage), which is set aside rather than billed without it."""
+    merge = r.row.sheet.merged_blank(column, r.row.number) if r.row.value(column) is None else None
+    if merge is None:
+        return False
+    _, _, cells, value = merge
+    ids = (shown(value) or "").strip()
+    if owner_shown:
+        r.contract_id = ids or None
+    r.fail("BB128", column, f"The {column} of row {r.row.number} is one of the merged cells {cells}"
+           + (f", which show {ids}; only the top cell holds it, so this row has none." if ids else
+              ", so it is empty.")
+           + (f" Contract {ids} is set aside rather than billed without this row." if owner_shown and ids else ""))
+    return True
+
+
 def known_contract(r: RowReader, contracts: dict[str, Contract | None]) -> Contract | None:
     """The row's contract; None for one that is unknown (reported) or unreadable."""
+    if merged_away(r, "Contract ID", owner_shown=True):
+        return None
     contract_id = r.text("Contract ID", required=True)
     if contract_id and contract_id not in contracts:
         r.contract_id = None  # nothing to set aside: report it alone

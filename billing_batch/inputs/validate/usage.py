@@ -9,6 +9,9 @@ from billing_batch.inputs.validate.rows import inside, known_contract, unique
 from billing_batch.inputs.workbook import SCHEMA, RawBook, normalise
 from billing_batch.model import Usage
 
+# BB109's advice for negative usage: usage is typed as measured; usage billed in error is given back by a credit note.
+REFUND = "to give back usage already billed, credit its invoice with billing-batch credit"
+
 
 def usage_columns(book: RawBook) -> dict[str, str]:
     """Every column of the Usage sheet, the others as first typed: normalised name -> name."""
@@ -43,8 +46,8 @@ def read_usage(rows, contracts, problems, numbers=EN, columns: dict[str, str] | 
             date=day,
             product=r.text("Product", required=True),
             description=r.text("Description"),
-            quantity=r.amount("Quantity"),
-            unit_price=r.amount("Unit Price"),
+            quantity=r.amount("Quantity", REFUND),
+            unit_price=r.amount("Unit Price", REFUND),
             source=row.source,
             # kept as text, only for grouping: a bad value in a column the batch does not read sets nothing aside
             extra=tuple((columns.get(normalise(name), name), RowReader(row, []).text(name))
