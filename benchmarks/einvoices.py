@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         generate.generate(args.size, tmp / "in", quiet=True)
         result = subprocess.run([sys.executable, "-m", "billing_batch", "run", "--input", str(tmp / "in"),
-                                 "--output", str(tmp / "billed"), "--as-of", generate.AS_OF.isoformat()],
+                                 "--output", str(tmp / "billed"), "--as-of", generate.AS_OF.isoformat(), "--new-ledger"],
                                 capture_output=True, text=True)
         if result.returncode not in (0, 1):
             raise SystemExit(result.stdout + result.stderr)

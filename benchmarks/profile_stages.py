@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     input_dir, _ = cached_input(args.size, args.seed, CACHE)
     out = Path(tempfile.mkdtemp(prefix="profile-"))
     render_pool.render_invoices = lambda invoices, out_dir, *a, **k: [Path(out_dir) / i.pdf_name for i in invoices]
-    options = pipeline.Options(input=input_dir, output=out, as_of=generate.AS_OF, jobs=1)
+    options = pipeline.Options(input=input_dir, output=out, as_of=generate.AS_OF, jobs=1, new_ledger=True)
     profiler = cProfile.Profile()
     try:
         report = profiler.runcall(pipeline.run, options)

@@ -224,7 +224,8 @@ class RunResult:
 def run_cli(label: str, input_dir: Path, out_dir: Path, jobs: int, interval: float, log: Path) -> RunResult:
     timings_file = out_dir.parent / f".{out_dir.name}-{label.replace(' ', '-')}-timings.json"
     timings_file.unlink(missing_ok=True)
-    args = ["run", "--input", str(input_dir), "--output", str(out_dir), "--as-of", AS_OF, "--jobs", str(jobs)]
+    args = ["run", "--input", str(input_dir), "--output", str(out_dir), "--as-of", AS_OF, "--jobs", str(jobs),
+            "--new-ledger"]  # each fresh folder a ledger of its own, on purpose (a rerun finds its ledger)
     cmd = [sys.executable, "-m", "billing_batch", *args, "--timings-json", str(timings_file)]
     pdfs_before = _count_pdfs(out_dir)
     busy_before = busy_seconds()

@@ -80,6 +80,9 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
               "Type a language and region such as de_DE, fr_BE or nl_NL, or a language such as de; "
               "leave it blank for the Settings' Locale."),
     "BB128": ("merged ID cells", False, "Unmerge the cells and type the {column} in every row."),
+    "BB129": ("standard rate of 0%", False,
+              "Type the {whose} Tax Rate, or give the {whose} row the Tax Category that says why no VAT is "
+              "charged: {categories}."),
     "BB160": ("unknown e-invoice format", False, "Use Factur-X, XRechnung or Peppol, or leave it blank for the "
                                                  "Settings' E-Invoice."),
     "BB161": ("unknown electronic address scheme", False,

@@ -103,6 +103,7 @@ class Settings:
     company_address: str = ""
     company_email: str = ""
     tax_id: str = ""  # other registrations, printed as typed
+    tax_id_label: str = ""  # printed before the Tax ID, as typed (EIN, Steuernummer); blank: the generic label
     vat_id: str = ""  # the seller's VAT identification number, checked
     tax_rounding: str = "Per Group"  # or "Per Line" (billing_batch.engine.tax)
     bank_details: str = ""
@@ -135,6 +136,7 @@ class Settings:
     company_street: str = ""  # BT-35, a second line BT-36
     company_city: str = ""  # BT-37
     company_postal_code: str = ""  # BT-38
+    company_state: str = ""  # BT-39: the region, province or county
     company_country: str = ""  # BT-40, ISO 3166 code
     registration_id: str = ""  # BT-30, e.g. the commercial register number
     registration_scheme: str = ""  # BT-30-1, an ISO 6523 ICD code such as 0208
@@ -158,6 +160,7 @@ class Customer:
     country: str
     tax_rate: Decimal  # fraction 0..1
     source: Source
+    state: str = ""  # region, province or county (BT-54); printed where the country's postal format has one
     iban: str = ""  # with bic, mandate_id and mandate_date: a SEPA Direct Debit mandate
     bic: str = ""
     mandate_id: str = ""
@@ -230,6 +233,7 @@ class Usage:
 
 
 PARTNER_CENTER_ID = "PC-"  # starts the usage ID made from a Partner Center row (inputs/partner_center.py)
+POST_TASKS = ("send", "sync", "charge")  # what is done to an invoice once issued (billing_batch.post), in order
 _USAGE_FIELDS = {"Usage ID": "usage_id", "Contract ID": "contract_id", "Date": "date", "Product": "product",
                  "Description": "description", "Quantity": "quantity", "Unit Price": "unit_price"}
 
@@ -316,6 +320,11 @@ class Line:
     credits_line: int | None = None  # a credit note's line: the line (1, 2, ...) of the invoice it credits
     corrects: str | None = None  # an Adjustment: the number of the invoice it corrects (None: a cycle found empty)
     adjusted: Adjusted | None = None  # an Adjustment: what it corrects
+    # A price per month (a recurring charge, an Adjustment of one) bills quantity x unit price x months x
+    # days / full_days, rounded once (days: the line's period); both None for a price per unit, and for
+    # a line issued before the ledger kept them (engine.pricing.exact_amount).
+    months: int | None = None  # the cycle's months
+    full_days: int | None = None  # the days of the full, uncut cycle
 
     @property
     def days(self) -> int:
@@ -351,6 +360,8 @@ class Party:
     city: str = ""
     postal_code: str = ""
     country: str = ""  # ISO 3166 code
+    state: str = ""  # region, province or county: BT-39 (seller), BT-54 (buyer)
+    tax_id_label: str = ""  # seller: printed before tax_id as typed; blank: the generic label
     registration_id: str = ""
     registration_scheme: str = ""
     electronic_address: str = ""

@@ -39,6 +39,7 @@ from billing_batch.ledger.store import Ledger
 from billing_batch.model import AdjustmentInvoices, Draft, Invoice, InvoiceStatus, RunType
 from billing_batch.post.records import DONE, Outcome, live_invoices, task_status
 from billing_batch.post.tasks import after_billing, run_post_tasks
+from billing_batch.review import chart as review_chart
 from billing_batch.review import flags as review_flags
 from billing_batch.review import page
 from billing_batch.review import runs as review_runs
@@ -175,11 +176,13 @@ def generate(
     approve: Callable[[list[Proposal]], list[Proposal]],
     on_rendered: Progress | None = None,
     adjust: bool = False,
+    report: Report | None = None,
 ) -> Report:
     """Bill chosen cycles by hand (adjust: the pending adjustments, on invoices of their own).
     approve() sees every proposal (and may ask the user) and returns those to bill; it runs
-    while the ledger is held, so nothing changes between."""
-    report = Report()
+    while the ledger is held, so nothing changes between. report: filled in, when given (approve
+    may read what load put in it, such as the Locale)."""
+    report = report or Report()
     render_pool.start_workers(options.jobs, options.executor)
     checked = load(options, report, preflight=True)
     if checked is None:
@@ -208,6 +211,7 @@ def generate(
         report.issued = issued
         state = State.read(ledger)
         report.credited = credited_now(state, issued)
+        plan_automatic(checked, state, options, Report())  # the catch-up guard's holds, shown as `run` shows them
         write_outputs(options, checked, state, ledger, report, on_rendered, "generate")
     return report
 
@@ -239,6 +243,7 @@ def credit(options: Options, number: str, reason: str, line: int | None = None,
         failpoint("after-billing")
         state = State.read(ledger)
         report.credited = credited_now(state, report.issued)
+        plan_automatic(checked, state, options, Report())  # the catch-up guard's holds, shown as `run` shows them
         write_outputs(options, checked, state, ledger, report, on_rendered, "credit")
     return report, None
 
@@ -261,6 +266,7 @@ def schedules(options: Options) -> tuple[Report, list[ScheduleRow]]:
     if checked is None:
         return report, []
     state = read_state(options, checked)
+    plan_automatic(checked, state, options, report)  # a run's catch-up guard sets aside, and shows Error, here too
     return report, _schedule_rows(options, checked, state, state.differs(checked))
 
 
@@ -318,9 +324,10 @@ def refresh_book(options: Options) -> Path | None:
         return None
     with open_ledger(options, checked) as ledger:
         state = State.read(ledger)
+        plan_automatic(checked, state, options, Report())  # the catch-up guard's holds, as `run` shows them
         differs = state.differs(checked)
         rows = _schedule_rows(options, checked, state, differs)
-        return _write_book(options, ledger, rows, state,
+        return _write_book(options, ledger, rows, state, checked,
                            _review_rows(checked, state, differs, ledger.unreviewed() or ledger.last_reviewed()))
 
 
@@ -344,6 +351,10 @@ def write_outputs(options: Options, checked: Checked, state: State, ledger: Ledg
 def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, report: Report,
             on_rendered: Progress | None, command: str, usage_files: usage_book.Writing) -> None:
     chosen = options.look(checked.inputs.settings)
+    unreviewed = ledger.unreviewed()
+    to_review = [i for i in state.invoices if i.number in unreviewed]
+    charts = review_chart.warm_up(state.invoices, to_review, options.as_of, checked.inputs.settings.locale) \
+        if to_review else None
     with report.stage("render"):
         stale = ledger.stale_pdfs()
         todo = [i for i in state.invoices if i.number in stale or not (options.output / i.pdf_name).exists()
@@ -388,18 +399,23 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
         report.differs = state.differs(checked)
     with report.stage("write workbook"):
         rows = _schedule_rows(options, checked, state, report.differs)
-        unreviewed = ledger.unreviewed()
-        to_review = [i for i in state.invoices if i.number in unreviewed]
         review_rows = _review_rows(checked, state, report.differs, unreviewed)
         # The Review sheet shows the latest invoices to review: a run that issued none keeps the last ones.
         book_review = review_rows if unreviewed else _review_rows(checked, state, report.differs,
                                                                   ledger.last_reviewed())
-        report.book = _write_book(options, ledger, rows, state, book_review, "writing-workbook")
+        report.book = _write_book(options, ledger, rows, state, checked, book_review, "writing-workbook")
     with report.stage("usage checks"):
         report.revised = revised(checked.inputs.usage, state.live.values())
         write_mismatches(options.output, report.mismatches)
     with report.stage("write review"):
         failpoint("writing-review")
+        if charts:
+            charts.join()
+        last = review_runs.latest(review_runs.past_runs(options.output))
+        if last and not (report.issued or unreviewed or report.problems or checked.set_aside or report.differs
+                         or report.revised or report.mismatches or report.nothing_to_bill):
+            report.review = last.page  # an unchanged rerun: nothing new to review, and nothing to rewrite
+            return
         run_id = review_runs.new_run_id(report.started, command, options.output)
         facts = review_runs.RunFacts(
             run_id=run_id, command=command,
@@ -426,16 +442,17 @@ def _failing_midway(rows: list, name: str | None) -> Iterator:
         yield row
 
 
-def _write_book(options: Options, ledger: Ledger, rows: list[ScheduleRow], state: State,
+def _write_book(options: Options, ledger: Ledger, rows: list[ScheduleRow], state: State, checked: Checked,
                 review_rows: list[review_flags.ReviewRow], failpoint_name: str | None = None) -> Path:
     """Write the schedule book, unless it holds exactly this already (the unchanged rerun of a
-    large batch would spend most of its time rewriting it)."""
+    large batch would spend most of its time rewriting it). Amounts in Settings' Locale."""
     path = options.output / schedule_book.BOOK_NAME
-    digest = schedule_book.digest(rows, state.invoices, review_rows, state.billed)
+    locale = checked.inputs.settings.locale
+    digest = schedule_book.digest(rows, state.invoices, review_rows, state.billed, locale)
     if path.exists() and ledger.output_stamp(path.name) == (digest, *_size_and_mtime(path)):
         return path
     schedule_book.write(options.output, _failing_midway(rows, failpoint_name), state.invoices, review_rows,
-                        state.billed)
+                        state.billed, locale)
     ledger.record_output(path.name, (digest, *_size_and_mtime(path)))
     return path
 

@@ -74,6 +74,7 @@ class Report:
     """What a command did, for the terminal summary."""
 
     problems: list[Problem] = field(default_factory=list)
+    locale: str = "en_US"  # Settings' Locale: the terminal shows amounts in it
     set_aside: dict[str, list[Problem]] = field(default_factory=dict)
     issued: list[Invoice] = field(default_factory=list)  # invoices and credit notes
     credited: list[str] = field(default_factory=list)  # invoices this command credited in full
@@ -191,12 +192,17 @@ def load(options: Options, report: Report, preflight: bool = False) -> Checked |
     if problems:
         return None
     with report.stage("load usage file"):
-        usage_file = partner_center.read(partner_center.input_files(options.input))
+        usage_file = None
+        if csv_files := partner_center.input_files(options.input):
+            from billing_batch.inputs import partner_center_rows  # pandas: only when there is a CSV to read
+
+            usage_file = partner_center_rows.read(csv_files)
     with report.stage("validate"):
         checked = check(book, usage_file)
     report.problems += checked.problems
     report.set_aside = checked.set_aside
     report.mismatches = checked.mismatches
+    report.locale = checked.inputs.settings.locale
     if checked.fatal:
         return None
     chosen = options.look(checked.inputs.settings)

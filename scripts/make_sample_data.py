@@ -34,7 +34,8 @@ SETTINGS = [
     ("Company Name", "Lumenfield Software, Inc."),
     ("Company Address", "500 Harbor Boulevard, Suite 210\nSan Mateo, CA 94402\nUnited States"),
     ("Company Email", "billing@example.com"),
-    ("Tax ID", "US EIN 94-3187265"),
+    ("Tax ID Label", "EIN"),  # printed before the Tax ID, in every language
+    ("Tax ID", "94-3187265"),
     # Registered for VAT in Ireland (fictitious number, valid check letter) for its EU customers.
     ("VAT ID", "IE4830216N"),
     ("Bank Details", "Harborline Bank, N.A.\nAccount 4401-2210-9931 / ABA 123456780\nSWIFT HRBLUS33"),
@@ -46,6 +47,7 @@ SETTINGS = [
     ("Company Street", "500 Harbor Boulevard, Suite 210"),
     ("Company City", "San Mateo"),
     ("Company Postal Code", "94402"),
+    ("Company State", "CA"),
     ("Company Country", "US"),
     ("Electronic Address", "billing@example.com"),
     ("Electronic Address Scheme", "EM"),
@@ -68,7 +70,9 @@ CUSTOMERS = [
     ("CUST-001", "Northwind Analytics Inc.", "ap.northwind@example.com", "1200 Market Street", "San Francisco", "94102", "United States", 0.085),
     # A German business that takes Factur-X (ZUGFeRD): its PDFs carry the EN 16931 XML.
     ("CUST-002", "Brightwave Media GmbH", "rechnungen.brightwave@example.net", "Torstraße 118", "Berlin", "10119", "Germany", 0.19, "DE832612139", "AE", N, N, "Factur-X"),
-    ("CUST-003", "Harbor & Pine Consulting LLC", "accounts@example.org", "410 SW Oak Street, Floor 3", "Portland", "97204", "United States", 0.0),
+    # A US business with no sales tax (Oregon has none): outside the scope of EU VAT (O), not S at 0%.
+    ("CUST-003", "Harbor & Pine Consulting LLC", "accounts@example.org", "410 SW Oak Street, Floor 3", "Portland", "97204", "United States", N, N, "O",
+     "Outside the scope of EU VAT: services to a business in the United States"),
     ("CUST-004", "Quarry Lane Logistics", "finance.quarrylane@example.com", "88 Industrial Parkway", "Columbus", "43215", "United States", 0.075),
     ("CUST-005", "Meridian Health Partners", "payables@example.net", "Suite 1400\n2200 Ross Avenue", "Dallas", "75201", "United States", 0.08),
     ("CUST-006", "Ostara Retail Group", "ap.ostara@example.com", "75 State Street", "Boston", "02109", "United States", 0.065),
@@ -97,6 +101,11 @@ CUSTOMERS = [
     # An Irish business: standard rate, both VAT IDs on the invoice.
     ("CUST-026", "Liffey Robotics Ltd", "accounts.liffey@example.ie", "12 Hanover Quay", "Dublin", "D02 VY79", "Ireland", 0.23, "IE9174305B", N, N),
 ]
+
+# The State column: printed where the country's addresses have one ("San Francisco, CA 94102"; "Toronto ON M5H 1J9").
+STATES = {"CUST-001": "CA", "CUST-003": "OR", "CUST-004": "OH", "CUST-005": "TX", "CUST-006": "MA", "CUST-008": "VA",
+          "CUST-010": "CO", "CUST-011": "FL", "CUST-014": "MT", "CUST-015": "IL", "CUST-016": "ON", "CUST-017": "CA",
+          "CUST-019": "WA", "CUST-020": "GA", "CUST-021": "TX", "CUST-022": "MI", "CUST-024": "VIC"}
 
 # Contract ID, Customer ID, Start, End, Frequency, Policy, Offset, Currency, Terms, Discount, Status[, Purchase Order]
 # (and for the contracts in AZURE, their Partner Center Customer ID and Usage Markup: partner_center_contracts)
@@ -276,7 +285,7 @@ SHEETS = {  # sheet -> [(header, number format or None)]
     "Customers": [("Customer ID", N), ("Name", N), ("Email", N), ("Address", N), ("City", N),
                   ("Postal Code", N), ("Country", N), ("Tax Rate", PCT), ("VAT ID", N), ("Tax Category", N),
                   ("Tax Exemption Reason", N), ("Language", N), ("E-Invoice", N), ("Buyer Reference", N),
-                  ("Electronic Address", N), ("Electronic Address Scheme", N)],
+                  ("Electronic Address", N), ("Electronic Address Scheme", N), ("State", N)],
     "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
                   ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
                   ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N),
@@ -330,7 +339,10 @@ def partner_center_contracts() -> list[tuple]:
 def build() -> None:
     subs = ([(f"SUB-{i:04d}", *s) for i, s in enumerate(SUBSCRIPTIONS, 1)] + LANGUAGE_SUBSCRIPTIONS
             + EINVOICE_SUBSCRIPTIONS)
-    data = {"Customers": CUSTOMERS + LANGUAGE_CUSTOMERS + EINVOICE_CUSTOMERS,
+    width = len(SHEETS["Customers"]) - 1  # every column but State, the last
+    customers = [(*c, *(N,) * (width - len(c)), STATES.get(c[0])) for c in
+                 CUSTOMERS + LANGUAGE_CUSTOMERS + EINVOICE_CUSTOMERS]
+    data = {"Customers": customers,
             "Contracts": partner_center_contracts() + LANGUAGE_CONTRACTS + EINVOICE_CONTRACTS, "Subscriptions": subs,
             "Usage": usage_rows(), "Settings": SETTINGS}
     wb = Workbook()

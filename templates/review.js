@@ -7,6 +7,7 @@
   "use strict";
   var COLUMNS = ["number", "customer", "contract", "period", "total", "due", "flags"];
   var FIRST_DIRECTION = { total: "desc", flags: "desc" };  // the biggest first is what one looks for
+  var LOCALE = document.documentElement.getAttribute("data-locale") || undefined;  // the page's numbers'
   var table = document.getElementById("invoice-table");
   if (!table) { return; }
   var tbody = table.tBodies[0];
@@ -80,7 +81,7 @@
       if (ok) { visible++; }
       if (shown[i] !== (ok ? 1 : 0)) { shown[i] = ok ? 1 : 0; rows[i].hidden = !ok; }
     }
-    count.textContent = visible.toLocaleString() + " of " + n.toLocaleString();
+    count.textContent = visible.toLocaleString(LOCALE) + " of " + n.toLocaleString(LOCALE);
     if (n) { empty.hidden = visible > 0; }
     chips.forEach(function (chip) { chip.classList.toggle("active", chip.getAttribute("data-flag") === state.flag); });
   }

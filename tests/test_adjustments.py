@@ -121,7 +121,7 @@ def test_seats_removed_mid_cycle_are_credited_on_the_next_invoice(tmp_path: Path
     credit = Decimal(100) - prorated(10, 10, 1, 14, 31)
     assert Decimal(removed["amount"]) == -credit and removed["corrects"] == "INV-000001"
     assert (removed["period_start"], removed["period_end"], Decimal(removed["quantity"])) == (
-        "2026-01-15", "2026-01-31", 10)  # the 17 days no longer billed
+        "2026-01-15", "2026-01-31", -10)  # the 17 days no longer billed: taken back, so 10 x price x days is the credit
     total = sum(Decimal(line["amount"]) for line in adjustments(out, "INV-000002"))
     assert total == prorated(4, 10, 1, 17, 31) - credit
     [inv2] = [i for i in invoices(out) if i["number"] == "INV-000002"]

@@ -75,7 +75,10 @@ def test_catch_up_run_bills_three_months_in_number_order(book: Path, tmp_path: P
     text = pdf_text(out / "invoices" / "INV-000002.pdf")
     for expected in ("INV-000002", "Customer CUST-2", "Acme Billing Ltd", "$1,200.00", "$200.00"):
         assert expected in text
-    assert "INV-000001.pdf" in result.stdout.replace("\n", "")
+    # the summary lists each document with its customer and total, and names the folder of the PDFs
+    row = next(line for line in result.stdout.splitlines() if "INV-000001" in line)
+    assert "Customer CUST-1" in row and "Invoice" in row and "$120.00" in row
+    assert f"PDFs: {out / 'invoices'}" in result.stdout.replace("\n", "")
 
 
 def test_schedule_sheet_marks_invoiced_cycles_and_lists_the_year_ahead(book: Path, tmp_path: Path):

@@ -26,7 +26,7 @@ from rich.console import Console
 from benchmarks import partner_center_files
 from billing_batch import cli
 from billing_batch.cli import terminal
-from billing_batch.inputs import workbook, workbook_parts
+from billing_batch.inputs import workbook_parts
 from billing_batch.errors import CATALOGUE
 from workbooks import HEADERS, simple_book
 

@@ -32,6 +32,7 @@ PRODUCTS = ("Platform", "Base fee", "API calls", "Seats", "Added seats", "Februa
 ADVANCE = {"Billing Policy": "Advance", "Billing Offset (Days)": 0, "Currency": "EUR"}
 CONTRACTS = ("CTR-INV", "CTR-USE", "CTR-ADJ", "CTR-NEG", "CTR-Q", "CTR-RC", "CTR-EI")
 JANUARY, FEBRUARY, MARCH = "2026-01-01", "2026-02-01", "2026-03-01"
+DE_VAT = {"Tax Rate": 0.19}  # domestic customers of a VAT-registered seller: S at 19% (S at 0% is BB129)
 
 
 def book(path: Path, stage: int, **more_settings) -> Path:
@@ -55,8 +56,8 @@ def book(path: Path, stage: int, **more_settings) -> Path:
     rows = [usage(f"USG-{n}", "CTR-USE", date(2026, 1, 1 + n % 28), 1 + n % 5, 2,
                   Product="API calls", Description=("reads", "writes", "deletes")[n % 3]) for n in range(90)]
     return write_book(path, {
-        "Customers": [customer("CUST-A", Country="DE"), customer("CUST-B", Country="DE"),
-                      customer("CUST-C", Country="DE"), CUSTOMERS["CUST-PE"] | {"Customer ID": "CUST-RC"},
+        "Customers": [customer("CUST-A", Country="DE", **DE_VAT), customer("CUST-B", Country="DE", **DE_VAT),
+                      customer("CUST-C", Country="DE", **DE_VAT), CUSTOMERS["CUST-PE"] | {"Customer ID": "CUST-RC"},
                       CUSTOMERS["CUST-XR"]],
         "Contracts": [contract("CTR-INV", "CUST-A", **ADVANCE), contract("CTR-USE", "CUST-B", **ADVANCE, **{"Usage Lines": "Summary"}),
                       contract("CTR-ADJ", "CUST-A", **ADVANCE), contract("CTR-NEG", "CUST-B", **ADVANCE),

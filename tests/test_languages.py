@@ -319,5 +319,5 @@ def test_the_review_chart_has_every_glyph(locale, glyph):
     points = [(m, Decimal(100 * m.month), Decimal(50 if m.month == 12 else 0)) for m in months]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)"
-        svg = review_chart.chart_svg(0, "JPY", points, date(2026, 12, 2), locale)
+        svg = review_chart.chart_svg(0, "JPY", tuple(points), date(2026, 12, 2), locale)
     assert glyph in svg

@@ -128,8 +128,8 @@ def test_a_hole_in_the_numbering_and_two_live_invoices_for_a_cycle_are_reported(
         UPDATE copy SET seq = {last + 1}, series_seq = {last + 1}, number = '{duplicate}';
         INSERT INTO invoices SELECT * FROM copy;
         INSERT INTO invoice_lines SELECT '{duplicate}', line, kind, product, description, period_start, period_end,
-            quantity, unit_price, amount, prorated, subscription_id, usage_id, tax_category, tax_rate, credits_line, corrects
-            FROM invoice_lines WHERE number = '{copied}';
+            quantity, unit_price, amount, prorated, subscription_id, usage_id, tax_category, tax_rate, credits_line, corrects,
+            months, full_days FROM invoice_lines WHERE number = '{copied}';
         INSERT INTO invoice_vat_groups SELECT '{duplicate}', position, category, rate, taxable, tax, exemption_reason,
             discount FROM invoice_vat_groups WHERE number = '{copied}';
         """)

@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from billing_batch.ledger import migrations as ledger_module
@@ -22,7 +23,7 @@ from workbooks import settings, simple_book
 FIXTURES = Path(__file__).parent / "fixtures"
 RELEASE_0_1_0 = FIXTURES / "ledger-0.1.0"  # made by release 0.1.0 from its sample workbook (see its README)
 # Every release's ledger, made by that release from its sample workbook: folder -> its ledger version.
-RELEASES = {RELEASE_0_1_0: 0, FIXTURES / "ledger-0.2.0": 3}
+RELEASES = {RELEASE_0_1_0: 0, FIXTURES / "ledger-0.2.0": 3, FIXTURES / "ledger-0.3.0": 5}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -42,11 +43,36 @@ def pragma(path: Path, name: str) -> int:
     return rows(path, f"PRAGMA {name}")[0][0]
 
 
+INPUTS = ("billing.xlsx", "*.csv")  # the workbook a release billed from, and any Partner Center file beside it
+
+
 def copy_release(release: Path, tmp_path: Path) -> Path:
     """A copy of a release's output folder, to upgrade."""
     out = tmp_path / "out"
-    shutil.copytree(release, out, ignore=shutil.ignore_patterns("README.md", "billing.xlsx"))
+    shutil.copytree(release, out, ignore=shutil.ignore_patterns("README.md", *INPUTS))
     return out
+
+
+def inbox(release: Path, tmp_path: Path) -> Path:
+    """The input folder the release billed from (its workbook and Partner Center files), as its user corrects
+    it on upgrading: the samples of 0.2.0 and 0.3.0 bill a US customer at the standard rate of 0% from a
+    seller registered for VAT, which is BB129 now; the customer gets the category that says why (O,
+    outside the scope of VAT). Its invoices, all at 0%, stay as they are."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for pattern in INPUTS:
+        for path in release.glob(pattern):
+            shutil.copy2(path, folder)
+    wb = openpyxl.load_workbook(folder / "billing.xlsx")
+    customers = wb["Customers"]
+    headers = [cell.value for cell in customers[1]]
+    if "Tax Category" in headers:
+        for row in customers.iter_rows(min_row=2):
+            if row[0].value == "CUST-003":
+                row[headers.index("Tax Category")].value = "O"
+                row[headers.index("Tax Exemption Reason")].value = "Outside the scope of EU VAT"
+        wb.save(folder / "billing.xlsx")
+    return folder
 
 
 @pytest.fixture
@@ -56,7 +82,7 @@ def old(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("release", RELEASES, ids=lambda p: p.name)
 def test_an_older_release_s_ledger_is_backed_up_upgraded_and_billed_on(release: Path, tmp_path: Path):
-    old, book = copy_release(release, tmp_path), release / "billing.xlsx"
+    old, book = copy_release(release, tmp_path), inbox(release, tmp_path)
     before = rows(old / "ledger.sqlite", "SELECT * FROM invoices ORDER BY seq")
     sent = rows(old / "ledger.sqlite", "SELECT * FROM post_tasks ORDER BY number, task")
     assert pragma(old / "ledger.sqlite", "user_version") == RELEASES[release] < SCHEMA_VERSION and before and sent
@@ -118,7 +144,7 @@ def test_a_read_only_command_reads_an_old_ledger_without_changing_it(release: Pa
     old = copy_release(release, tmp_path)
     ledger = old / "ledger.sqlite"
     data = ledger.read_bytes()
-    result = run_cli("run", "--preview", "--json", "--input", str(release / "billing.xlsx"),
+    result = run_cli("run", "--preview", "--json", "--input", str(inbox(release, tmp_path)),
                      "--output", str(old), "--as-of", "2026-11-02")
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"invoices": []' in result.stdout  # it knows what the older release billed

@@ -8,11 +8,12 @@ import the fixtures from here.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import email
+import os
 import shutil
 import socket
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,25 +24,24 @@ from pathlib import Path
 import openpyxl
 import pytest
 from rich.console import Console
+from workbooks import contract, customer, settings, subscription, usage, write_book
 
-from billing_batch import pipeline
+from billing_batch import pipeline, workspace
+from billing_batch.cli.parser import task_list
+from billing_batch.cli.post import attention_lines, outcome_table
 from billing_batch.ledger.store import Ledger
 from billing_batch.model import Inputs, InvoiceStatus, Product, Source
 from billing_batch.post import (
     TASKS,
     Outcome,
+    after_billing,
     is_billed,
     live_invoices,
-    parse_tasks,
     run_post_tasks,
     summary,
     task_status,
 )
-from billing_batch import workspace
-from billing_batch.cli.post import attention_lines, outcome_table
-from billing_batch.post import after_billing
 from billing_batch.post.records import STARTED, Records
-from workbooks import contract, customer, settings, subscription, usage, write_book
 
 AS_OF = date(2026, 3, 2)
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
@@ -185,13 +185,13 @@ def test_the_sample_invoices(billed: Billed):
 
 
 def test_parse_tasks():
-    assert parse_tasks("send,sync,charge") == TASKS
-    assert parse_tasks(" Charge , send,send ") == ("charge", "send")
-    assert parse_tasks("all") == TASKS
-    with pytest.raises(ValueError, match="'mail'"):
-        parse_tasks("send,mail")
-    with pytest.raises(ValueError):
-        parse_tasks("")
+    assert task_list("send,sync,charge") == TASKS
+    assert task_list(" Charge , send,send ") == ("charge", "send")
+    assert task_list("all") == TASKS
+    with pytest.raises(argparse.ArgumentTypeError, match="'mail'"):
+        task_list("send,mail")
+    with pytest.raises(argparse.ArgumentTypeError):
+        task_list("")
 
 
 def test_an_unknown_task_is_refused_before_anything_is_done(billed: Billed):

@@ -51,9 +51,9 @@ def contract(cid="CTR-1", policy=Policy.ARREARS, start=date(2026, 1, 1), frequen
     return Contract(cid, "CUST-1", start, None, frequency, policy, 0, currency, 30, D(0), True, SRC)
 
 
-def inputs(*contracts: Contract) -> Inputs:
+def inputs(*contracts: Contract, locale: str = "en_US") -> Inputs:
     customer = Customer("CUST-1", "Customer One", "one@example.com", "1 Main St", "Springfield", "1", "US", D(0), SRC)
-    return Inputs(Settings(company_name="Acme Billing Ltd"), {"CUST-1": customer},
+    return Inputs(Settings(company_name="Acme Billing Ltd", locale=locale), {"CUST-1": customer},
                   {c.contract_id: c for c in contracts or (contract(),)})
 
 
@@ -229,11 +229,14 @@ def test_missing_customer_email(email, flagged):
         assert flags["no_email"] == "Customer CUST-1 has no email address."
 
 
-def test_differs_comes_from_the_lifecycle_check():
-    message = "INV-000002 differs from what the current data would bill (total 100 USD, now 120 USD)."
+def test_differs_comes_from_the_lifecycle_check_with_its_amounts_in_the_reviews_locale():
+    message = "INV-000002 differs from what the current data would bill (total 100.00 USD, now 120.50 USD)."
     assert flags_of([invoice(2)], [invoice(1, date(2026, 9, 1))], differs={"INV-000002": message}) == {
-        "differs": message}
+        "differs": "INV-000002 differs from what the current data would bill (total $100.00, now $120.50)."}
     assert flags_of([invoice(2)], [invoice(1, date(2026, 9, 1))], differs={"INV-000001": message}) == {}
+    german = flags_of([invoice(2)], [invoice(1, date(2026, 9, 1))], differs={"INV-000002": message},
+                      the_inputs=inputs(locale="de_DE"))
+    assert "(total 100,00\xa0$, now 120,50\xa0$)" in german["differs"]
 
 
 def test_a_reissue_names_the_invoice_it_replaces():
@@ -382,7 +385,7 @@ def test_set_aside_contracts_and_their_problems_are_listed(tmp_path: Path):
 def test_earlier_invoices_that_differ_are_listed_too(tmp_path: Path):
     old = invoice(1, date(2026, 9, 1), invoice_date=date(2026, 10, 2))
     text = _write(tmp_path, [invoice(2)], [old], differs={"INV-000001": "INV-000001 differs (now 120 USD)."}).read_text()
-    assert "Earlier invoices that differ" in text and "INV-000001 differs (now 120 USD)." in text
+    assert "Earlier invoices that differ" in text and "INV-000001 differs (now $120.00)." in text
 
 
 def test_an_empty_run_still_writes_a_page(tmp_path: Path):

@@ -271,3 +271,70 @@ def sort_and_filter_10000(browser: Chromium, out: Path) -> dict[str, float]:
 def test_sorting_and_filtering_10000_invoices(browser: Chromium, tmp_path: Path):
     # How fast is measured by benchmarks/review_page.py.
     assert sort_and_filter_10000(browser, tmp_path)
+
+
+# ---------------------------------------------------------------- nothing cut, at any width
+
+WIDTHS = (1280, 1440, 800, 390)  # two laptops, half a screen, a phone
+
+CUT = """Array.from(document.querySelectorAll('#invoice-table tbody td:nth-child(1), #invoice-table tbody td:nth-child(5)'))
+  .filter(td => td.clientWidth === 0 || td.scrollWidth > td.clientWidth)
+  .map(td => td.textContent.trim() + ' (' + td.scrollWidth + ' > ' + td.clientWidth + ')')"""
+# Each row of cards (cards with the same top) must reach the right edge of the cards: none is left
+# alone, short, on a row of its own.
+SHORT_ROWS = """(() => {
+  const box = document.querySelector('.cards').getBoundingClientRect();
+  const rows = {};
+  document.querySelectorAll('.cards .card').forEach(c => {
+    const r = c.getBoundingClientRect();
+    (rows[Math.round(r.top)] = rows[Math.round(r.top)] || []).push(r);
+  });
+  return Object.values(rows).filter(row => Math.abs(Math.max(...row.map(r => r.right)) - box.right) > 2)
+    .map(row => row.map(r => Math.round(r.width)));
+})()"""
+
+
+def set_width(browser: Chromium, width: int) -> None:
+    browser.send("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=False)
+
+
+def look_at_every_width(browser: Chromium, page: Path, name: str) -> None:
+    """At every width: no invoice number nor total is cut, no card is left alone; a screenshot of each."""
+    try:
+        for width in WIDTHS:
+            set_width(browser, width)
+            browser.open(page.as_uri())
+            assert browser.js("document.documentElement.dataset.ready") == "1"
+            assert browser.js(CUT) == [], (name, width)
+            assert browser.js(SHORT_ROWS) == [], (name, width)
+            browser.screenshot(SCREENSHOTS / f"{name}-{width}.png")
+            browser.js("document.getElementById('invoice-table').scrollIntoView()")
+            browser.screenshot(SCREENSHOTS / f"{name}-{width}-table.png")
+    finally:
+        set_width(browser, 1440)
+
+
+def test_long_numbers_many_currencies_and_a_credit_note_are_never_cut(browser: Chromium, tmp_path: Path):
+    from test_review_print import bill
+
+    billed = bill(tmp_path)
+    for page, name, prefix in ((billed.run_page, "review-long-numbers", "ACMEWW-26-"),
+                               (billed.credit_page, "review-credit-note", "WW-CREDIT-")):
+        browser.open(page.as_uri())
+        listed = browser.js(NUMBERS)
+        assert listed and all(n.startswith(prefix) for n in listed)
+        # below the number: the usage file's link, or the invoice a credit note credits
+        assert browser.js("document.querySelectorAll('#invoice-table .more').length") > 0
+        look_at_every_width(browser, page, name)
+
+
+def test_the_sample_run_cuts_nothing_either(browser: Chromium, tmp_path: Path):
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "billing_batch", "run", "--input", str(ROOT / "sample_data"),
+                             "--output", str(out), "--as-of", AS_OF, "--jobs", "2"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = printed_review(out, result.stdout)
+    browser.open(page.as_uri())
+    assert browser.js("document.querySelectorAll('#invoice-table .more').length") > 0  # usage files
+    look_at_every_width(browser, page, "review-sample")

@@ -24,7 +24,7 @@ from workbooks import (
 )
 
 from billing_batch import cli
-from billing_batch.inputs import workbook, workbook_parts
+from billing_batch.inputs import workbook_parts
 
 AS_OF = "2026-02-02"
 

@@ -1,117 +1,16 @@
-"""The command line: `main` parses the options and hands each command to its module (billing, post,
-tools); parser holds the options, terminal what the terminal shows, exits the exit codes."""
+"""The command line: `main` parses the options (parser) and hands the command to dispatch, which runs it
+through its module (billing, post, tools); terminal holds what the terminal shows, exits the exit codes.
+
+Nothing heavy is imported before the options are parsed: `--version` and `--help` answer at once."""
 from __future__ import annotations
 
-import tempfile
-import traceback
-from pathlib import Path
-
-from rich.text import Text
-
-from billing_batch.cli import terminal
-from billing_batch.cli.billing import (
-    check_command,
-    credit_command,
-    generate_command,
-    preview_command,
-    run_command,
-    schedules_command,
-)
-from billing_batch.cli.exits import EXIT_INTERNAL, EXIT_UNUSABLE
-from billing_batch.cli.faults import fault_message
 from billing_batch.cli.parser import parser
-from billing_batch.cli.post import post_command
-from billing_batch.cli.tools import (
-    init_command,
-    ledger_check_command,
-    review_command,
-    templates_command,
-    validate_einvoice_command,
-)
-from billing_batch.inputs import workbook
-from billing_batch.ledger.store import LedgerBusy, LedgerUnusable
-from billing_batch.workspace import Options, Refused
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    options = None
-    try:
-        if args.command in WITHOUT_INPUT:
-            return WITHOUT_INPUT[args.command](args)
-        options = Options(input=args.input, output=args.output or Options.default_output(args.input),
-                                   as_of=args.as_of, ledger=args.ledger, new_ledger=args.new_ledger,
-                                   jobs=max(1, args.jobs), executor=args.executor, scheduler=args.scheduler,
-                                   post_tasks=getattr(args, "post_tasks", ()),
-                                   allow_catch_up=getattr(args, "allow_catch_up", False),
-                                   templates=getattr(args, "templates", None),
-                                   limits=workbook.Limits(max_file_mb=args.max_input_mb, max_rows=args.max_rows))
-        if options.executor == "dask" and not options.scheduler:
-            terminal.console.print("--executor dask needs the cluster's address: --scheduler tcp://HOST:8786.")
-            return EXIT_UNUSABLE
-        if not options.input.exists():
-            terminal.console.print(f"The input {options.input} does not exist. Put the workbook there, or name it "
-                                   "with --input.")
-            return EXIT_UNUSABLE
-        if options.templates and not options.templates.is_dir():
-            terminal.console.print(Text(f"The templates folder {options.templates} does not exist. Name the folder "
-                                        "holding your own templates with --templates DIR (make one with billing-batch "
-                                        "templates --export DIR)."))
-            return EXIT_UNUSABLE
-        return COMMANDS[args.command](args, options)
-    except (Refused, LedgerBusy, LedgerUnusable) as exc:
-        terminal.console.print(Text(refusal(exc)))
-        return EXIT_UNUSABLE
-    except KeyboardInterrupt:
-        terminal.console.print("Stopped. What was billed is kept in the ledger; run again to finish.")
-        return EXIT_UNUSABLE
-    except Exception as exc:
-        fault = fault_message(exc, options.ledger_path if options else getattr(args, "ledger", None))
-        if fault:
-            terminal.console.print(Text(fault))
-            return EXIT_UNUSABLE
-        # a bug: keep the details for us, show the user a calm message
-        terminal.console.print("billing-batch hit an internal error and stopped. The ledger holds only complete "
-                               "invoices.")
-        log = error_log(traceback.format_exc(), options.output if options else getattr(args, "output", None))
-        terminal.console.print(Text(f"Please send {log} to the billing_batch maintainers." if log else
-                                    f"Please tell the billing_batch maintainers: {type(exc).__name__}: {exc}"))
-        return EXIT_INTERNAL
+    from billing_batch.cli.dispatch import (
+        dispatch,  # the whole program: imported once there is a command to run
+    )
 
-
-def error_log(details: str, output: Path | None) -> Path | None:
-    """Write the details where they can be written: the output folder, else the temporary folder."""
-    for folder in (output or Path("output"), Path(tempfile.gettempdir())):
-        log = folder / "billing-batch-error.log"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            log.write_text(details)
-            return log
-        except OSError:
-            continue
-    return None
-
-
-def refusal(exc: Exception) -> str:
-    if isinstance(exc, LedgerBusy):
-        return (f"Another billing run is using the ledger {exc}. Wait for it to finish, then run again; "
-                "nothing was billed by this one.")
-    return str(exc)
-
-
-WITHOUT_INPUT = {
-    "review": review_command,  # reads past outputs only
-    "init": init_command,  # writes the input
-    "templates": templates_command,
-    "validate-einvoice": validate_einvoice_command,  # one file
-    "ledger": ledger_check_command,  # reads the ledger and its PDFs only
-}
-COMMANDS = {
-    "run": run_command,
-    "check": check_command,
-    "generate": generate_command,
-    "preview": preview_command,
-    "schedules": schedules_command,
-    "credit": credit_command,
-    "post": post_command,
-}
+    return dispatch(args)

@@ -14,6 +14,7 @@ from billing_batch.cli import terminal
 from billing_batch.cli.exits import EXIT_OK, EXIT_REFUSED, EXIT_SET_ASIDE, EXIT_UNUSABLE
 from billing_batch.cli.post import show_post
 from billing_batch.cli.terminal import (
+    money,
     render_progress,
     show_drafts,
     show_preview,
@@ -26,14 +27,15 @@ from billing_batch.cli.terminal import (
 from billing_batch.engine.plan import Proposal
 from billing_batch.engine.revisions import Revision
 from billing_batch.inputs import partner_center
-from billing_batch.workspace import Options
+from billing_batch.workspace import Options, Report
 
 
 def run_command(args, options: Options) -> int:
     if args.preview:
         report, drafts = pipeline.preview_run(options)
         return show_preview(report, drafts, args.json)
-    with render_progress() as on_rendered:
+    progress = render_progress()
+    with progress as on_rendered:
         report = pipeline.run(options, on_rendered)
     if args.timings_json:
         args.timings_json.write_text(json.dumps({
@@ -44,7 +46,7 @@ def run_command(args, options: Options) -> int:
                        for currency, t in totals_by_currency(report.issued).items()}}))
     if unusable(report):
         return EXIT_UNUSABLE
-    show_summary(report, options)
+    show_summary(report, options, progress.rendered)
     return max(report.exit_code, show_post(report.post, report.post_earlier))
 
 
@@ -99,12 +101,13 @@ def generate_command(args, options: Options) -> int:
     results: dict[str, str] = {}
     replacing: dict[str, str] = {}  # contract -> the invoice its new one replaces
     refused = False
+    report = Report()  # filled by generate; its Locale, read first, formats the preview
 
     def approve(proposals: list[Proposal]) -> list[Proposal]:
         nonlocal refused
         interactive = sys.stdin.isatty()
         if not args.no_preview:
-            show_drafts([p.draft for p in proposals if p.draft and not p.draft.is_empty])
+            show_drafts([p.draft for p in proposals if p.draft and not p.draft.is_empty], report.locale)
         chosen = []
         for p in proposals:
             verdict = judge(p, args, options.as_of, interactive)
@@ -121,8 +124,9 @@ def generate_command(args, options: Options) -> int:
             return []
         return chosen
 
-    with render_progress() as on_rendered:
-        report = pipeline.generate(options, contract_ids, args.cycle, approve, on_rendered, args.adjust)
+    progress = render_progress()
+    with progress as on_rendered:
+        pipeline.generate(options, contract_ids, args.cycle, approve, on_rendered, args.adjust, report)
     if unusable(report):
         return EXIT_UNUSABLE
     notes: dict[str, str] = {}  # contract -> the credit note crediting the invoice replaced
@@ -141,7 +145,10 @@ def generate_command(args, options: Options) -> int:
     for contract_id in dict.fromkeys(contract_ids):
         table.add_row(Text(contract_id), Text(results.get(contract_id, "")))
     terminal.console.print(table)
-    show_summary(report, options)
+    # the invoices replaced: voided, or credited by a credit note when they had left the building already
+    redrew = {number: "marked Credited" if contract_id in notes else "marked VOID"
+              for contract_id, number in replacing.items()}
+    show_summary(report, options, progress.rendered, redrew, nothing="Nothing was billed.")
     code = max(report.exit_code, show_post(report.post, report.post_earlier))
     return EXIT_REFUSED if refused else code
 
@@ -171,7 +178,8 @@ def credit_command(args, options: Options) -> int:
         terminal.console.print("Name a line and what to credit of it together: --line N with --quantity Q or "
                                "--amount A; without them the whole invoice is credited.")
         return EXIT_UNUSABLE
-    with render_progress() as on_rendered:
+    progress = render_progress()
+    with progress as on_rendered:
         report, refusal = pipeline.credit(options, args.invoice, args.reason, args.line, args.quantity, args.amount,
                                           on_rendered)
     if unusable(report):
@@ -180,11 +188,11 @@ def credit_command(args, options: Options) -> int:
         terminal.console.print(Text(f"Not credited: {refusal}"), soft_wrap=True)
         return EXIT_SET_ASIDE
     note = report.issued[0]
-    terminal.console.print(Text(f"Issued credit note {note.number} for {note.draft.total:,} {note.draft.currency}, "
-                                f"crediting {note.credits}" + (f": {note.credits} is now Credited in full."
-                                                               if report.credited else
-                                                               f"; the rest of {note.credits} is still due.")))
-    show_summary(report, options)
+    amount = money(note.draft.total, note.draft.currency, report.locale)
+    terminal.console.print(Text(f"Issued credit note {note.number} for {amount}, crediting {note.credits}" +
+                                (f": {note.credits} is now Credited in full." if report.credited else
+                                 f"; the rest of {note.credits} is still due.")))
+    show_summary(report, options, progress.rendered, {number: "marked Credited" for number in report.credited})
     return report.exit_code
 
 

@@ -8,8 +8,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from billing_batch.inputs import workbook
-from billing_batch.post.tasks import parse_tasks
+from billing_batch.model import POST_TASKS
+
+DEFAULT_INPUT = Path("inbox")
 
 
 def iso_date(text: str) -> date:
@@ -30,17 +31,23 @@ def decimal_number(text: str) -> Decimal:
 
 
 def task_list(text: str) -> tuple[str, ...]:
-    try:
-        return parse_tasks(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    """"send,sync" -> ("send", "sync"); "all" -> every task, in their order."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if names == ["all"]:
+        return POST_TASKS
+    unknown = [n for n in names if n not in POST_TASKS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown task {', '.join(map(repr, unknown)) or repr(text)}: use a "
+                                         f"comma-separated list of {', '.join(POST_TASKS)} (or all)")
+    return tuple(dict.fromkeys(names))
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="billing-batch", description="Invoice the billing workbook.")
-    p.add_argument("--version", action="version", version=f"billing-batch {importlib.metadata.version('billing-batch')}")
+def workbook_options(renders: bool) -> argparse.ArgumentParser:
+    """The options of every command that reads the workbook. Developer options are accepted everywhere
+    (scripts pass them to any command) but stay out of the help finance reads (docs/performance.md);
+    --jobs is shown only where PDFs are made."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--input", type=Path, default=Path("inbox"),
+    common.add_argument("--input", type=Path, default=DEFAULT_INPUT,
                         help="a workbook, or a folder whose *.xlsx are read (default: inbox/)")
     common.add_argument("--output", type=Path, help="where outputs go (default: output/ beside the input folder)")
     common.add_argument("--ledger", type=Path, help="the ledger file (default: OUTPUT/ledger.sqlite)")
@@ -48,14 +55,18 @@ def parser() -> argparse.ArgumentParser:
                         help="start a new ledger even though another one has billed these contracts")
     common.add_argument("--as-of", type=iso_date, default=date.today(), help="bill as of this date (default: today)")
     common.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="PDF render processes (default: all cores)")
-    common.add_argument("--executor", choices=("process", "dask"), default="process",
-                        help="render PDFs in local processes (default) or on a Dask cluster")
-    common.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler for --executor dask")
-    common.add_argument("--max-input-mb", type=float, default=workbook.Limits.max_file_mb,
-                        help="refuse an input workbook larger than this (default: %(default)s)")
-    common.add_argument("--max-rows", type=int, default=workbook.Limits.max_rows,
-                        help="refuse input with more rows than this (default: %(default)s)")
+                        help="PDF render processes (default: all cores)" if renders else argparse.SUPPRESS)
+    common.add_argument("--executor", choices=("process", "dask"), default="process", help=argparse.SUPPRESS)
+    common.add_argument("--scheduler", metavar="ADDRESS", help=argparse.SUPPRESS)
+    common.add_argument("--max-input-mb", type=float, help=argparse.SUPPRESS)  # default: Limits'
+    common.add_argument("--max-rows", type=int, help=argparse.SUPPRESS)
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="billing-batch", description="Invoice the billing workbook.")
+    p.add_argument("--version", action="version", version=f"billing-batch {importlib.metadata.version('billing-batch')}")
+    common, rendering = workbook_options(renders=False), workbook_options(renders=True)
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON instead of tables")
     contracts = argparse.ArgumentParser(add_help=False)
@@ -76,15 +87,18 @@ def parser() -> argparse.ArgumentParser:
     catch_up.add_argument("--allow-catch-up", action="store_true",
                           help="bill every due cycle, even more than the Catch-Up Limit for one contract")
 
-    commands = p.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", parents=[common, as_json, post_tasks, catch_up, own_look],
-                              help="bill every cycle that is due and not billed yet")
+    subparsers = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, about: str, parents=(), parent=subparsers) -> argparse.ArgumentParser:
+        """A command, whose one line shows in the list of commands and atop its own --help."""
+        return parent.add_parser(name, parents=list(parents), help=about, description=f"{about[0].upper()}{about[1:]}.")
+
+    run = command("run", "bill every cycle that is due and not billed yet",
+                  [rendering, as_json, post_tasks, catch_up, own_look])
     run.add_argument("--preview", action="store_true", help="show what would be billed; write nothing")
-    run.add_argument("--timings-json", type=Path, metavar="PATH", help="write each stage's wall and CPU time to PATH")
-    commands.add_parser("check", parents=[common, as_json, catch_up, own_look],
-                        help="report every problem in the input; bill nothing")
-    generate = commands.add_parser("generate", parents=[common, contracts, post_tasks, own_look],
-                                   help="bill chosen contracts by hand")
+    run.add_argument("--timings-json", type=Path, metavar="PATH", help=argparse.SUPPRESS)  # each stage's wall and CPU time
+    command("check", "report every problem in the input; bill nothing", [common, as_json, catch_up, own_look])
+    generate = command("generate", "bill chosen contracts by hand", [rendering, contracts, post_tasks, own_look])
     generate.add_argument("--contracts-file", type=Path, help="a text file with one contract ID a line")
     generate.add_argument("--replace", action="store_true", help="replace a cycle's invoice (the old one is kept as Replaced)")
     generate.add_argument("--allow-future", action="store_true", help="bill a cycle before its scheduled date")
@@ -92,16 +106,16 @@ def parser() -> argparse.ArgumentParser:
                           help="bill the contract's pending adjustments now, on an invoice of their own")
     generate.add_argument("--no-preview", action="store_true", help="do not show the preview first")
     generate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    commands.add_parser("preview", parents=[common, contracts, as_json], help="show what generate would bill")
-    schedules = commands.add_parser("schedules", parents=[common], help="show the billing schedules; bill nothing")
+    command("preview", "show what generate would bill", [common, contracts, as_json])
+    schedules = command("schedules", "show the billing schedules; bill nothing", [common])
     schedules.add_argument("--contract", help="only this contract")
-    post = commands.add_parser("post", parents=[common, own_look], help="send, sync or charge invoices already issued")
+    post = command("post", "send, sync or charge invoices already issued", [common, own_look])
     post.add_argument("--tasks", type=task_list, required=True, help="send,sync,charge (any of them)")
     post.add_argument("--invoice", action="append", default=[], metavar="NUMBER",
                       help="only this invoice (repeatable; default: every live invoice)")
     post.add_argument("--again", action="store_true", help="repeat tasks that succeeded for the named invoices")
-    credit = commands.add_parser("credit", parents=[common, own_look],
-                                 help="credit an issued invoice by a credit note: in full, or part of a line")
+    credit = command("credit", "credit an issued invoice by a credit note: in full, or part of a line",
+                     [rendering, own_look])
     credit.add_argument("--invoice", required=True, metavar="NUMBER", help="the invoice to credit")
     credit.add_argument("--reason", required=True, help="why it is credited (printed on the credit note)")
     credit.add_argument("--line", type=int, metavar="N", help="credit part of line N only (as printed, from 1)")
@@ -109,24 +123,22 @@ def parser() -> argparse.ArgumentParser:
     part.add_argument("--quantity", type=decimal_number, metavar="Q", help="with --line: the quantity to credit")
     part.add_argument("--amount", type=decimal_number, metavar="A",
                       help="with --line: the amount to credit, before discount and tax")
-    templates = commands.add_parser("templates", help="copy the default templates to start your own look from")
+    templates = command("templates", "copy the default templates to start your own look from")
     templates.add_argument("--export", type=Path, metavar="DIR", required=True,
                            help="the folder to copy them to (made if missing; existing files are never overwritten)")
-    reviews = commands.add_parser("review", help="open the review page of a run")
+    reviews = command("review", "open the review page of a run")
     reviews.add_argument("--output", type=Path, default=Path("output"), help="where outputs go (default: output/)")
     reviews.add_argument("--run", metavar="RUN_ID", help="the run to review (default: the latest)")
     reviews.add_argument("--list", action="store_true", help="list the past runs")
     reviews.add_argument("--no-open", action="store_true", help="print the page's path; do not open it")
-    check_einvoice = commands.add_parser(
-        "validate-einvoice", help="check a Factur-X PDF or an e-invoice XML (CII, UBL, XRechnung) by the official rules")
+    check_einvoice = command(
+        "validate-einvoice", "check a Factur-X PDF or an e-invoice XML (CII, UBL, XRechnung) by the official rules")
     check_einvoice.add_argument("file", type=Path, metavar="FILE", help="the PDF or XML file")
-    init = commands.add_parser("init", help="write a starter workbook, with examples, to FOLDER/inbox/")
+    init = command("init", "write a starter workbook, with examples, to FOLDER/inbox/")
     init.add_argument("folder", type=Path, nargs="?", default=Path("."), metavar="FOLDER",
                       help="where inbox/ is made (default: the current folder)")
-    ledger = commands.add_parser("ledger", help="look after the ledger").add_subparsers(dest="ledger_command",
-                                                                                       required=True)
-    ledger_check_ = ledger.add_parser("check", parents=[as_json],
-                                      help="check the ledger and every PDF against it; change nothing")
+    ledger = command("ledger", "look after the ledger").add_subparsers(dest="ledger_command", required=True)
+    ledger_check_ = command("check", "check the ledger and every PDF against it; change nothing", [as_json], ledger)
     ledger_check_.add_argument("--output", type=Path, default=Path("output"),
                                help="the folder of the ledger and the PDFs (default: output/)")
     ledger_check_.add_argument("--ledger", type=Path, help="the ledger file (default: OUTPUT/ledger.sqlite)")

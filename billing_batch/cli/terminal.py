@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 
+from babel.numbers import format_currency, format_decimal
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,10 +23,11 @@ from rich.text import Text
 from billing_batch.cli.exits import EXIT_UNUSABLE
 from billing_batch.engine.credit_notes import below_zero
 from billing_batch.errors import Problem
-from billing_batch.model import DocType, Draft, Line, LineKind
+from billing_batch.i18n import parse
+from billing_batch.model import DocType, Draft, Invoice, Line, LineKind
 from billing_batch.workspace import Options, Report
 
-SHOW_PDF_PATHS = 100  # more than this and the summary names the folder instead
+SHOW_DOCUMENTS = 20  # the summary's table lists this many documents made, then says how many more
 
 # Logs and pipes get wide tables; a terminal gets its own width.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -32,19 +35,23 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 class render_progress:
     """Rendering progress: a bar with an ETA at a terminal, a line every tenth otherwise.
-    The bar starts with the first PDF, so it never covers a question asked before."""
+    The bar starts with the first PDF, so it never covers a question asked before. It counts PDFs:
+    a run also redraws earlier documents' (a replaced invoice marked VOID, a PDF missing); `rendered`
+    says how many, for the summary."""
 
     def __enter__(self):
         self.bar = None
+        self.rendered = 0
         return self.advance
 
     def advance(self, done: int, total: int) -> None:
+        self.rendered = done
         if not console.is_terminal:
             if total >= 100 and done % max(1, total // 10) == 0 or done == total:
-                console.print(f"Rendered {done} of {total} invoices")
+                console.print(f"Rendered {done} of {total} PDFs")
             return
         if self.bar is None:
-            self.bar = Progress(TextColumn("Rendering invoices"), BarColumn(), MofNCompleteColumn(),
+            self.bar = Progress(TextColumn("Rendering PDFs"), BarColumn(), MofNCompleteColumn(),
                                 TimeRemainingColumn(), console=console, transient=True)
             self.bar.start()
             self.task = self.bar.add_task("render", total=total)
@@ -100,6 +107,12 @@ def draft_json(d: Draft) -> dict:
     }
 
 
+def money(amount: Decimal, currency: str, locale: str, exact: bool = False) -> str:
+    """An amount with its currency as the locale writes it (exact: every digit typed, for a unit price
+    such as 0.0125)."""
+    return format_currency(amount, currency, locale=parse(locale), decimal_quantization=not exact)
+
+
 def show_preview(report: Report, drafts: list[Draft], as_json: bool) -> int:
     if as_json:
         print(json.dumps({"invoices": [draft_json(d) for d in drafts if not d.is_empty],
@@ -107,13 +120,13 @@ def show_preview(report: Report, drafts: list[Draft], as_json: bool) -> int:
         return report.exit_code
     if unusable(report):
         return EXIT_UNUSABLE
-    show_drafts([d for d in drafts if not d.is_empty])
+    show_drafts([d for d in drafts if not d.is_empty], report.locale)
     if not drafts:
         console.print("Nothing would be billed.")
     return report.exit_code
 
 
-def show_drafts(drafts: list[Draft]) -> None:
+def show_drafts(drafts: list[Draft], locale: str) -> None:
     for d in drafts:
         table = Table(title=f"{d.contract_id} · {d.customer_name} · cycle {d.cycle_start} to {d.cycle_end} · "
                             f"scheduled {d.scheduled} · {d.currency}", title_justify="left")
@@ -125,11 +138,13 @@ def show_drafts(drafts: list[Draft]) -> None:
             period = str(line.period_start) if line.period_start == line.period_end else \
                 f"{line.period_start} to {line.period_end}"
             table.add_row(line_group(line), Text(line.product), Text(line.description), period,
-                          f"{line.quantity:,}", f"{line.unit_price:,}", f"{line.amount:,}")
+                          format_decimal(line.quantity, locale=parse(locale), decimal_quantization=False),
+                          money(line.unit_price, d.currency, locale, exact=True),
+                          money(line.amount, d.currency, locale))
         table.add_section()
         for label, amount in (("Subtotal", d.subtotal), ("Discount", -d.discount), ("Tax", d.tax),
                               ("Total", d.total)):
-            table.add_row("", "", "", "", "", label, f"{amount:,}")
+            table.add_row("", "", "", "", "", label, money(amount, d.currency, locale))
         console.print(table)
 
 
@@ -142,27 +157,74 @@ def totals_by_currency(issued: list) -> dict[str, dict[str, list[Decimal]]]:
     return totals
 
 
-def show_summary(report: Report, options: Options) -> None:
+def counted(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def made(documents: list[Invoice]) -> str:
+    """"2 invoices and 1 credit note": what a command made."""
+    notes = sum(i.is_credit_note for i in documents)
+    kinds = [counted(len(documents) - notes, "invoice", "invoices") if len(documents) > notes else "",
+             counted(notes, "credit note", "credit notes") if notes else ""]
+    return " and ".join(kind for kind in kinds if kind)
+
+
+def documents_table(report: Report, options: Options) -> Table:
+    """The documents made: number, customer, type and total as printed (a credit note's below zero),
+    the first SHOW_DOCUMENTS of them; the schedule workbook lists them all."""
+    table = Table(title=f"Made {made(report.issued)} as of {options.as_of.isoformat()}", title_justify="left",
+                  caption_justify="left")
+    for title, justify in (("Number", "left"), ("Customer", "left"), ("Type", "left"), ("Total", "right")):
+        table.add_column(title, justify=justify)
+    for i in report.issued[:SHOW_DOCUMENTS]:
+        table.add_row(i.number, Text(i.draft.customer_name), "Credit note" if i.is_credit_note else "Invoice",
+                      money(-i.draft.total if i.is_credit_note else i.draft.total, i.draft.currency, report.locale))
+    if len(report.issued) > SHOW_DOCUMENTS:
+        book = report.book.name if report.book else "the schedule workbook"
+        table.caption = f"and {len(report.issued) - SHOW_DOCUMENTS:,} more; every document is in {book}"
+    return table
+
+
+def totals_table(report: Report) -> Table:
+    """Per currency, the invoices and credit notes made and their totals: a column only for a kind made."""
+    totals = totals_by_currency(report.issued)
+    kinds = [(kind, label, total) for kind, label, total in (("invoices", "Invoices", "Total billed"),
+                                                             ("credit_notes", "Credit notes", "Total credited"))
+             if any(t[kind] for t in totals.values())]
+    table = Table(title="Totals per currency", title_justify="left")
+    table.add_column("Currency")
+    for _, label, total in kinds:
+        table.add_column(label, justify="right")
+        table.add_column(total, justify="right")
+    for currency in sorted(totals):
+        row = [currency]
+        for kind, _, _ in kinds:
+            amounts = totals[currency][kind]
+            row += [f"{len(amounts):,}", money(sum(amounts), currency, report.locale)] if amounts else ["", ""]
+        table.add_row(*row)
+    return table
+
+
+def show_summary(report: Report, options: Options, rendered: int = 0, redrew: Mapping[str, str] | None = None,
+                 nothing: str = "No new invoice: every due cycle is billed already.") -> None:
+    """What a billing command made, then what a person should look at, then where the files are.
+    rendered: the PDFs drawn; those beyond the documents made are earlier documents' PDFs, drawn again
+    (redrew: number -> why, for the earlier documents whose status this command changed)."""
     if report.new_ledger:
         console.print(Text(f"Started a new ledger: {options.ledger_path}. It records what is billed: keep it, "
                            "and its backups in the same folder."))
-    totals = totals_by_currency(report.issued)
-    table = Table(title=f"Invoices made as of {options.as_of.isoformat()}", title_justify="left")
-    table.add_column("Currency")
-    table.add_column("Invoices", justify="right")
-    table.add_column("Total billed", justify="right")
-    credit_notes = any(t["credit_notes"] for t in totals.values())
-    if credit_notes:
-        table.add_column("Credit notes", justify="right")
-        table.add_column("Total credited", justify="right")
-    for currency in sorted(totals):
-        t = totals[currency]
-        row = [currency, str(len(t["invoices"])), f"{sum(t['invoices']):,}"]
-        table.add_row(*row, *([str(len(t["credit_notes"])), f"{sum(t['credit_notes']):,}"] if credit_notes else []))
     if report.issued:
-        console.print(table)
+        console.print(documents_table(report, options))
+        if len(report.issued) > 1:
+            console.print(totals_table(report))
     else:
-        console.print("No new invoice: every due cycle is billed already.")
+        console.print(nothing)
+    redrawn, redrew = rendered - len(report.issued), redrew or {}
+    if redrawn > 0:
+        why = ("; ".join(f"{number}, {what}" for number, what in redrew.items()) if len(redrew) == redrawn else
+               "their status changed: replaced or credited; or they were missing")
+        console.print(Text(f"Made {counted(len(report.issued), 'document', 'documents')}, redrew "
+                           f"{counted(redrawn, 'earlier PDF', 'earlier PDFs')} ({why})."))
     for number in report.credited:
         console.print(Text(f"{number} is credited in full: its status is Credited."))
     if report.nothing_to_bill:
@@ -181,11 +243,8 @@ def show_summary(report: Report, options: Options) -> None:
     for message in report.differs.values():
         console.print(Text(message, style="yellow"))
     show_usage_checks(report)
-    if len(report.pdfs) <= SHOW_PDF_PATHS:
-        for path in report.pdfs:
-            console.print(Text(str(path)))
-    else:
-        console.print(f"{len(report.pdfs)} PDFs in {options.output / 'invoices'}")
+    if report.issued or redrawn > 0:
+        console.print(Text(f"PDFs: {options.output / 'invoices'}"))
     console.print(Text(f"Schedules: {report.book}"))
     if report.review:
         console.print(Text(f"Review: {report.review}"))

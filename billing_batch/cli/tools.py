@@ -3,6 +3,7 @@ ledger check."""
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from billing_batch import pipeline
 from billing_batch.cli import terminal
 from billing_batch.cli.exits import EXIT_OK, EXIT_SET_ASIDE, EXIT_UNUSABLE
 from billing_batch.documents import look
-from billing_batch.inputs import starter_workbook, workbook
+from billing_batch.inputs import workbook
 from billing_batch.ledger.check import NoLedger
 from billing_batch.review import runs as review_runs
 from billing_batch.workspace import LEDGER_NAME
@@ -59,12 +60,16 @@ def templates_command(args) -> int:
 
 def review_command(args) -> int:
     if args.list:
-        table = Table(title=f"Runs in {args.output / 'runs'}", title_justify="left")
-        for title in ("Run", "As of", "Invoices", "Flagged", "Set aside", "Errors"):
+        runs = review_runs.past_runs(args.output)
+        default = review_runs.latest(runs)
+        table = Table(title=f"Runs in {args.output / 'runs'}", title_justify="left",
+                      caption="* opened by `billing-batch review`; any other with --run RUN_ID", caption_justify="left")
+        for title in ("Run", "Command", "As of", "Invoices", "Credit notes", "Flagged", "Set aside", "Errors"):
             table.add_column(title)
-        for past in review_runs.past_runs(args.output):
-            table.add_row(past.run_id, *(str(past.summary.get(key, "")) for key in
-                                         ("as_of", "invoices", "flagged", "set_aside", "errors")))
+        for past in runs:
+            table.add_row(past.run_id + (" *" if past is default else ""), past.command,
+                          *(str(past.summary.get(key, "")) for key in
+                            ("as_of", "invoices", "credit_notes", "flagged", "set_aside", "errors")))
         terminal.console.print(table)
         return EXIT_OK
     try:
@@ -72,6 +77,10 @@ def review_command(args) -> int:
     except LookupError as exc:
         terminal.console.print(Text(str(exc)))
         return EXIT_UNUSABLE
+    if args.run is None:
+        shown = review_runs.latest(review_runs.past_runs(args.output))
+        what = "The latest billing run" if shown.bills else "The latest run (none has billed)"
+        terminal.console.print(Text(f"{what}, {shown.run_id}. Every run, credits included: billing-batch review --list."))
     terminal.console.print(Text(str(page)))
     if not args.no_open:
         review_runs.open_page(page)
@@ -79,6 +88,8 @@ def review_command(args) -> int:
 
 
 def init_command(args) -> int:
+    from billing_batch.inputs import starter_workbook  # openpyxl: only for the command that writes one
+
     inbox = args.folder / "inbox"
     path = inbox / starter_workbook.BOOK_NAME
     # Any workbook already there would be billed together with the examples: refuse, not only over billing.xlsx.
@@ -95,7 +106,7 @@ def init_command(args) -> int:
         return EXIT_UNUSABLE
     terminal.console.print(Text(f"Wrote {path}: every sheet and column the batch reads, two example rows in each, "
                                 "and the settings."))
-    steps = [] if args.folder.resolve() == Path.cwd().resolve() else [f"cd {args.folder}"]
+    steps = [] if args.folder.resolve() == Path.cwd().resolve() else [f"cd {shlex.quote(str(args.folder))}"]
     steps += [
         f"Open inbox/{path.name}: put in your company on the Settings sheet and replace the example rows with "
         "your own (each header's note says what the column means).",

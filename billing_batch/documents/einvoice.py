@@ -4,7 +4,8 @@ function of the Invoice alone, so a rerun writes the same bytes (nothing in it h
 
 What goes where:
 - BT-3 is 380 for an invoice and 381 for a credit note, which names the invoice it credits (BG-3).
-- Every line of the invoice, Adjustment lines too, is an invoice line (BG-25) with its VAT category and rate.
+- Every line of the invoice, Adjustment lines too, is an invoice line (BG-25) with its VAT category and rate,
+  its amount its quantity x net price / base quantity rounded once, as its PDF prints it (_price).
 - The VAT breakdown (Draft.vat_groups) is BG-23; the discount is one document-level allowance (BG-20)
   per VAT group that carries a share of it, with that group's category and rate.
 - Payment means: SEPA direct debit (59: mandate BT-89, debtor IBAN BT-91, creditor ID BT-90) for a
@@ -18,6 +19,7 @@ from decimal import Decimal
 
 from lxml import etree
 
+from billing_batch.engine.pricing import exact_amount
 from billing_batch.model import DocType, EInvoice, Invoice, Line, Party
 
 # The CustomizationID (BT-24) and ProfileID (BT-23) of each format.
@@ -33,6 +35,7 @@ PEPPOL_PROCESS = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
 INVOICE, CREDIT_NOTE = "380", "381"
 CREDIT_TRANSFER, DIRECT_DEBIT = "58", "59"
 UNIT = "C62"  # UN/ECE Recommendation 20: "one", a unit of whatever the line bills
+DAY = "DAY"  # ... and a day of one: a prorated line bills unit-days
 DISCOUNT_REASON = ("Discount", "95")  # UNCL5189 95: discount
 NO_RATE = ("O",)  # outside the scope of VAT: the lines and the breakdown carry no rate (BR-O-05, BR-O-10)
 NO_REASON = ("S", "Z")  # standard and zero rated: no exemption reason (BR-S-10, BR-Z-10)
@@ -52,21 +55,34 @@ def _percent(rate: Decimal) -> str:
     return format((rate * 100).normalize(), "f")
 
 
-def _price(line: Line) -> tuple[Decimal, Decimal, str]:
-    """Quantity, net price (never negative: BR-27) and a note for the line, such that quantity x price
-    is the line's amount. A prorated line bills less than quantity x unit price: its price is the
-    prorated one when that has at most four decimals, else the line is one unit at its amount."""
-    quantity, price = line.quantity, line.unit_price
-    if quantity * price != line.amount:
-        exact = line.amount / quantity if quantity else None  # no quantity: a credit of an amount off a line
+def _price(line: Line) -> tuple[Decimal, str, Decimal, Decimal, str]:
+    """Quantity (BT-129), its unit (BT-130), net price (BT-146, never negative: BR-27), base quantity
+    (BT-149) and a note for the line, such that quantity x price / base quantity, rounded once, is the
+    line's amount (BT-131), as on the PDF. A price per month is per unit for the whole cycle (the
+    unit price x the cycle's months); a prorated one bills the unit-days (quantity x days) at that
+    price per the full cycle's days. A sum (quantity 0: a credit of an amount, a rounding) is one
+    unit at its amount; so is a line issued before the ledger kept its factors, unless its quantity
+    makes its amount at its price or at a price of four decimals."""
+    quantity, unit, price, base = line.quantity, UNIT, line.unit_price, Decimal(1)
+    note = ""
+    if line.months is not None and line.full_days and line.quantity:
+        price = line.unit_price * line.months
+        if line.days != line.full_days:
+            quantity, unit, base = line.quantity * line.days, DAY, Decimal(line.full_days)
+        if line.months != 1 or line.days != line.full_days:
+            note = f"{line.quantity} x {line.unit_price} per month x {line.months} month(s)" + (
+                f" x {line.days}/{line.full_days} days" if line.days != line.full_days else "")
+    elif exact_amount(line) is None:
+        exact = line.amount / quantity if quantity else None  # no quantity: a sum
         if exact is not None and exact == exact.quantize(Decimal("0.0001")):
             price = exact
         else:
             quantity, price = Decimal(1), line.amount
+        if line.prorated:
+            note = f"Prorated: {line.quantity} x {line.unit_price}"
     if price < 0:
         quantity, price = -quantity, -price
-    note = f"Prorated: {line.quantity} x {line.unit_price}" if line.prorated else ""
-    return quantity, price, note
+    return quantity, unit, price, base, note
 
 
 def _party(party: Party, with_legal: bool) -> dict:
@@ -76,6 +92,7 @@ def _party(party: Party, with_legal: bool) -> dict:
         "country_code": party.country,
         "city": party.city,
         "postcode": party.postal_code,
+        "country_subdivision": party.state,  # BT-39 (seller), BT-54 (buyer)
         "addr_l1": street[0] if street else "",
         "addr_l2": " ".join(street[1:2]),
         "addr_l3": ", ".join(street[2:]),
@@ -93,11 +110,11 @@ def _party(party: Party, with_legal: bool) -> dict:
 
 
 def _line(n: int, line: Line) -> dict:
-    quantity, price, note = _price(line)
+    quantity, unit, price, base, note = _price(line)
     data = {
         "BT-126": str(n),
         "BT-129": format(quantity, "f"),
-        "BT-130": UNIT,
+        "BT-130": unit,
         "BT-131": _amount(line.amount),
         "BT-134": line.period_start,
         "BT-135": line.period_end,
@@ -105,6 +122,8 @@ def _line(n: int, line: Line) -> dict:
         "BT-151": line.tax_category,
         "BT-153": line.product,
     }
+    if base != 1:
+        data["BT-149"] = format(base, "f")
     if line.tax_category not in NO_RATE:
         data["BT-152"] = _percent(line.tax_rate)
     if line.description and line.description != line.product:

@@ -15,7 +15,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from markupsafe import Markup
 
 from billing_batch import i18n
-from billing_batch.engine.adjustments import RECURRING_KEY
+from billing_batch.engine.pricing import RECURRING_KEY, per_month
 from billing_batch.engine.tax import (
     CATEGORIES,
     DEFAULT_REASONS,
@@ -80,6 +80,12 @@ LABELS = {
     "adjustment": "Adjustment",  # to a cycle that had nothing to bill, so no invoice
     "one_day": "1 day",
     "days": "{days} days",
+    # How a line's amount is made, under its unit price: 10 x 33.70 € / month x 3 months x 72/92 days.
+    "per_month": "/ month",
+    "months_factor": "× {months} months",
+    "days_factor": "× {days}/{full_days} days",
+    "lump_sum": "lump sum",  # a line that is a sum, not units at a price: a credit of an amount
+    "rounding": "rounding",  # the cent an Adjustment's factors, rounded once, leave of the difference it bills
 }
 
 
@@ -121,17 +127,37 @@ def invoice_view(invoice: Invoice) -> dict:
             text += f" ({labels['one_day'] if line.days == 1 else labels['days'].format(days=line.days)})"
         return text
 
+    def figures(line: Line) -> dict:
+        """The factors whose product, rounded once, is the line's amount, as printed: its quantity, its
+        unit price (per month for a recurring charge), and under the price the cycle's months (when more
+        than one) and the days billed of the full cycle's (when not all). A sum, such as a credit of an
+        amount off a line, has no quantity or price: it says what it is. A line issued before the
+        ledger kept the months and days prints as it was issued."""
+        if not line.quantity and (line.credits_line or line.kind is LineKind.ADJUSTMENT):
+            return {"quantity": "", "unit_price": "", "per": "", "factors": [],
+                    "sum": labels["lump_sum" if line.credits_line else "rounding"]}
+        factors = []
+        if line.months is not None and line.full_days:
+            if line.months != 1:
+                factors.append(labels["months_factor"].format(months=line.months))
+            if line.days != line.full_days:
+                factors.append(labels["days_factor"].format(days=line.days, full_days=line.full_days))
+        return {
+            "quantity": format_decimal(credit(line.quantity), locale=locale, decimal_quantization=False),
+            # At least the currency's digits, but never round away a price like 0.0125.
+            "unit_price": format_currency(line.unit_price, cur, locale=locale, decimal_quantization=False),
+            "per": labels["per_month"] if per_month(line) else "",
+            "factors": factors,
+            "sum": "",
+        }
+
     lines = [
         {
             "product": line.product,
             "description": description(line),
             "prorated": line.prorated,
             "period": period(line.period_start, line.period_end),
-            # blank for a credit of an amount off a line, which credits none of its units
-            "quantity": format_decimal(credit(line.quantity), locale=locale, decimal_quantization=False)
-            if line.quantity or not invoice.is_credit_note else "",
-            # At least the currency's digits, but never round away a price like 0.0125.
-            "unit_price": format_currency(line.unit_price, cur, locale=locale, decimal_quantization=False),
+            **figures(line),
             "amount": money(credit(line.amount)),
             "vat": f"{line.tax_category} {percent(line.tax_rate)}",
         }
@@ -243,5 +269,16 @@ def _party(party: Party, labels: dict[str, str], with_email: bool) -> dict:
     if party.vat_id:
         details.append(labels["vat_id"].format(vat_id=party.vat_id))
     if party.tax_id:
-        details.append(labels["tax_id"].format(tax_id=party.tax_id))
+        details.append(_tax_id(party, labels["tax_id"]))
     return {"name": party.name, "lines": details}
+
+
+def _tax_id(party: Party, pattern: str) -> str:
+    """The Tax ID after its label, once: the seller's Tax ID Label as typed, else the generic label in the
+    invoice's language, its punctuation taken from the translated pattern ("Identifiant fiscal : {tax_id}").
+    A value typed with its label already ("Steuernummer 143/123/45678") is printed as typed."""
+    generic, separator = re.fullmatch(r"(.*?)([\s:：]*)", pattern.partition("{tax_id}")[0]).groups()
+    label = party.tax_id_label.strip().rstrip(":：").strip() or generic
+    if not label or re.match(rf"{re.escape(label)}(?!\w)", party.tax_id, re.IGNORECASE):
+        return party.tax_id
+    return f"{label}{separator or ' '}{party.tax_id}"

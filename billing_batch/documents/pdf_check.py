@@ -9,7 +9,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from pypdf import PdfReader
 
 from billing_batch.documents.invoice_view import invoice_view
 from billing_batch.ledger.check import Finding, Remedies, Result
@@ -59,6 +58,8 @@ def _read_all(work: list[tuple[Invoice, Path]], jobs: int) -> Iterator[str]:
 
 def pdf_problem(item: tuple[Invoice, Path]) -> str:
     """What is wrong with the invoice's PDF, in words, or "" when it shows the invoice."""
+    from pypdf import PdfReader  # only where a PDF is read: pypdf costs start-up time
+
     invoice, path = item
     try:
         reader = PdfReader(path)

@@ -3,6 +3,7 @@
 A pure function of the invoice as the ledger holds it (made again, like a PDF, when it is missing).
 Each row shows its exact amount, quantity x unit price, never rounded; each invoice line ends with
 a subtotal row whose amount is the sum of its rows, which the invoice line rounds once.
+It prints as the schedule workbook does (cell_writer.print_setup), on the paper of the invoice's locale.
 """
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def columns(invoice: Invoice, translate: Callable[[str], str] = str) -> list[tup
     t = translate
     groups = dict.fromkeys(name for line in invoice.draft.lines for row in line.usage_rows
                            for name, _ in row.groups if name not in SHOWN_ALWAYS)
+    return [(title, max(width, *(len(word) + 2 for word in title.split())), kind)  # no word of a heading cut
+            for title, width, kind in _columns(t, groups)]
+
+
+def _columns(t: Callable[[str], str], groups: dict) -> list[tuple[str, int, str]]:
     return [(t(N_("Invoice Line")), 8, "number"), (t(N_("Usage ID")), 16, "text"), (t(N_("Date")), 12, "date"),
             (t(N_("Product")), 24, "text"), (t(N_("Description")), 36, "text"),
             *((g, max(14, len(g) + 2), "text") for g in groups),
@@ -69,16 +75,12 @@ def write(out_dir: Path, invoice: Invoice) -> Path:
     book = xlsxwriter.Workbook(tmp, {"constant_memory": True, "strings_to_formulas": False,
                                      "strings_to_urls": False, "strings_to_numbers": False})
     try:
-        cells = _Cells(book)
+        cells = _Cells(book, invoice.locale)
         translate = gettext_for(invoice.locale)
         ws = book.add_worksheet(translate(SHEET))
-        header = book.add_format({"bold": True, "bg_color": "#E7ECF3", "bottom": 1})
         cols = columns(invoice, translate)
         writers = [getattr(cells, f"_{kind}") for _, _, kind in cols]
-        for col, (title, width, _) in enumerate(cols):
-            ws.set_column(col, col, width)
-            ws.write_string(0, col, title, header)
-        ws.freeze_panes(1, 0)
+        cells.header(ws, cols)
         count = 0
         for count, values in enumerate(rows(invoice, translate(SUBTOTAL)), start=1):
             for col, (write_cell, value) in enumerate(zip(writers, values)):

@@ -27,11 +27,10 @@ from billing_batch.model import (
     Usage,
 )
 from billing_batch.money import round_money
-from billing_batch.engine.pricing import price_cycle
+from billing_batch.engine.pricing import RECURRING_KEY, by_hand, price_cycle
 from billing_batch.engine.tax import Rules
 
 CycleKey = tuple[str, date]  # (contract ID, cycle start)
-RECURRING_KEY = f"{LineKind.RECURRING.value} "  # how the key of a subscription's recurring charge begins
 ONE_DAY = timedelta(days=1)
 
 
@@ -125,10 +124,10 @@ def cycle_adjustments(cycle: Cycle, contract: Contract, inputs: Inputs, invoice:
         target = now.get(key)
         difference = (target.amount if target else Decimal(0)) - paid[key]
         if difference:
-            lines += _lines(last.get(key), target, difference, paid[key], contract, number, cycle.start)
+            lines += _lines(last.get(key), target, difference, paid[key], contract, number, cycle)
     if invoice is not None:
-        lines += _usage_adjustments(invoice, contract, inputs, last, usage_paid, number, cycle.start)
-    return lines
+        lines += _usage_adjustments(invoice, contract, inputs, last, usage_paid, number, cycle)
+    return [checked for line in lines for checked in by_hand(line, contract.currency)]
 
 
 def _as_billed(invoice: Invoice) -> list[Line]:
@@ -152,7 +151,7 @@ def _charge_of(line: Line) -> Charge:
 
 
 def _usage_adjustments(invoice: Invoice, contract: Contract, inputs: Inputs, last: dict[str, Charge],
-                       usage_paid: Decimal, number: str, cycle_start: date) -> list[Line]:
+                       usage_paid: Decimal, number: str, cycle: Cycle) -> list[Line]:
     """The usage rows the invoice carried, at their current quantity and price (a row gone from the
     Usage sheet bills nothing). The cycle owes what the invoice's own usage lines would total with
     the rows as they are now, each line rounding its rows once; each changed row's line gets its
@@ -183,47 +182,55 @@ def _usage_adjustments(invoice: Invoice, contract: Contract, inputs: Inputs, las
     lines = []
     for (now, before), amount in zip(changed, amounts):
         if amount:
-            lines += _lines(before, now, amount, None, contract, number, cycle_start,
+            lines += _lines(before, now, amount, None, contract, number, cycle,
                             usage_id=before.key.removeprefix("Usage "))
     return lines
 
 
 def _lines(before: Charge | None, now: Charge | None, difference: Decimal, paid: Decimal | None,
-           contract: Contract, number: str | None, cycle_start: date, usage_id: str | None = None) -> list[Line]:
+           contract: Contract, number: str | None, cycle: Cycle, usage_id: str | None = None) -> list[Line]:
     """The Adjustment line(s) for one charge: one line saying what changed where a change is one
     thing (the days, the quantity or the price), else the charge as billed reversed (paid: what was
-    billed for it) and billed anew; a usage row (paid None) gets one line at its price now."""
+    billed for it; None for a usage row) and billed anew. What is taken back has a negative quantity,
+    so that each line's quantity x price (x the cycle's months x its days of the full cycle's, for a
+    price per month) is its amount; cycle_adjustments adds a line of the rounding where it is not."""
     if before is not None and before.removed:
         before = None
+    full_days = (cycle.full_end - cycle.start).days + 1
 
     def line(charge: Charge, start: date, end: date, quantity: Decimal, unit_price: Decimal, amount: Decimal,
              after: Charge) -> Line:
         sub_id = None if usage_id else charge.key.split(" ", 1)[1]
+        monthly = charge.key.startswith(RECURRING_KEY)
         return Line(LineKind.ADJUSTMENT, charge.product, charge.description, start, end, quantity, unit_price,
                     amount, subscription_id=sub_id, usage_id=usage_id, corrects=number,
-                    adjusted=Adjusted(contract.contract_id, cycle_start, after))
+                    adjusted=Adjusted(contract.contract_id, cycle.start, after),
+                    months=contract.frequency.months if monthly else None, full_days=full_days if monthly else None)
 
     if before is None:  # a new charge
         return [line(now, now.period_start, now.period_end, now.quantity, now.unit_price, difference, now)]
-    if now is None:  # a charge gone
-        return [line(before, before.period_start, before.period_end, before.quantity, before.unit_price,
+    if now is None:  # a charge gone: its quantity taken back
+        return [line(before, before.period_start, before.period_end, -before.quantity, before.unit_price,
                      difference, replace(before, removed=True))]
     same_price, same_quantity = now.unit_price == before.unit_price, now.quantity == before.quantity
     same_period = (now.period_start, now.period_end) == (before.period_start, before.period_end)
+    # days added at one end, or taken off: then the quantity is negative
+    longer = now.period_end - now.period_start > before.period_end - before.period_start
+    days_quantity = now.quantity if longer else -now.quantity
     if same_price and same_quantity and now.period_start == before.period_start and not same_period:
         start, end = sorted((now.period_end, before.period_end))
-        return [line(now, start + ONE_DAY, end, now.quantity, now.unit_price, difference, now)]
+        return [line(now, start + ONE_DAY, end, days_quantity, now.unit_price, difference, now)]
     if same_price and same_quantity and now.period_end == before.period_end and not same_period:
         start, end = sorted((now.period_start, before.period_start))
-        return [line(now, start, end - ONE_DAY, now.quantity, now.unit_price, difference, now)]
+        return [line(now, start, end - ONE_DAY, days_quantity, now.unit_price, difference, now)]
     if same_period and same_price:
         return [line(now, now.period_start, now.period_end, now.quantity - before.quantity, now.unit_price,
                      difference, now)]
     if same_period and same_quantity:
         return [line(now, now.period_start, now.period_end, now.quantity, now.unit_price - before.unit_price,
                      difference, now)]
-    if paid is None:
-        return [line(now, now.period_start, now.period_end, now.quantity, now.unit_price, difference, now)]
-    return [line(before, before.period_start, before.period_end, before.quantity, before.unit_price, -paid,
+    if paid is None:  # a usage row: its exact amount as billed, rounded as a line of its own would be
+        paid = round_money(before.amount, contract.currency)
+    return [line(before, before.period_start, before.period_end, -before.quantity, before.unit_price, -paid,
                  replace(before, removed=True)),
             line(now, now.period_start, now.period_end, now.quantity, now.unit_price, difference + paid, now)]

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from billing_batch.model import Draft, Invoice, InvoiceStatus, Line
 from billing_batch.money import round_money
+from billing_batch.engine.pricing import by_hand, exact_amount
 from billing_batch.engine.tax import vat_groups
 
 
@@ -80,7 +81,10 @@ def left_to_credit(invoice: Invoice, earlier: Iterable[Invoice]) -> tuple[dict[i
 def credit_invoice(invoice: Invoice, earlier: Iterable[Invoice], reason: str, line: int | None = None,
                    quantity: Decimal | None = None, amount: Decimal | None = None) -> CreditNote | Refusal:
     """The credit note for what is left of the invoice (line None), or for part of one line: a
-    quantity of it (priced as the line was: its amount x quantity / its quantity) or an amount.
+    quantity of it (priced as the line was: its factors with that quantity, or for a line issued
+    without them its amount x quantity / its quantity) or an amount. What is left of a line that its
+    factors do not make (after an earlier credit of an amount, or roundings of earlier credits) is
+    credited as those factors and a sum for the rest (pricing.by_hand).
     Its tax follows each line's VAT category and rate, its discount the invoice's rate."""
     earlier = list(earlier)
     n = invoice.number
@@ -96,8 +100,9 @@ def credit_invoice(invoice: Invoice, earlier: Iterable[Invoice], reason: str, li
                                 "nothing of it is left to credit.")
     lines = invoice.draft.lines
     if line is None:
-        credited = tuple(replace(lines[k - 1], quantity=lf.quantity, amount=lf.amount, usage_rows=(),
-                                 credits_line=k) for k, lf in left.items() if lf.amount > 0)
+        # a line below zero (an Adjustment taking days off, a rounding) is credited too: it is reversed
+        credited = tuple(checked for k, lf in left.items() if lf.amount for checked in by_hand(
+            replace(lines[k - 1], quantity=lf.quantity, amount=lf.amount, usage_rows=(), credits_line=k), cur))
     else:
         if line not in left:
             return Refusal("BB133", f"{n} has no line {line}: its lines are numbered 1 to {len(lines)}, "
@@ -111,8 +116,11 @@ def credit_invoice(invoice: Invoice, earlier: Iterable[Invoice], reason: str, li
                 return Refusal("BB132", f"Cannot credit a quantity of {quantity} of {what}: it billed "
                                         f"{billed.quantity}, and {lf.quantity} of that is left to credit "
                                         f"({billed.quantity - lf.quantity} credited before).")
-            part = lf.amount if quantity == lf.quantity else round_money(billed.amount * quantity / billed.quantity, cur)
-            credited = (replace(billed, quantity=quantity, amount=part, usage_rows=(), credits_line=line),)
+            # priced as the line was: its factors with this quantity; the last of it is what is left
+            exact = exact_amount(replace(billed, quantity=quantity))
+            part = lf.amount if quantity == lf.quantity else round_money(
+                billed.amount * quantity / billed.quantity if exact is None else exact, cur)
+            credited = by_hand(replace(billed, quantity=quantity, amount=part, usage_rows=(), credits_line=line), cur)
         else:
             if amount is None or amount <= 0:
                 return Refusal("BB133", f"Name what to credit of line {line}: --quantity Q or --amount A, "
@@ -122,7 +130,7 @@ def credit_invoice(invoice: Invoice, earlier: Iterable[Invoice], reason: str, li
             part = amount = round_money(amount, cur)  # 300 as 300.00
             # a sum off the line, not a number of its units: its quantity stays to be credited
             credited = (replace(billed, quantity=Decimal(0), unit_price=amount, amount=amount, usage_rows=(),
-                                credits_line=line),)
+                                credits_line=line, prorated=False, months=None, full_days=None),)
         if part > lf.amount:
             return Refusal("BB132", f"Cannot credit {part:,} {cur} of {what}: it billed {billed.amount:,}, "
                                     f"and {lf.amount:,} of that is left to credit "

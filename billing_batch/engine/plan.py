@@ -25,6 +25,7 @@ from billing_batch.model import (
     Settings,
     Usage,
 )
+from billing_batch.engine import postal
 from billing_batch.engine.pricing import make_draft, price_cycle
 from billing_batch.engine.tax import Rules
 
@@ -161,17 +162,24 @@ def draft_for(cycle: Cycle, contract: Contract, inputs: Inputs, unbilled_usage: 
     return price_cycle(cycle, contract, customer, subscriptions, unbilled_usage, rules)
 
 
-def seller(settings: Settings) -> Party:
+def seller(settings: Settings, locale: str = "") -> Party:
+    """The Company Address as typed; when blank, Company Street, City, Postal Code, State and Country as
+    the country writes them (billing_batch.engine.postal), in the invoice's language."""
+    lines = tuple(settings.company_address.splitlines()) or postal.address_lines(
+        settings.company_street, settings.company_city, settings.company_postal_code, settings.company_state,
+        settings.company_country, settings.company_country, locale or settings.locale)
     return Party(
         name=settings.company_name,
-        address_lines=tuple(settings.company_address.splitlines()),
+        address_lines=lines,
         email=settings.company_email,
         tax_id=settings.tax_id,
+        tax_id_label=settings.tax_id_label,
         bank_details=settings.bank_details,
         vat_id=settings.vat_id,
         street=settings.company_street,
         city=settings.company_city,
         postal_code=settings.company_postal_code,
+        state=settings.company_state,
         country=settings.company_country,
         registration_id=settings.registration_id,
         registration_scheme=settings.registration_scheme,
@@ -186,14 +194,18 @@ def seller(settings: Settings) -> Party:
     )
 
 
-def buyer(customer: Customer, contract: Contract | None = None, settings: Settings | None = None) -> Party:
-    town = " ".join(part for part in (customer.postal_code, customer.city) if part)
-    lines = [*customer.address.splitlines(), town, customer.country]
+def buyer(customer: Customer, contract: Contract | None = None, settings: Settings | None = None,
+          locale: str = "") -> Party:
+    """The customer's address as its country writes it (billing_batch.engine.postal), in the invoice's language."""
+    code = country_code(customer.country)
+    lines = postal.address_lines(customer.address, customer.city, customer.postal_code, customer.state,
+                                 customer.country, code, locale or customer.language or
+                                 (settings.locale if settings else "en_US"))
     einvoice = customer.einvoice or (settings.einvoice if settings else None)
     mandate = bool(customer.mandate_id and customer.iban)  # collected by direct debit (payment means 59)
     return Party(name=customer.name, address_lines=tuple(line for line in lines if line.strip()), email=customer.email,
                  vat_id=customer.vat_id, street=customer.address, city=customer.city,
-                 postal_code=customer.postal_code, country=country_code(customer.country),
+                 postal_code=customer.postal_code, country=code, state=customer.state,
                  electronic_address=customer.electronic_address, electronic_scheme=customer.electronic_scheme,
                  iban=customer.iban if mandate else "", bic=customer.bic if mandate else "",
                  mandate_id=customer.mandate_id if mandate else "", buyer_reference=customer.buyer_reference,
@@ -235,15 +247,16 @@ def make_invoice(seq: int, draft: Draft, inputs: Inputs, as_of: date, run_type: 
     """Invoice Date is the as-of date; Due Date adds the contract's payment terms."""
     contract = inputs.contracts[draft.contract_id]
     customer = inputs.customers[draft.customer_id]
+    locale = customer.language or inputs.settings.locale  # the ledger keeps it: the invoice keeps its language
     return Invoice(
         number=invoice_number(inputs.settings, seq),
         draft=draft,
         invoice_date=as_of,
         due_date=as_of + timedelta(days=contract.payment_terms_days),
         run_type=run_type,
-        seller=seller(inputs.settings),
-        buyer=buyer(customer, contract, inputs.settings),
-        locale=customer.language or inputs.settings.locale,  # the ledger keeps it: the invoice keeps its language
+        seller=seller(inputs.settings, locale),
+        buyer=buyer(customer, contract, inputs.settings, locale),
+        locale=locale,
     )
 
 

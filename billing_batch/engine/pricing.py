@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -20,6 +21,41 @@ from billing_batch.model import (
 )
 from billing_batch.money import round_money
 from billing_batch.engine.tax import Rules, vat_groups, with_tax
+
+RECURRING_KEY = f"{LineKind.RECURRING.value} "  # how the key of a subscription's recurring charge begins
+
+
+def per_month(line: Line) -> bool:
+    """Its unit price is per month: a recurring charge's, or that of an Adjustment of one."""
+    return line.kind is LineKind.RECURRING or (
+        line.kind is LineKind.ADJUSTMENT and line.adjusted is not None
+        and line.adjusted.charge.key.startswith(RECURRING_KEY))
+
+
+def exact_amount(line: Line) -> Decimal | None:
+    """What the line bills before rounding, from the factors it prints: quantity x unit price, and for a
+    price per month x months x days / full_days. None where the line holds no such factors: a sum
+    (quantity 0: a credit of an amount, a rounding), or a price per month issued before the ledger kept
+    its months (release 0.3.0 and earlier)."""
+    if not line.quantity:
+        return None
+    if line.months is not None and line.full_days:
+        # the order of the operations pricing has always used, so amounts billed before are made again
+        return line.quantity * line.unit_price * line.months * line.days / line.full_days
+    return None if per_month(line) else line.quantity * line.unit_price
+
+
+def by_hand(line: Line, currency: str) -> tuple[Line, ...]:
+    """The line, such that its printed factors make its amount rounded once: where the amount is not
+    their product (a difference of two rounded amounts, what is left of a line after earlier credits),
+    the line at that product and a line of the rest beside it, a sum (quantity 0) for the same charge."""
+    exact = exact_amount(line)
+    if exact is None or (rounded := round_money(exact, currency)) == line.amount:
+        return (line,)
+    rest = line.amount - rounded
+    return (replace(line, amount=rounded),
+            replace(line, quantity=Decimal(0), unit_price=rest, amount=rest, prorated=False, usage_rows=(),
+                    months=None, full_days=None))
 
 
 def recurring_line(sub: Subscription, cycle: Cycle, contract: Contract) -> Line | None:
@@ -43,6 +79,8 @@ def recurring_line(sub: Subscription, cycle: Cycle, contract: Contract) -> Line 
         amount=round_money(exact, contract.currency),
         prorated=active_days != full_days,
         subscription_id=sub.subscription_id,
+        months=contract.frequency.months,
+        full_days=full_days,
     )
 
 

@@ -46,6 +46,15 @@ DEFAULT_REASONS = {
     "K": N_("Intra-community supply of goods, exempt from VAT (Article 138, Directive 2006/112/EC)"),
     "G": N_("Export outside the EU, exempt from VAT (Article 146, Directive 2006/112/EC)"),
 }
+# What each category other than S means, in a phrase: proposed when a line would be S at 0% (BB129).
+MEANINGS = {
+    "Z": "taxed at 0% by law",
+    "E": "exempt by law, the article named in the Tax Exemption Reason",
+    "AE": "the customer, a business registered for VAT in another EU country, accounts for the VAT",
+    "K": "goods sent to a business registered for VAT in another EU country",
+    "G": "goods shipped to a customer outside the EU",
+    "O": "not subject to EU VAT, such as a service to a business outside the EU",
+}
 REASON_SEPARATOR = "; "  # between the reasons of one group's lines
 MUST_STATE_REASON = ("E", "O")
 NEEDS_VAT_IDS = ("AE", "K")  # both parties' VAT IDs must be on the invoice
@@ -99,6 +108,7 @@ class LineTax:
     rate: Decimal
     reason: str  # the legend for a category other than S: as given, else the default
     stated_on: str  # "customer" or "product": the row that set the category; "" for S by default
+    rate_on: str = ""  # S: "product" or "customer", the row whose Tax Rate it is
 
 
 def line_tax(product_name: str, customer: Customer, products: Mapping[str, Product]) -> LineTax:
@@ -112,7 +122,9 @@ def line_tax(product_name: str, customer: Customer, products: Mapping[str, Produ
     if category != STANDARD:
         return LineTax(category, Decimal(0), reason or DEFAULT_REASONS.get(category, ""), on)
     own_rate = product is not None and product.tax_rate is not None and product.tax_category in ("", STANDARD)
-    return LineTax(STANDARD, product.tax_rate if own_rate else customer.tax_rate, "", on)
+    if own_rate:
+        return LineTax(STANDARD, product.tax_rate, "", on, "product")
+    return LineTax(STANDARD, customer.tax_rate, "", on, "customer")
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,11 @@ def label(category: str) -> str:
 
 def _lower(name: str) -> str:
     return name[0].lower() + name[1:]
+
+
+def other_categories() -> str:
+    """The categories a line without VAT may have, each with what it means (BB129's fix)."""
+    return "; ".join(f"{code} {_lower(CATEGORIES[code])} ({meaning})" for code, meaning in MEANINGS.items())
 
 
 def missing(category: str, reason: str, seller_vat_id: str) -> tuple[str, str] | None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from schwifty import BIC, IBAN
-from schwifty.exceptions import SchwiftyException
 
 SEPA_TEXT = re.compile(r"^[A-Za-z0-9/\-?:().,'+ ]+$")  # the SEPA character set for IDs and references
 MAX_ID = 35
@@ -15,6 +13,9 @@ def iban_problem(text: str) -> str | None:
     """None if text is a valid IBAN (spaces allowed), else what is wrong, in plain words."""
     if not text or not text.strip():
         return "the IBAN is blank"
+    from schwifty import IBAN  # its bank registry takes a tenth of a second to load: only for a workbook with IBANs
+    from schwifty.exceptions import SchwiftyException
+
     try:
         IBAN(text)
     except SchwiftyException as exc:
@@ -26,6 +27,9 @@ def bic_problem(text: str) -> str | None:
     """None if text is a well-formed BIC (8 or 11 characters), else what is wrong."""
     if not text or not text.strip():
         return "the BIC is blank"
+    from schwifty import BIC
+    from schwifty.exceptions import SchwiftyException
+
     try:
         BIC(text.strip())
     except SchwiftyException as exc:

@@ -91,6 +91,8 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 examples=("1200 Market Street", "Torstraße 118")),
             Col("City", "printed under the address", "left out", examples=("San Francisco", "Berlin")),
             Col("Postal Code", "printed under the address", "left out", fmt=TEXT, examples=("94102", "10119")),
+            Col("State", "the state, province, region or county, printed where the country's addresses have one "
+                "(US, CA, AU, IT, ES, IE, JP ...)", "left out", examples=("CA", None)),
             Col("Country", "printed under the address", "left out", examples=("United States", "Germany")),
             Col("Tax Rate", "the customer's tax rate, applied after the discount", "0% (no tax)", fmt=RATE,
                 examples=(Decimal("0.085"), Decimal("0.19"))),
@@ -173,7 +175,9 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 examples=("Platform seats", "Managed hosting")),
             Col("Description", DESCRIPTION, "the product alone",
                 examples=("Platform Pro seats", "Managed hosting, EU region")),
-            Col("Quantity", "how many units; zero or more", examples=(10, 1)),
+            Col("Quantity", "how many units; zero or more. Seats changed mid-cycle: give the old row the End Date "
+                "of the day before and add a row with the new Quantity from its Start Date (changing the "
+                "Quantity here re-bills the cycles already invoiced, as adjustments)", examples=(10, 1)),
             Col("Unit Price", "the price of one unit; per month for Recurring (a Quarterly cycle bills 3 months)",
                 fmt=PRICE, examples=(Decimal("29.50"), Decimal("450.00"))),
             Col("Start Date", "the first day charged; inside the contract's period", "the contract's Start Date",
@@ -219,12 +223,15 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
 SETTINGS = (
     Col("Company Name", "the seller's name, printed on every invoice", "no name printed",
         examples=("Example Software Ltd",)),
-    Col("Company Address", "the seller's address; line breaks (Alt+Enter) are kept", "no address printed",
-        examples=("1 Example Street\nSpringfield 12345\nUnited States",)),
+    Col("Company Address", "the seller's address, printed as typed; line breaks (Alt+Enter) are kept",
+        "Company Street, City, Postal Code, State and Country, as the country writes addresses",
+        examples=("1 Example Street\nSpringfield, IL 62701\nUnited States",)),
     Col("Company Email", "printed on invoices; the sender and Reply-To of invoice emails", "none",
         examples=("billing@example.com",)),
-    Col("Tax ID", "the seller's other tax registration, printed on invoices as typed", "none",
-        examples=("US EIN 12-3456789",)),
+    Col("Tax ID Label", "printed before the Tax ID, as typed, such as EIN, Steuernummer, ABN or SIREN",
+        "the generic label in the invoice's language (Tax ID, Steuernummer ...)", examples=("EIN",)),
+    Col("Tax ID", "the seller's other tax registration, printed on invoices as typed after the Tax ID Label",
+        "none", examples=("12-3456789",)),
     Col("VAT ID", "the seller's VAT number with its country prefix, printed on invoices; checked; needed for "
         "reverse charge (AE) and intra-community supplies (K)", "none", fmt=TEXT, examples=(None,)),
     Col("Tax Rounding", "Per Group rounds the tax of each category and rate once (EN 16931); Per Line each line",
@@ -280,6 +287,7 @@ SETTINGS = (
     Col("Company City", "BT-37: the seller's city (needed for XRechnung)", "none", examples=(None,)),
     Col("Company Postal Code", "BT-38: the seller's postal code (needed for XRechnung)", "none", fmt=TEXT,
         examples=(None,)),
+    Col("Company State", "BT-39: the seller's state, province, region or county", "none", examples=(None,)),
     Col("Company Country", "BT-40: the seller's country, as a code (DE) or a name (Germany); needed for e-invoices",
         "none", examples=(None,)),
     Col("Company Registration ID", "BT-30: the seller's legal registration, e.g. the commercial register number",
@@ -296,8 +304,9 @@ SETTINGS = (
     Col("Contact Email", "BT-43: the contact's email address (needed for XRechnung)", "none", examples=(None,)),
 )
 SETTINGS_HEADERS = (
-    Col("Key", "the name of a setting (hover over a key for what it does)"),
-    Col("Value", "the setting's value (hover over the key for what a blank one means)"),
+    Col("Key", "the name of a setting (hover over a key for what it does)", "the row is skipped"),
+    Col("Value", "the setting's value (hover over the key for what a blank one means)",
+        "the default the key's note names"),
 )
 
 

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-import openpyxl
-from openpyxl.utils import column_index_from_string, get_column_letter
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+from xlsxwriter.utility import xl_cell_to_rowcol, xl_col_to_name
 
 from billing_batch.errors import Problem, problem
 from billing_batch.inputs.workbook_parts import (
@@ -42,7 +41,7 @@ from billing_batch.model import Source
 SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
     "Customers": (True, {
         "Customer ID": True, "Name": True, "Email": False, "Address": False, "City": False,
-        "Postal Code": False, "Country": False, "Tax Rate": False, "Language": False,
+        "Postal Code": False, "State": False, "Country": False, "Tax Rate": False, "Language": False,
         "IBAN": False, "BIC": False, "Mandate ID": False, "Mandate Date": False,  # SEPA Direct Debit (post tasks)
         "VAT ID": False, "Tax Category": False, "Tax Exemption Reason": False,
         # e-invoices (docs/workbook.md names each one's EN 16931 business term)
@@ -322,6 +321,8 @@ class _OpenpyxlFile:
     def __init__(self, path: Path):
         self._file = path.open("rb")  # by content, as above
         try:
+            import openpyxl  # only for a sheet calamine must not read: openpyxl costs a third of a second to import
+
             self.book = openpyxl.load_workbook(self._file, read_only=True, data_only=True)
         except BaseException:
             self._file.close()
@@ -364,7 +365,7 @@ def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits, tab
     for i, title in enumerate(header):
         column = wanted.get(normalise(title))
         if column is not None and column not in {c for c, _ in found.values()}:
-            found[i] = (column, get_column_letter(i + 1))
+            found[i] = (column, xl_col_to_name(i))
     missing = [c for c, required in columns.items() if required and c not in {c for c, _ in found.values()}]
     known = len(found)  # a row with values only in the other columns is blank, as before they were kept
     if name in KEEPS_OTHER_COLUMNS:
@@ -374,7 +375,7 @@ def _read_sheet(path: Path, sheet, name: str, book: RawBook, limits: Limits, tab
             typed = " ".join(str(title).split()) if title is not None else ""
             if typed and normalise(typed) not in taken:
                 taken.add(normalise(typed))
-                found[i] = (typed, get_column_letter(i + 1))
+                found[i] = (typed, xl_col_to_name(i))
                 if normalise(typed) not in {normalise(c) for c in kept}:
                     kept.append(typed)
     bare = _bare_formulas(path, sheet.title, scan, found)
@@ -462,7 +463,7 @@ def _merged_blanks(merged: array, at: tuple[int, str], out: list[Row], before: i
     """The merged ranges over rows that cover the column at (position in Row.values, letter), as (first row
     blank, last row, range, the value Excel shows in them): only the top left cell of a range holds its value."""
     position, letter = at
-    column = column_index_from_string(letter)
+    column = xl_cell_to_rowcol(f"{letter}1")[1] + 1
     ranges = []
     for i in range(0, len(merged), 4):
         first_col, first_row, last_col, last_row = merged[i:i + 4]
@@ -471,7 +472,7 @@ def _merged_blanks(merged: array, at: tuple[int, str], out: list[Row], before: i
             if first_col == column:  # the top cell holds the value; the rows below it are blank
                 k = bisect_left(out, first_row, lo=before, key=lambda row: row.number)
                 top = out[k].values[position] if k < len(out) and out[k].number == first_row else None
-            ref = f"{get_column_letter(first_col)}{first_row}:{get_column_letter(last_col)}{last_row}"
+            ref = f"{xl_col_to_name(first_col - 1)}{first_row}:{xl_col_to_name(last_col - 1)}{last_row}"
             ranges.append((first_row + (first_col == column), last_row, ref, top))
     return sorted(ranges, key=lambda r: r[0])  # by row alone: a crafted file may overlap ranges, tops of any type
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-from openpyxl.utils import column_index_from_string
+from xlsxwriter.utility import xl_cell_to_rowcol
 
 from billing_batch.errors import problem
 from billing_batch.model import Source
@@ -115,8 +115,12 @@ class SheetScan:
                 seen[1].append((row, m[1][:FORMULA_SHOWN + 1] if m[1] else None))
         for m in MERGE.finditer(text, start, end) if text.find(b"<mergeCell", start, end) >= 0 else ():
             if m[2] != m[4]:  # a range within one row blanks no row's ID
-                self.merged.extend((column_index_from_string(m[1].decode()), int(m[2]),
-                                    column_index_from_string(m[3].decode()), int(m[4])))
+                self.merged.extend((_column(m[1]), int(m[2]), _column(m[3]), int(m[4])))
+
+
+def _column(letters: bytes) -> int:
+    """B -> 2, as openpyxl's column_index_from_string (openpyxl is not imported for it: see workbook.py)."""
+    return xl_cell_to_rowcol(letters.decode() + "1")[1] + 1
 
 
 @dataclass

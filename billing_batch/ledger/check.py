@@ -15,7 +15,8 @@ from billing_batch.ledger.backups import FOLDER as BACKUP_FOLDER
 from billing_batch.ledger.backups import Backups
 from billing_batch.ledger.store import GROUP_COLUMNS, INVOICE_COLUMNS, LINE_COLUMNS, Ledger, LedgerUnusable
 from billing_batch.engine.credit_notes import left_to_credit
-from billing_batch.model import DocType, Frequency, Invoice, InvoiceStatus, LineKind
+from billing_batch.engine.pricing import exact_amount
+from billing_batch.model import DocType, Frequency, Invoice, InvoiceStatus, Line, LineKind
 from billing_batch.money import round_money
 from billing_batch.engine.tax import percent, vat_groups
 
@@ -162,7 +163,9 @@ def _credits(invoices: list[Invoice], fix: Remedies) -> list[Finding]:
             continue
         earlier = [i for i in invoices if i.credits == credited.number]
         left, total = left_to_credit(credited, earlier[:earlier.index(note) + 1])
-        over = [f"line {k} by {-lf.amount:,}" for k, lf in left.items() if lf.amount < 0]
+        # past zero: below it for a line that billed an amount, above it for a line below zero (a rounding)
+        billed = {k: line.amount for k, line in enumerate(credited.draft.lines, 1)}
+        over = [f"line {k} by {abs(lf.amount):,}" for k, lf in left.items() if lf.amount * (billed[k] or 1) < 0]
         if total < 0:
             over.append(f"its total by {-total:,}")
         if any(line.credits_line not in left for line in note.draft.lines):
@@ -261,13 +264,9 @@ def invoice_findings(invoice: Invoice, fix: Remedies) -> list[Finding]:
     if not d.lines:
         wrong("lines", "the invoice has no lines (billing_batch never issues one without)")
     for i, line in enumerate(d.lines, 1):
-        # a credit note's line crediting an invoice's line is checked against that line (_credits)
-        months = None if line.credits_line else _months(line)
-        if months is not None and line.amount != (exact := round_money(line.quantity * line.unit_price * months,
-                                                                        d.currency)):
-            how = f"quantity {line.quantity} x unit price {line.unit_price}" + (
-                f" x {months} month(s)" if line.kind is LineKind.RECURRING else "")
-            wrong("lines", f"line {i} ({line.product}) is {money(line.amount)}, but {how} = {money(exact)}")
+        factors = _factors(line)
+        if factors is not None and line.amount != (exact := round_money(factors[0], d.currency)):
+            wrong("lines", f"line {i} ({line.product}) is {money(line.amount)}, but {factors[1]} = {money(exact)}")
         elif line.amount != round_money(line.amount, d.currency):
             wrong("lines", f"line {i} ({line.product}) is {line.amount}, not rounded to the currency {d.currency}")
     subtotal = sum((line.amount for line in d.lines), Decimal(0))
@@ -311,17 +310,27 @@ def tax_findings(invoice: Invoice) -> list[str]:
     return found
 
 
-def _months(line) -> int | None:
-    """What quantity x unit price is multiplied by, where the ledger holds all it depends on: 1 for
-    a one-time or usage line, the cycle's months for a full-cycle line. A prorated line depends on
-    its cycle's full length, which the ledger does not keep, so it is not recomputed; nor is an
-    Adjustment, a difference of two charges."""
-    if line.kind is LineKind.ADJUSTMENT:
+def _factors(line: Line) -> tuple[Decimal, str] | None:
+    """What the line's amount is, unrounded, and how, where the ledger holds all it depends on: the
+    factors the line prints (pricing.exact_amount); for a recurring line issued before the ledger kept
+    them, quantity x unit price x the months of its period, if it spans a whole cycle. Not recomputed:
+    a prorated line issued then (its full cycle's length is not kept), and a line issued then as a
+    difference of two charges (an Adjustment) or crediting part of another line (checked against that
+    line, _credits), whose per-unit lines hold no factors to tell them from those issued now."""
+    how = f"quantity {line.quantity} x unit price {line.unit_price}"
+    if line.months is not None:
+        exact = exact_amount(line)
+        days = f" x {line.days}/{line.full_days} days" if line.days != line.full_days else ""
+        return (exact, f"{how} x {line.months} month(s){days}") if exact is not None else None
+    if line.credits_line or line.kind is LineKind.ADJUSTMENT:
         return None
     if line.kind is not LineKind.RECURRING:
-        return 1
-    if line.prorated:
-        return None
-    # A full-cycle line spans the whole cycle, whose length tells its months (28 to 31 days a month).
+        return line.quantity * line.unit_price, how
+    months = None if line.prorated else _months(line)
+    return (line.quantity * line.unit_price * months, f"{how} x {months} month(s)") if months else None
+
+
+def _months(line: Line) -> int | None:
+    """The months of a recurring line that spans a whole cycle, whose length tells them (28 to 31 days a month)."""
     days = (line.period_end - line.period_start).days + 1
     return next((f.months for f in Frequency if 28 * f.months <= days <= 31 * f.months), None)

@@ -32,8 +32,9 @@ def remember(ledger: Path) -> None:
     paths = known()
     if path in paths:
         return
+    kept = [p for p in paths if p.is_file()]  # ledgers deleted since (trial folders) are forgotten
     try:
-        write_atomic(folder() / LIST_NAME, "".join(f"{p}\n" for p in [*paths, path]).encode("utf-8"))
+        write_atomic(folder() / LIST_NAME, "".join(f"{p}\n" for p in [*kept, path]).encode("utf-8"))
     except OSError:
         pass
 

@@ -186,6 +186,14 @@ CREATE UNIQUE INDEX one_live_invoice_per_cycle
       AND credits IS NULL
       AND change_log = 0;
 """,
+    # 6 (release 0.4.0): the factors of a price per month, so that every line can be checked by hand from
+    # what it prints: quantity x unit price x months x days of the line / full_days (engine.pricing.exact_amount).
+    # A line issued before has them NULL and is printed as it was issued: the ledger does not hold the
+    # length of its full cycle, so nothing is guessed for it.
+    """
+ALTER TABLE invoice_lines ADD COLUMN months INTEGER;
+ALTER TABLE invoice_lines ADD COLUMN full_days INTEGER;
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks the file as a billing_batch ledger (PRAGMA application_id), so another program's database is

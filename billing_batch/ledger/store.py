@@ -46,7 +46,7 @@ INVOICE_COLUMNS = (
 ).split()
 LINE_COLUMNS = (
     "number line kind product description period_start period_end quantity unit_price amount "
-    "prorated subscription_id usage_id tax_category tax_rate credits_line corrects"
+    "prorated subscription_id usage_id tax_category tax_rate credits_line corrects months full_days"
 ).split()
 GROUP_COLUMNS = "number position category rate taxable tax exemption_reason discount".split()
 USAGE_COLUMNS = "number line usage_id usage_date product description quantity unit_price groups".split()
@@ -356,7 +356,7 @@ def _line_row(number: str, n: int, line: Line) -> tuple:
         number, n, line.kind.value, line.product, line.description, line.period_start.isoformat(),
         line.period_end.isoformat(), str(line.quantity), str(line.unit_price), str(line.amount),
         int(line.prorated), line.subscription_id, line.usage_id, line.tax_category, str(line.tax_rate),
-        line.credits_line, line.corrects,
+        line.credits_line, line.corrects, line.months, line.full_days,
     )
 
 
@@ -388,7 +388,7 @@ def _usage_row(row: tuple) -> BilledUsage:
 
 def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = (), adjusted: Adjusted | None = None) -> Line:
     (_, _, kind, product, description, start, end, quantity, unit_price, amount, prorated, sub_id, usage_id,
-     tax_category, tax_rate, credits_line, corrects) = row
+     tax_category, tax_rate, credits_line, corrects, months, full_days) = row
     return Line(
         kind=LineKind(kind),
         product=product,
@@ -407,6 +407,8 @@ def _line(row: tuple, usage_rows: tuple[BilledUsage, ...] = (), adjusted: Adjust
         credits_line=credits_line,
         corrects=corrects,
         adjusted=adjusted,
+        months=months,
+        full_days=full_days,
     )
 
 

@@ -3,7 +3,7 @@ Direct Debit. Each task runs once per invoice, whatever is rerun; see docs/post-
 from billing_batch.post.records import TASKS, Outcome, is_billed, live_invoices, task_status
 from billing_batch.post.addresses import addresses_problem
 from billing_batch.post.send import PASSWORD_VARIABLE
-from billing_batch.post.tasks import after_billing, needs_attention, parse_tasks, run_post_tasks, summary
+from billing_batch.post.tasks import after_billing, needs_attention, run_post_tasks, summary
 
 __all__ = [
     "PASSWORD_VARIABLE",
@@ -14,7 +14,6 @@ __all__ = [
     "is_billed",
     "live_invoices",
     "needs_attention",
-    "parse_tasks",
     "run_post_tasks",
     "summary",
     "task_status",

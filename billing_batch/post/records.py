@@ -26,9 +26,9 @@ from pathlib import Path
 
 from billing_batch.ledger.store import Ledger
 from billing_batch.documents.look import Look
-from billing_batch.model import DocType, Inputs, Invoice, InvoiceStatus
+from billing_batch.model import POST_TASKS, DocType, Inputs, Invoice, InvoiceStatus
 
-TASKS = ("send", "sync", "charge")
+TASKS = POST_TASKS
 
 DONE, OUTBOX, FAILED, SKIPPED, STARTED = "done", "outbox", "failed", "skipped", "started"
 

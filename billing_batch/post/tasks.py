@@ -72,18 +72,6 @@ def after_billing(ledger: Ledger, issued: Sequence[Invoice], inputs: Inputs, tas
 # ---------------------------------------------------------------- for the command line
 
 
-def parse_tasks(text: str) -> tuple[str, ...]:
-    """"send,sync" -> ("send", "sync"); "all" -> every task. ValueError names an unknown task."""
-    names = [part.strip().lower() for part in text.split(",") if part.strip()]
-    if names == ["all"]:
-        return TASKS
-    unknown = [n for n in names if n not in TASKS]
-    if unknown or not names:
-        raise ValueError(f"unknown task {', '.join(map(repr, unknown)) or repr(text)}: use a comma-separated "
-                         f"list of {', '.join(TASKS)} (or all)")
-    return tuple(dict.fromkeys(names))
-
-
 def summary(outcomes: Sequence[Outcome]) -> dict[str, dict[str, int]]:
     """task -> status (see Outcome.status) -> how many invoices, for the terminal's table."""
     counts: dict[str, dict[str, int]] = {}

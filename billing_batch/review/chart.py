@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -12,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from babel.dates import format_date
-from babel.numbers import format_compact_decimal
+from babel.numbers import format_compact_decimal, format_decimal
 from dateutil.relativedelta import relativedelta
 from markupsafe import Markup
 
@@ -45,7 +46,7 @@ def monthly_totals(history: Iterable[Invoice], issued: Iterable[Invoice], as_of:
 
 
 def charts(series: Mapping[str, list[tuple[date, Decimal, Decimal]]], as_of: date, locale: str) -> list[dict]:
-    return [{"currency": cur, "svg": Markup(chart_svg(n, cur, points, as_of, locale)),
+    return [{"currency": cur, "svg": Markup(chart_svg(n, cur, tuple(points), as_of, locale)),
              "rows": [{"month": format_date(m, "LLL y", locale=fmt.babel_locale(locale)), "earlier": fmt.money(locale, cur)(e), "this_run": fmt.money(locale, cur)(t),
                        "highlight": m == as_of.replace(day=1)} for m, e, t in points]}
             for n, (cur, points) in enumerate(series.items())]
@@ -54,7 +55,16 @@ def charts(series: Mapping[str, list[tuple[date, Decimal, Decimal]]], as_of: dat
 EARLIER_COLOUR, RUN_COLOUR, MONTH_COLOUR = "#9fb3c8", "#1d4ed8", "#60a5fa"
 
 
-def chart_svg(n: int, currency: str, points: list[tuple[date, Decimal, Decimal]], as_of: date, locale: str) -> str:
+def warm_up(history: Iterable[Invoice], issued: Iterable[Invoice], as_of: date, locale: str) -> threading.Thread:
+    """Draw the review's charts in a thread while the PDFs render (matplotlib's import and drawing take
+    most of a second): the page then takes them from chart_svg's cache. Join it before writing the page."""
+    thread = threading.Thread(target=charts, args=(monthly_totals(history, issued, as_of), as_of, locale), daemon=True)
+    thread.start()
+    return thread
+
+
+@lru_cache(maxsize=32)  # drawn ahead by warm_up, while the PDFs render
+def chart_svg(n: int, currency: str, points: tuple[tuple[date, Decimal, Decimal], ...], as_of: date, locale: str) -> str:
     """One currency's bars as inline SVG: the as-of month's bar stands out, and the part of it
     this run billed is drawn darker. Text stays text (svg.fonttype none) so the page's font is used."""
     import matplotlib
@@ -100,8 +110,7 @@ def chart_svg(n: int, currency: str, points: list[tuple[date, Decimal, Decimal]]
                 label.set_fontweight("bold")
                 label.set_color("#1e3a8a")
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=3))
-        ax.yaxis.set_major_formatter(FuncFormatter(
-            lambda v, _: format_compact_decimal(v, locale=loc, fraction_digits=1) if v else "0"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v, loc)))
         ax.grid(axis="y", color="#e2e8f0", linewidth=0.8, zorder=0)
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
@@ -113,6 +122,12 @@ def chart_svg(n: int, currency: str, points: list[tuple[date, Decimal, Decimal]]
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     return _inline_svg(buf.getvalue(), f"c{n}-", titles)
+
+
+def _tick(value: float, loc) -> str:
+    """2,4 Mio. or 15K as the locale shortens it; where it does not (German thousands), 800.000, not 800000."""
+    short = format_compact_decimal(value, locale=loc, fraction_digits=1)
+    return short if not short.replace("-", "").isdigit() else format_decimal(value, locale=loc)
 
 
 # DejaVu Sans has no Chinese, Japanese or Korean: matplotlib (3.6+) takes each glyph it lacks from the

@@ -86,7 +86,7 @@ class ReviewRow:
     due_date: date
     currency: str
     total: Decimal
-    locale: str
+    locale: str  # the review's (Settings' Locale), which its notes are written in; not the invoice's language
     flags: tuple[Flag, ...] = ()  # in FLAG_KINDS order
     usage_name: str | None = None  # the usage detail workbook, e.g. invoices/INV-000001-usage.xlsx
     doc_type: DocType = DocType.INVOICE
@@ -138,22 +138,24 @@ def review_rows(
     usual = _usual_usage(live.values())
     issued_numbers = {i.number for i in issued}
     order = {inv.number: n for n, inv in enumerate(known)}
+    # Every amount of every note in the review's one locale, whatever language each invoice is in.
+    locale = inputs.settings.locale
 
     rows = []
     for inv in issued:
         d = inv.draft
-        money = fmt.money(inv.locale, d.currency)
+        money = fmt.money(locale, d.currency)
         flags: dict[str, str] = {}
         if inv.doc_type is DocType.CREDIT_NOTE:
             credited = by_number.get(inv.credits or "")
-            flags["credit_note"] = _credit_note(inv, credited)
+            flags["credit_note"] = _credit_note(inv, credited, locale)
             if not inv.buyer.email.strip():
                 flags["no_email"] = f"Customer {d.customer_id} has no email address."
-            rows.append(_row(inv, flags, credited.pdf_name if credited else None))
+            rows.append(_row(inv, flags, locale, credited.pdf_name if credited else None))
             continue
 
         if inv.number in differs:
-            flags["differs"] = differs[inv.number]
+            flags["differs"] = fmt.amounts_in(differs[inv.number], locale)
 
         if d.total <= 0:
             flags["zero_or_negative"] = (f"Total is {money(d.total)}" + (" (a credit)." if d.total < 0 else "."))
@@ -162,7 +164,7 @@ def review_rows(
         at = bisect.bisect_left(starts, d.cycle_start)
         previous = live_by_contract[d.contract_id][at - 1] if at > 0 else None
         if previous is not None:
-            note = _changed(inv, previous, threshold)
+            note = _changed(inv, previous, threshold, locale)
             if note:
                 flags["changed"] = note
 
@@ -173,7 +175,7 @@ def review_rows(
                 if median is not None and line.quantity > SPIKE_FACTOR * median:
                     spikes.append((line, median, count))
         if spikes:
-            flags["usage_spike"] = _spike_note(spikes, inv.locale)
+            flags["usage_spike"] = _spike_note(spikes, locale)
 
         late_from = _usage_window_start(d, inputs.contracts.get(d.contract_id))
         late = sorted(line.period_start for line in d.lines
@@ -192,7 +194,7 @@ def review_rows(
                     and order[o.number] < order[inv.number]]
         if replaced:
             old = next((o for o in replaced if o.replaced_by == inv.number), replaced[-1])
-            flags["replaces"] = (f"Replaces {old.number} (total {fmt.money(old.locale, old.draft.currency)(old.draft.total)}, "
+            flags["replaces"] = (f"Replaces {old.number} (total {fmt.money(locale, old.draft.currency)(old.draft.total)}, "
                                  f"invoice date {old.invoice_date.isoformat()}).")
 
         if not any(order[o.number] < order[inv.number] for o in others):  # none issued before it
@@ -204,11 +206,11 @@ def review_rows(
             more = f" (+{len(prorated) - 3} more)" if len(prorated) > 3 else ""
             flags["prorated"] = f"Prorated: {'; '.join(parts)}{more}."
 
-        rows.append(_row(inv, flags))
+        rows.append(_row(inv, flags, locale))
     return rows
 
 
-def _row(inv: Invoice, flags: Mapping[str, str], credits_pdf: str | None = None) -> ReviewRow:
+def _row(inv: Invoice, flags: Mapping[str, str], locale: str, credits_pdf: str | None = None) -> ReviewRow:
     d = inv.draft
     return ReviewRow(
         number=inv.number,
@@ -223,7 +225,7 @@ def _row(inv: Invoice, flags: Mapping[str, str], credits_pdf: str | None = None)
         due_date=inv.due_date,
         currency=d.currency,
         total=d.total,
-        locale=inv.locale,
+        locale=locale,
         flags=tuple(Flag(k.name, flags[k.name]) for k in FLAG_KINDS if k.name in flags),
         doc_type=inv.doc_type,
         credits=inv.credits,
@@ -231,8 +233,8 @@ def _row(inv: Invoice, flags: Mapping[str, str], credits_pdf: str | None = None)
     )
 
 
-def _credit_note(note: Invoice, credited: Invoice | None) -> str:
-    money = fmt.money(note.locale, note.draft.currency)
+def _credit_note(note: Invoice, credited: Invoice | None, locale: str) -> str:
+    money = fmt.money(locale, note.draft.currency)
     if not note.credits:
         return (f"Credits {money(note.draft.total)} for {fmt.period(note.draft.cycle_start, note.draft.cycle_end)}: "
                 "the cycle totals below zero, no invoice is credited.")
@@ -263,22 +265,22 @@ def live_by_cycle(known: Iterable[Invoice], issued: Iterable[Invoice]) -> dict[t
     return live
 
 
-def _changed(inv: Invoice, previous: Invoice, threshold: Decimal) -> str | None:
+def _changed(inv: Invoice, previous: Invoice, threshold: Decimal, locale: str) -> str | None:
     d, p = inv.draft, previous.draft
     if d.currency != p.currency:
-        return (f"Currency changed: {fmt.money(inv.locale, d.currency)(d.total)} against "
-                f"{fmt.money(previous.locale, p.currency)(p.total)} on the previous invoice {previous.number}.")
+        return (f"Currency changed: {fmt.money(locale, d.currency)(d.total)} against "
+                f"{fmt.money(locale, p.currency)(p.total)} on the previous invoice {previous.number}.")
     diff = d.total - p.total
     if abs(diff) <= threshold * abs(p.total):  # exactly at the threshold is not a change worth a look
         return None
-    money = fmt.money(inv.locale, d.currency)
+    money = fmt.money(locale, d.currency)
     if p.total == 0:
         return f"Total {money(d.total)} against {money(p.total)} on the previous invoice {previous.number}."
     pct = abs(diff) / abs(p.total) * 100
     digits = 0
     while pct.quantize(Decimal(1).scaleb(-digits)) <= threshold * 100 and digits < 6:
         digits += 1  # never show "25%" for a flagged 25.01%
-    shown = format_decimal(pct, format="#,##0." + "0" * digits if digits else "#,##0", locale=fmt.babel_locale(inv.locale))
+    shown = format_decimal(pct, format="#,##0." + "0" * digits if digits else "#,##0", locale=fmt.babel_locale(locale))
     way = "above" if diff > 0 else "below"
     return f"Total {money(d.total)} is {shown}% {way} the previous invoice {previous.number} ({money(p.total)})."
 
@@ -313,9 +315,6 @@ def _median(ordered: list[Decimal]) -> Decimal:
 
 
 def _spike_note(spikes: list, locale: str) -> str:
-    def number(q: Decimal) -> str:
-        return format_decimal(q, locale=fmt.babel_locale(locale), decimal_quantization=False)
-
     def times(line, median) -> Decimal:
         return line.quantity / median if median else Decimal("Infinity")
 
@@ -325,10 +324,11 @@ def _spike_note(spikes: list, locale: str) -> str:
     digits = 1
     while ratio.is_finite() and ratio.quantize(Decimal(1).scaleb(-digits)) <= SPIKE_FACTOR and digits < 6:
         digits += 1  # never show "3.0x" for a flagged 3.001x
-    how = f"{ratio:.{digits}f}\u00d7" if ratio.is_finite() else "far above"
+    how = (format_decimal(ratio, format="0." + "0" * digits, locale=fmt.babel_locale(locale)) + "\u00d7"
+           if ratio.is_finite() else "far above")
     earlier = "1 earlier line" if count == 1 else f"{count} earlier lines"
-    note = (f"{line.product}: {number(line.quantity)} on {line.period_start.isoformat()} is {how} "
-            f"the usual {number(median)} (median of {earlier}).")
+    note = (f"{line.product}: {fmt.number(locale, line.quantity)} on {line.period_start.isoformat()} is {how} "
+            f"the usual {fmt.number(locale, median)} (median of {earlier}).")
     if len(spikes) > 1:
         note = note[:-1] + f" (+{len(spikes) - 1} more)."
     return note

@@ -125,7 +125,7 @@ def review_view(
     flagged = sum(1 for r in rows if r.flags)
     legend = [
         {"name": k.name, "label": k.label, "tone": k.tone, "count": counts[k.name],
-         "explains": k.explains.format(threshold=fmt.percent(threshold))}
+         "explains": k.explains.format(threshold=fmt.percent(threshold, locale))}
         for k in FLAG_KINDS
     ]
 
@@ -144,11 +144,11 @@ def review_view(
     other_problems = [{"where": str(p.source), "what": p.one_line()} for p in problems if p not in listed]
     known = {i.number: i for i in history}
     earlier_differs = [
-        {"number": n, "href": _href(known[n].pdf_name) if n in known else "", "message": msg}
+        {"number": n, "href": _href(known[n].pdf_name) if n in known else "", "message": fmt.amounts_in(msg, locale)}
         for n, msg in sorted(differs.items()) if n not in issued_numbers
     ]
 
-    table_rows = _table_rows(rows)
+    table_rows = _table_rows(rows, locale)
     series = monthly_totals(history, issued, facts.as_of)
     this_month = facts.as_of.replace(day=1)
     summary = {
@@ -169,8 +169,10 @@ def review_view(
         "totals": {cur: str(sum(amounts, Decimal(0))) for cur, amounts in sorted(totals.items())},
         "credited": {cur: str(sum(amounts, Decimal(0))) for cur, amounts in sorted(credited.items())},
     }
+    count = fmt.number
     return {
-        "lang": fmt.babel_locale(locale).language,
+        "lang": "en",  # the page's words; its numbers are in the workbook's Locale
+        "locale": str(fmt.babel_locale(locale)).replace("_", "-"),
         "title": f"Billing run review: {facts.as_of.isoformat()} ({facts.command})",
         "company": company,
         "logo": logo,
@@ -180,16 +182,17 @@ def review_view(
             "as_of": facts.as_of.isoformat(),
             "started": f"{facts.started:%Y-%m-%d %H:%M:%S}",
             "duration": fmt.duration(facts.duration_s),
-            "threshold": fmt.percent(threshold),
+            "threshold": fmt.percent(threshold, locale),
         },
-        "files": [_file_facts(p) for p in facts.input_files],
+        "files": [_file_facts(p, locale) for p in facts.input_files],
         "counts": {
-            "invoices": f"{invoice_count:,}",
-            "credit_notes": f"{credit_count:,}",
-            "flagged": f"{flagged:,}",
-            "set_aside": f"{len(set_aside):,}",
-            "errors": f"{len(problems):,}",
-            "nothing_to_bill": f"{facts.nothing_to_bill:,}",
+            "invoices": count(locale, invoice_count),
+            "credit_notes": count(locale, credit_count),
+            "flagged": count(locale, flagged),
+            "set_aside": count(locale, len(set_aside)),
+            "errors": count(locale, len(problems)),
+            "nothing_to_bill": count(locale, facts.nothing_to_bill),
+            "rows": count(locale, len(table_rows)),
         },
         "currency_totals": currency_totals,
         "credit_totals": credit_totals,
@@ -202,6 +205,7 @@ def review_view(
                       "run": any(t for points in series.values() for _, _, t in points)},
         "rows": table_rows,
         "row_count": len(table_rows),
+        "widths": _widths(table_rows),
         "set_aside": aside,
         "other_problems": other_problems,
         "earlier_differs": earlier_differs,
@@ -221,7 +225,7 @@ def _usage_checks(checks: tuple[Sequence[Revision], Sequence[Mismatch]], inputs:
         return fmt.money(locale, contract.currency if contract else "USD")
 
     def number(q: Decimal) -> str:
-        return f"{q.normalize():f}"
+        return fmt.number(locale, q.normalize())
 
     return {
         "usage_revised": [
@@ -231,7 +235,7 @@ def _usage_checks(checks: tuple[Sequence[Revision], Sequence[Mismatch]], inputs:
              "difference": money(r.contract_id)(r.difference)}
             for r in revisions],
         "usage_unreconciled": [
-            {"contract": m.contract_id, "tenant": m.tenant, "month": m.month, "rows": f"{m.rows:,}",
+            {"contract": m.contract_id, "tenant": m.tenant, "month": m.month, "rows": fmt.number(locale, m.rows),
              "partner_center": money(m.contract_id)(m.billed_by_partner_center),
              "imported": money(m.contract_id)(m.imported), "difference": money(m.contract_id)(m.difference),
              "allowed": money(m.contract_id)(m.tolerance), "href": _href(m.file_name)}
@@ -247,9 +251,10 @@ def _natural(text: str) -> tuple:
                  for part in re.split(r"(\d+)", text) if part)
 
 
-def _table_rows(rows: Sequence[ReviewRow]) -> list[dict]:
+def _table_rows(rows: Sequence[ReviewRow], locale: str) -> list[dict]:
     """The table, with each row's rank under every sort column (ties broken by invoice
-    number), so the page sorts by placing rows at their rank instead of comparing strings."""
+    number), so the page sorts by placing rows at their rank instead of comparing strings.
+    Every total in the page's one locale."""
     number = [_natural(r.number) for r in rows]
     keys = {
         "number": lambda i: number[i],
@@ -277,8 +282,8 @@ def _table_rows(rows: Sequence[ReviewRow]) -> list[dict]:
             "customer": r.customer,
             "customer_id": r.customer_id,
             "contract": r.contract_id,
-            "period": fmt.period(r.period_start, r.period_end),
-            "total": fmt.money(r.locale, r.currency)(r.signed_total),
+            "period": _unbroken(fmt.period(r.period_start, r.period_end)),  # breaks between the dates only
+            "total": fmt.money(locale, r.currency)(r.signed_total),
             "currency": r.currency,
             "negative": r.signed_total <= 0,
             "due": r.due_date.isoformat(),
@@ -287,6 +292,17 @@ def _table_rows(rows: Sequence[ReviewRow]) -> list[dict]:
             "ranks": " ".join(str(ranks[c][i]) for c in SORT_COLUMNS),
         })
     return out
+
+
+def _widths(table_rows: Sequence[dict]) -> dict[str, str]:
+    """The widths of the Invoice and Total columns, from their longest text: each row is a grid of
+    its own (so that only the rows in view are laid out), which cannot size a column to its content,
+    and an invoice number or a total is never cut. The rest of a cell (usage, credits ...) wraps below."""
+    def widest(texts, at_least: float) -> str:
+        return f"calc({max([at_least, *map(fmt.width_em, texts)]):.1f}em + 21px)"
+
+    return {"number": widest((t for r in table_rows for t in (r["number"], r["credits"])), 6.7),
+            "total": widest((r["total"] for r in table_rows), 6.0)}
 
 
 _TONE_ORDER = {"alert": 2, "warn": 1, "info": 0}
@@ -303,7 +319,7 @@ def _href(pdf_name: str) -> str:
     return "../../" + quote(pdf_name)
 
 
-def _file_facts(path: Path) -> dict:
+def _file_facts(path: Path, locale: str) -> dict:
     path = Path(path)
     try:
         digest = hashlib.sha256()
@@ -311,7 +327,7 @@ def _file_facts(path: Path) -> dict:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
         stat = path.stat()
-        return {"name": path.name, "path": str(path), "sha256": digest.hexdigest(), "size": f"{stat.st_size:,} bytes",
+        return {"name": path.name, "path": str(path), "sha256": digest.hexdigest(), "size": f"{fmt.number(locale, stat.st_size)} bytes",
                 "modified": f"{datetime.fromtimestamp(stat.st_mtime):%Y-%m-%d %H:%M}"}
     except OSError as exc:
         return {"name": path.name, "path": str(path), "sha256": f"unreadable: {exc.strerror}", "size": "", "modified": ""}

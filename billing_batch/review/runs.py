@@ -11,7 +11,8 @@ from pathlib import Path
 RUNS = "runs"
 PAGE = "review.html"
 FACTS = "run.json"
-RUN_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}-[a-z]+(-\d+)?")
+RUN_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}-([a-z]+)(-\d+)?")
+BILLING = ("run", "generate")  # the commands that bill; `credit` only corrects
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class RunFacts:
     """What the pipeline knows about the run."""
 
     run_id: str  # from new_run_id
-    command: str  # "run" or "generate"
+    command: str  # "run", "generate" or "credit"
     as_of: date
     input_files: tuple[Path, ...]
     started: datetime
@@ -56,6 +57,15 @@ class PastRun:
     page: Path
     summary: dict  # what run.json holds: as_of, command, invoices, flagged, set_aside, errors, totals
 
+    @property
+    def command(self) -> str:
+        """The command that made it, from run.json, else from its ID (2026-11-02T081501-credit)."""
+        return str(self.summary.get("command") or RUN_ID.fullmatch(self.run_id).group(1))
+
+    @property
+    def bills(self) -> bool:
+        return self.command in BILLING
+
 
 def past_runs(out_dir: Path) -> list[PastRun]:
     """The runs with a review page, oldest first."""
@@ -72,13 +82,19 @@ def past_runs(out_dir: Path) -> list[PastRun]:
     return found
 
 
+def latest(runs: list[PastRun]) -> PastRun | None:
+    """The run `review` opens by default: the latest that billed (a `run` or a `generate`), not a
+    `credit` made since; when no run billed, the latest of any."""
+    return next((r for r in reversed(runs) if r.bills), runs[-1] if runs else None)
+
+
 def find_review(out_dir: Path, run_id: str | None) -> Path:
-    """The page of run_id, or of the latest run when run_id is None. Raises LookupError
-    with a message for the user (listing the runs there are) when there is none."""
+    """The page of run_id, or of the latest billing run (latest()) when run_id is None. Raises
+    LookupError with a message for the user (listing the runs there are) when there is none."""
     runs = past_runs(out_dir)
     if run_id is None:
         if runs:
-            return runs[-1].page
+            return latest(runs).page
         raise LookupError(f"No run has been reviewed in {Path(out_dir) / RUNS} yet: "
                           "`billing-batch run` writes a review page for every run.")
     try:

@@ -1,4 +1,8 @@
-"""Write billing_schedules.xlsx: schedules, invoices, invoice lines and the latest review, atomically."""
+"""Write billing_schedules.xlsx: schedules, invoices, invoice lines and the latest review, atomically.
+
+Every sheet prints (documents/cell_writer.CellWriter.header): landscape, one page wide, its header row on
+every page. Amounts are numbers in their currency's number format, placed as Settings' Locale writes
+money, so that they still sum."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +12,7 @@ from pathlib import Path
 
 import xlsxwriter
 
-from billing_batch.documents.cell_writer import CellWriter
+from billing_batch.documents.cell_writer import ROW_HEIGHT, CellWriter, text_lines
 from billing_batch.engine.schedules import BILLED, ScheduleRow
 from billing_batch.model import Invoice, InvoiceStatus
 from billing_batch.review.flags import FLAG_KINDS, ReviewRow
@@ -21,7 +25,7 @@ SCHEDULE_COLUMNS = [
     ("Customer", 28, "text"), ("Cycle Start", 12, "date"), ("Cycle End", 12, "date"),
     ("Scheduled Date", 14, "date"), ("Status", 10, "text"), ("Status Reason", 15, "text"),
     ("Resulting Invoice", 17, "link"), ("Run Type", 11, "text"), ("Run Date", 12, "date"),
-    ("Message", 60, "text"),
+    ("Message", 48, "wrap"),
 ]
 INVOICE_COLUMNS = [
     ("Invoice Number", 15, "link"), ("Type", 11, "text"), ("Contract ID", 12, "text"), ("Customer ID", 12, "text"),
@@ -29,7 +33,7 @@ INVOICE_COLUMNS = [
     ("Invoice Date", 12, "date"), ("Due Date", 12, "date"), ("Currency", 9, "text"),
     ("Subtotal", 13, "money"), ("Discount", 12, "money"), ("Tax", 12, "money"), ("Total", 13, "money"),
     ("Status", 10, "text"), ("Replaced By", 14, "text"), ("Credits Invoice", 15, "text"),
-    ("Credited By", 15, "text"), ("Reason", 30, "text"), ("PDF", 26, "text"), ("Usage Details", 22, "link"),
+    ("Credited By", 15, "text"), ("Reason", 30, "wrap"), ("PDF", 26, "text"), ("Usage Details", 22, "link"),
 ]
 LINE_COLUMNS = [
     ("Invoice Number", 15, "text"), ("Line", 6, "number"), ("Kind", 10, "text"), ("Product", 24, "text"),
@@ -37,28 +41,32 @@ LINE_COLUMNS = [
     ("Quantity", 10, "number"), ("Unit Price", 12, "price"), ("Amount", 13, "money"),
     ("Corrects", 15, "text"),  # an Adjustment line: the invoice it corrects
 ]
-# The latest review (see review/page.py): its invoices, one Yes/blank column per flag, then the notes.
+# The latest review (see review/page.py): its invoices, one Yes/blank column per flag, then the notes,
+# one flag's a line. The headers wrap, so that a flag's column is as narrow as its longest word.
 REVIEW_COLUMNS = [
     ("Invoice Number", 15, "link"), ("Customer ID", 12, "text"), ("Customer", 28, "text"),
     ("Contract ID", 12, "text"), ("Cycle Start", 12, "date"), ("Cycle End", 12, "date"),
     ("Due Date", 12, "date"), ("Currency", 9, "text"), ("Total", 13, "money"), ("Flags", 7, "number"),
-    *((kind.label, max(9, len(kind.label) + 4), "text") for kind in FLAG_KINDS),
-    ("Notes", 90, "text"),
+    *((kind.label, max(9, *(len(word) + 3 for word in kind.label.split())), "text") for kind in FLAG_KINDS),
+    ("Notes", 60, "wrap"),
 ]
 
 
 def write(out_dir: Path, schedules: Iterable[ScheduleRow], invoices: Sequence[Invoice],
-          review_rows: Sequence[ReviewRow] | None = None, billed: Collection[str] = ()) -> Path:
+          review_rows: Sequence[ReviewRow] | None = None, billed: Collection[str] = (),
+          locale: str | None = None) -> Path:
     """Write the book next to its final place, then rename it over the old one, so a
     reader never sees a half-written file and the old book stays until the new is whole.
     With review_rows (even empty), a last sheet Review holds them and their flags.
-    billed: the invoices sent or synced, whose Status shows Billed."""
+    billed: the invoices sent or synced, whose Status shows Billed. locale: Settings' Locale, which
+    places the currency symbols and picks the paper (by default the review rows', else en_US)."""
+    locale = book_locale(locale, review_rows)
     final = out_dir / BOOK_NAME
     tmp = out_dir / f".{BOOK_NAME}.tmp"
     book = xlsxwriter.Workbook(tmp, {"constant_memory": True, "strings_to_formulas": False,
                                      "strings_to_urls": False, "strings_to_numbers": False})
     try:
-        cells = CellWriter(book)
+        cells = CellWriter(book, locale)
         for name, columns, rows in _sheets(schedules, invoices, review_rows, billed):
             _sheet(book, cells, name, columns, rows)
         book.close()
@@ -70,14 +78,23 @@ def write(out_dir: Path, schedules: Iterable[ScheduleRow], invoices: Sequence[In
 
 
 def digest(schedules: Iterable[ScheduleRow], invoices: Sequence[Invoice],
-           review_rows: Sequence[ReviewRow] | None = None, billed: Collection[str] = ()) -> str:
-    """A digest of every value the book would hold: equal digests, equal books."""
+           review_rows: Sequence[ReviewRow] | None = None, billed: Collection[str] = (),
+           locale: str | None = None) -> str:
+    """A digest of every value the book would hold, and of how it shows them: equal digests, equal books."""
     h = hashlib.blake2b(digest_size=20)
+    h.update(f"{book_locale(locale, review_rows)} {PRINT_SETUP_VERSION}".encode())
     for name, _, rows in _sheets(schedules, invoices, review_rows, billed):
         h.update(name.encode())
         for values in rows:
             h.update(repr(values).encode())
     return h.hexdigest()
+
+
+PRINT_SETUP_VERSION = 1  # a book written before the print setup is written again
+
+
+def book_locale(locale: str | None, review_rows: Sequence[ReviewRow] | None) -> str:
+    return locale or (review_rows[0].locale if review_rows else "en_US")
 
 
 def _sheets(schedules, invoices, review_rows, billed) -> Iterator[tuple[str, list, Iterable[tuple]]]:
@@ -123,13 +140,13 @@ def _lines(invoices: Iterable[Invoice]) -> Iterable[tuple]:
 
 def _sheet(book, cells: CellWriter, name: str, columns: list[tuple[str, int, str]], rows: Iterable[tuple]) -> None:
     ws = book.add_worksheet(name)
-    header = book.add_format({"bold": True, "bg_color": "#E7ECF3", "bottom": 1})
-    for col, (title, width, _) in enumerate(columns):
-        ws.set_column(col, col, width)
-        ws.write_string(0, col, title, header)
-    ws.freeze_panes(1, 0)
+    cells.header(ws, columns)
+    wrapped = [(col, width) for col, (_, width, kind) in enumerate(columns) if kind == "wrap"]
     count = 0
     for count, values in enumerate(rows, start=1):
+        lines = max((text_lines(str(values[col] or ""), width) for col, width in wrapped), default=1)
+        if lines > 1:
+            ws.set_row(count, ROW_HEIGHT * lines)
         for col, ((_, _, kind), value) in enumerate(zip(columns, values)):
             cells.write(ws, count, col, kind, value)
     ws.autofilter(0, 0, count, len(columns) - 1)

@@ -18,7 +18,7 @@ from billing_batch.inputs.validate.customers import read_customers
 from billing_batch.inputs.validate.products import read_products
 from billing_batch.inputs.validate.settings import read_settings, settings_folder, settings_source
 from billing_batch.inputs.validate.subscriptions import read_subscriptions
-from billing_batch.inputs.validate.tax_checks import products_billed, tax_problems
+from billing_batch.inputs.validate.tax_checks import products_billed, tax_problems, zero_standard_problems
 from billing_batch.inputs.validate.usage import read_usage, usage_columns
 from billing_batch.inputs.workbook import RawBook, Row
 from billing_batch.model import Inputs, Source
@@ -56,11 +56,17 @@ def check(book: RawBook, usage_file: partner_center.UsageFile | None = None) -> 
     known = {**dict.fromkeys(broken), **contracts}
     subscriptions = read_subscriptions(book.sheets["Subscriptions"], known, problems, numbers)
     usage = read_usage(book.sheets["Usage"], known, problems, numbers, columns)
-    imported = partner_center.usage(usage_file, contracts, problems, settings.usage_tolerance)
+    imported = partner_center.Imported()
+    if usage_file.frame is not None:
+        from billing_batch.inputs import partner_center_rows  # pandas: only when a CSV was read
+
+        imported = partner_center_rows.usage(usage_file, contracts, problems, settings.usage_tolerance)
     for cid, rows in imported.usage.items():
         usage[cid] = tuple(sorted((*usage.get(cid, ()), *rows), key=lambda u: (u.date, u.usage_id)))
     products, troubled = read_products(book.sheets["Products"], problems, settings.vat_id)
     problems += tax_problems(contracts, customers, subscriptions, usage, products, vat_cells)
+    problems += zero_standard_problems(contracts, customers, subscriptions, usage, products, settings.vat_id,
+                                       customer_rows)
     seller_gaps = einvoice_terms.seller_gaps(settings, customers, settings_source(book))
     problems += einvoice_terms.buyer_gaps(settings, customers, customer_rows, contracts, contract_rows)
 

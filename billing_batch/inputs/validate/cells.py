@@ -11,15 +11,15 @@ from functools import lru_cache
 
 from babel import UnknownLocaleError
 from babel.numbers import get_decimal_symbol, get_group_symbol
-from openpyxl.cell.cell import ERROR_CODES
 
 from billing_batch.errors import Problem, problem, shown
 from billing_batch.inputs.workbook import Row, normalise
 from billing_batch.model import EInvoice
 
 EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
-# Excel's error values, including those newer than openpyxl's list (dynamic arrays, data types).
-ERROR_VALUES = frozenset(ERROR_CODES) | {
+# Excel's error values: openpyxl's list (openpyxl.cell.cell.ERROR_CODES, not imported: openpyxl costs a third
+# of a second of start-up) and those newer than it (dynamic arrays, data types).
+ERROR_VALUES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"}) | {
     "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!", "#PYTHON!", "#GETTING_DATA",
 }
 # Year first is unambiguous (2025-1-31, 2025/01/31); a time of day after it, as systems export, is ignored.

@@ -32,6 +32,7 @@ def read_customers(rows, problems, numbers=EN, seller_vat_id="", vat_cells=None,
             city=r.text("City"),
             postal_code=r.text("Postal Code"),
             country=r.text("Country"),
+            state=r.text("State"),
             tax_rate=r.fraction("Tax Rate"),
             source=row.source,
             # read as typed: the charge post task checks IBAN, BIC and mandate when it collects
