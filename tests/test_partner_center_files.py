@@ -148,3 +148,16 @@ def test_an_empty_file_or_a_header_alone_ends_in_no_internal_error(billed, monke
     assert code == exit_code
     if content == b"":  # not a usage file: reported as before (BB150), the contracts set aside
         assert {p["code"] for p in report["problems"]} == {"BB150"}
+
+
+def test_a_named_workbook_reads_the_usage_files_beside_it(tmp_path):
+    """--input FILE: the Partner Center files of its folder are read too, as for --input FOLDER; without
+    them the usage it was billed with would look taken back."""
+    from billing_batch.inputs import partner_center
+
+    book = tmp_path / "billing.xlsx"
+    book.write_bytes(b"")
+    usage = tmp_path / "usage.csv"
+    usage.write_text("CustomerId\n")
+    (tmp_path / "notes.txt").write_text("")
+    assert partner_center.input_files(book) == partner_center.input_files(tmp_path) == [usage]

@@ -75,13 +75,13 @@ class UsageFile:
 
 
 def input_files(path: Path) -> list[Path]:
-    """The CSV files of the input folder, oldest first (by modification time, then name): a file downloaded
-    later repeats or revises the rows of those before it."""
-    if path.is_dir():
-        found = [p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()
-                 and not p.name.startswith(("~$", "."))]
-        return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
-    return []
+    """The CSV files of the input folder (the named workbook's folder too: without the usage file it was
+    billed with, its usage would look taken back), oldest first (by modification time, then name): a file
+    downloaded later repeats or revises the rows of those before it."""
+    folder = path if path.is_dir() else path.parent
+    found = [p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file()
+             and not p.name.startswith(("~$", "."))] if folder.is_dir() else []
+    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
 def sheet_of(name: str) -> str:
