@@ -35,10 +35,10 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB013": ("formula without its value", True,
               "Open the workbook in Excel and save it, so that every formula's result is stored with it; or "
               "replace the formulas by their values (Copy, then Paste Special, Values)."),
-    "BB014": ("usage file cannot be read", True,
+    "BB014": ("Partner Center file cannot be read", True,
               "Download the file again from Partner Center and keep it as downloaded (CSV, UTF-8), or move it out "
               "of the input folder."),
-    "BB015": ("usage file line damaged", True,
+    "BB015": ("Partner Center file line damaged", True,
               "Download the file again from Partner Center (this copy was cut or changed after it was downloaded), "
               "or move it out of the input folder."),
     "BB101": ("unknown customer", False, "Add the customer to the Customers sheet, or correct the Customer ID."),
@@ -114,6 +114,23 @@ CATALOGUE: dict[str, tuple[str, bool, str]] = {
     "BB155": ("usage row repeated in one file", False,
               "Download the daily rated usage file again from Partner Center; if the row is still repeated, ask "
               "Microsoft which of the two stands."),
+    "BB170": ("licence file column missing", False,
+              "Download the invoice reconciliation file (new commerce) again from Partner Center and save it unchanged, "
+              "or move this CSV file out of the input folder."),
+    "BB171": ("unreadable licence value", False,
+              "Download the invoice reconciliation file again from Partner Center: this cell is not as Partner Center "
+              "writes it."),
+    "BB172": ("licences of a tenant on no contract", False,
+              "Type the tenant's CustomerId as the Partner Center Customer ID of the contract that bills it, or "
+              "leave it be if these licences are not billed."),
+    "BB173": ("licences in another currency", False,
+              "Make the Currency of contract {contract} the tenant's billing currency, or bill the tenant on a "
+              "contract in that currency."),
+    "BB174": ("licence priced twice", False,
+              "Keep one row for this Sku ID, currency and contract in the Price List sheet."),
+    "BB175": ("licence billed by hand and from the file", False,
+              "Set Mid-Term Changes to Next Invoice in Settings, so that the days the row billed are taken back on "
+              "the next invoice, or credit them with billing-batch credit; then run again."),
     "BB201": ("invalid setting", True, "Correct the value in the Settings sheet: {hint}"),
 }
 

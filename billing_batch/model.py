@@ -60,6 +60,7 @@ class LineKind(enum.Enum):
     ONE_TIME = "One-Time"
     USAGE = "Usage"
     ADJUSTMENT = "Adjustment"  # the difference a change made to a cycle already billed (adjustments.py)
+    LICENCE = "Licence"  # a charge of Microsoft's licence file, one line each (engine/licences.py)
 
 
 class MidTermChanges(enum.Enum):
@@ -147,6 +148,7 @@ class Settings:
     contact_email: str = ""  # BT-43
     # Partner Center usage: the allowed difference from its BillingPreTaxTotal, a fraction of a tenant's month
     usage_tolerance: Decimal = Decimal("0.01")
+    licence_markup: Decimal = Decimal(0)  # a contract's Licence Markup when its cell is blank
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,7 @@ class Contract:
     purchase_order: str = ""  # BT-13, the customer's order this contract bills
     partner_center_customer_id: str = ""  # the tenant (CustomerId) whose Partner Center usage this bills
     usage_markup: Decimal = Decimal(0)  # Partner Center usage is billed at cost x (1 + markup)
+    licence_markup: Decimal = Decimal(0)  # licences without a Price List price: Microsoft's Subtotal x (1 + markup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,51 @@ class Subscription:
     end: date | None  # inclusive
     charge_type: ChargeType
     source: Source
+    # Microsoft's SubscriptionId: from the first charge Partner Center's licence file bills for it, the row
+    # stops billing (engine/licences.hand_over)
+    partner_center_subscription_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LicenceCharge:
+    """One row of Partner Center's licence file (inputs/licences.py), as Microsoft charged it."""
+
+    tenant: str  # CustomerId
+    subscription_id: str  # SubscriptionId: what everything is keyed on, never the product
+    sku_id: str  # ProductId:SkuId, as a Price List names it
+    sku_name: str
+    charge_type: str  # Microsoft's ChargeType, as written (inputs/licences.CHARGE_TYPES)
+    start: date  # ChargeStartDate..ChargeEndDate: the days this charge pays for
+    end: date
+    quantity: Decimal  # BillableQuantity: the seats charged
+    unit_price: Decimal  # UnitPrice: the price-list price of a seat for a charge cycle, at purchase
+    cost: Decimal  # Subtotal: what Microsoft charged, in the billing currency (negative: a refund)
+    currency: str
+    term: str  # TermAndBillingCycle
+    billing_frequency: str  # Monthly, Annual, or blank (upfront)
+    term_start: date  # SubscriptionStartDate..SubscriptionEndDate
+    term_end: date
+    order_date: date | None
+    invoice_number: str
+    order_id: str = ""
+    reference_id: str = ""  # ties the rows of a convert together
+    price_per_month: Decimal | None = None  # the customer's price of a seat for a month, from the Price List
+
+    @property
+    def refund(self) -> bool:
+        return self.cost < 0
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A row of the Price List sheet: a licence's price per seat per month, for every contract in its
+    currency or for one contract."""
+
+    sku_id: str  # ProductId:SkuId, as the licence file and Partner Center's price list write it
+    unit_price: Decimal
+    currency: str
+    source: Source
+    contract_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +271,9 @@ class Usage:
     unit_price: Decimal
     source: Source
     extra: tuple[tuple[str, str], ...] = ()  # the Usage sheet's other columns: (header as typed, value as text)
+    licence: LicenceCharge | None = None  # a licence charge: billed as a line of its own (engine/licences.py)
+    months: int | None = None  # a licence charge priced per month (the Price List): months x days / full_days
+    full_days: int | None = None
 
     def value(self, column: str) -> str:
         """The row's value in a Usage column, as text, for grouping; column as Contract.usage_group_by has it."""
@@ -233,6 +284,7 @@ class Usage:
 
 
 PARTNER_CENTER_ID = "PC-"  # starts the usage ID made from a Partner Center row (inputs/partner_center.py)
+LICENCE_ID = "PL-"  # starts the usage ID of a Partner Center licence charge (inputs/licence_rows.py)
 POST_TASKS = ("send", "sync", "charge")  # what is done to an invoice once issued (billing_batch.post), in order
 _USAGE_FIELDS = {"Usage ID": "usage_id", "Contract ID": "contract_id", "Date": "date", "Product": "product",
                  "Description": "description", "Quantity": "quantity", "Unit Price": "unit_price"}
@@ -460,7 +512,7 @@ class Invoice:
     @property
     def usage_name(self) -> str | None:
         """The usage detail workbook, for an invoice with usage rows."""
-        has_usage = any(line.usage_rows for line in self.draft.lines)
+        has_usage = any(line.usage_rows for line in self.draft.lines if line.kind is LineKind.USAGE)
         return f"invoices/{self.number}-usage.xlsx" if has_usage else None
 
     @property
@@ -497,3 +549,4 @@ class Inputs:
     subscriptions: dict[str, tuple[Subscription, ...]] = field(default_factory=dict)  # by contract
     usage: dict[str, tuple[Usage, ...]] = field(default_factory=dict)  # by contract, date order
     products: dict[str, Product] = field(default_factory=dict)  # by product name
+    price_list: tuple[Price, ...] = ()  # the Price List sheet: the customers' prices of licences

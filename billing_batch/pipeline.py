@@ -16,7 +16,9 @@ from pathlib import Path
 import jinja2
 
 from billing_batch.documents import pdf_check, render, render_pool, template_trial, usage_book
+from billing_batch.documents.licence_reconciliation import write_licence_flags
 from billing_batch.documents.usage_reconciliation import write_mismatches
+from billing_batch.engine import seat_register
 from billing_batch.engine.credit_notes import Refusal, below_zero, credit_invoice, from_draft
 from billing_batch.engine.plan import (
     Plan,
@@ -41,6 +43,7 @@ from billing_batch.post.records import DONE, Outcome, live_invoices, task_status
 from billing_batch.post.tasks import after_billing, run_post_tasks
 from billing_batch.review import chart as review_chart
 from billing_batch.review import flags as review_flags
+from billing_batch.review import licence_checks
 from billing_batch.review import page
 from billing_batch.review import runs as review_runs
 from billing_batch.review import schedule_book
@@ -91,6 +94,7 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
 def plan_automatic(checked: Checked, state: State, options: Options, report: Report) -> Plan:
     """What `run` bills now. A contract over the Catch-Up Limit is set aside, as a problem in its
     rows would set it aside: its due cycles show Error, and the report lists it."""
+    report.problems += state.hold_billed_twice(checked)
     billed_usage = state.billed_usage
     pending = state.pending(checked).lines
     plan = plan_run(
@@ -142,6 +146,8 @@ def check_input(options: Options) -> Report:
         state = read_state(options, checked)
         plan_automatic(checked, state, options, report)
         report.revised = revised(checked.inputs.usage, state.live.values())
+        report.licence_checks = licence_checks.licence_checks(checked, state.billed_usage,
+                                                              checked.inputs.settings.locale)
     return report
 
 
@@ -158,6 +164,7 @@ def _proposals(options: Options, checked: Checked, state: State, contract_ids: I
                cycle_day: date | None, adjust: bool) -> list[Proposal]:
     """adjust: each contract's pending adjustments on an invoice of their own; else the cycle asked
     for, with the pending adjustments when it is the contract's next invoice (not a replacement)."""
+    state.hold_billed_twice(checked)
     pending = state.pending(checked).lines
     if adjust:
         return plan_change_logs(checked.inputs, checked.set_aside, pending, contract_ids, options.as_of)
@@ -407,13 +414,18 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
     with report.stage("usage checks"):
         report.revised = revised(checked.inputs.usage, state.live.values())
         write_mismatches(options.output, report.mismatches)
+        report.licence_checks = licence_checks.licence_checks(checked, state.billed_usage,
+                                                              checked.inputs.settings.locale)
+        write_licence_flags(options.output, report.licence_checks, licence_checks.KIND_NAMES)
     with report.stage("write review"):
         failpoint("writing-review")
         if charts:
             charts.join()
         last = review_runs.latest(review_runs.past_runs(options.output))
         if last and not (report.issued or unreviewed or report.problems or checked.set_aside or report.differs
-                         or report.revised or report.mismatches or report.nothing_to_bill):
+                         or report.revised or report.mismatches or report.nothing_to_bill
+                         or last.summary.get("licence_flags", {})
+                         != licence_checks.flag_counts(report.licence_checks)):
             report.review = last.page  # an unchanged rerun: nothing new to review, and nothing to rewrite
             return
         run_id = review_runs.new_run_id(report.started, command, options.output)
@@ -424,7 +436,8 @@ def _derive(options: Options, checked: Checked, state: State, ledger: Ledger, re
         report.review = page.write_review(options.output, facts, review_rows, to_review, state.invoices,
                                             checked.set_aside, report.problems, inputs=checked.inputs,
                                             differs=report.differs, templates=chosen,
-                                            usage_checks=(report.revised, report.mismatches))
+                                            usage_checks=(report.revised, report.mismatches),
+                                            licence_checks=report.licence_checks)
         ledger.mark_reviewed(unreviewed, run_id)
 
 
@@ -448,11 +461,12 @@ def _write_book(options: Options, ledger: Ledger, rows: list[ScheduleRow], state
     large batch would spend most of its time rewriting it). Amounts in Settings' Locale."""
     path = options.output / schedule_book.BOOK_NAME
     locale = checked.inputs.settings.locale
-    digest = schedule_book.digest(rows, state.invoices, review_rows, state.billed, locale)
+    register = seat_register.register(checked.licences.charges, checked.inputs)
+    digest = schedule_book.digest(rows, state.invoices, review_rows, state.billed, locale, register=register)
     if path.exists() and ledger.output_stamp(path.name) == (digest, *_size_and_mtime(path)):
         return path
     schedule_book.write(options.output, _failing_midway(rows, failpoint_name), state.invoices, review_rows,
-                        state.billed, locale)
+                        state.billed, locale, register=register)
     ledger.record_output(path.name, (digest, *_size_and_mtime(path)))
     return path
 

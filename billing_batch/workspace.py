@@ -16,6 +16,7 @@ from pathlib import Path
 from billing_batch.documents import template_trial
 from billing_batch.documents.look import Look
 from billing_batch.engine import adjustments
+from billing_batch.engine.licences import billed_twice
 from billing_batch.engine.plan import differences, usage_ids
 from billing_batch.engine.revisions import Revision
 from billing_batch.errors import Problem
@@ -28,6 +29,7 @@ from billing_batch.ledger.store import Ledger
 from billing_batch.model import Invoice, InvoiceStatus, MidTermChanges, Settings
 from billing_batch.post.records import Outcome, is_billed, task_status
 from billing_batch.review import schedule_book
+from billing_batch.review.licence_checks import LicenceFlag
 from billing_batch.templates import FOLDER as TEMPLATES
 
 LEDGER_NAME = "ledger.sqlite"
@@ -85,6 +87,7 @@ class Report:
     differs: dict[str, str] = field(default_factory=dict)  # invoice number -> message
     revised: list[Revision] = field(default_factory=list)  # Partner Center rows revised after billing
     mismatches: list[partner_center.Mismatch] = field(default_factory=list)  # its reconciliation, beyond tolerance
+    licence_checks: list[LicenceFlag] = field(default_factory=list)  # licence flags raised (review/licence_checks)
     post: list[Outcome] = field(default_factory=list)
     pdfs: list[Path] = field(default_factory=list)
     book: Path | None = None
@@ -140,6 +143,16 @@ class State:
             return adjustments.Pending()
         return adjustments.pending(checked.inputs, checked.set_aside, self.invoices, self.empty)
 
+    def hold_billed_twice(self, checked: Checked) -> list[Problem]:
+        """Set aside the contracts whose typed licence rows billed days the licence file bills too, where no
+        Adjustment takes them back (engine/licences.billed_twice)."""
+        if checked.inputs.settings.mid_term_changes is not MidTermChanges.FLAG_ONLY:
+            return []
+        found = billed_twice(checked.inputs, self.invoices)
+        for p in found:
+            checked.set_aside.setdefault(p.contract_id, []).append(p)
+        return found
+
     def differs(self, checked: Checked) -> dict[str, str]:
         """Invoice number -> how the current data differs from what was billed for its cycle."""
         if checked.inputs.settings.mid_term_changes is MidTermChanges.FLAG_ONLY:
@@ -191,14 +204,14 @@ def load(options: Options, report: Report, preflight: bool = False) -> Checked |
     report.problems += problems
     if problems:
         return None
-    with report.stage("load usage file"):
-        usage_file = None
+    with report.stage("load Partner Center files"):
+        usage_file = licence_file = None
         if csv_files := partner_center.input_files(options.input):
-            from billing_batch.inputs import partner_center_rows  # pandas: only when there is a CSV to read
+            from billing_batch.inputs import licence_rows, partner_center_rows  # pandas: only with a CSV to read
 
-            usage_file = partner_center_rows.read(csv_files)
+            usage_file, licence_file = partner_center_rows.read(csv_files), licence_rows.read(csv_files)
     with report.stage("validate"):
-        checked = check(book, usage_file)
+        checked = check(book, usage_file, licence_file)
     report.problems += checked.problems
     report.set_aside = checked.set_aside
     report.mismatches = checked.mismatches

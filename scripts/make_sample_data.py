@@ -12,6 +12,7 @@ import re
 import zipfile
 from collections import Counter
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import sys
@@ -22,11 +23,17 @@ from openpyxl.styles import Alignment, Font, PatternFill
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks package writes Partner Center files
 from benchmarks import partner_center_files  # noqa: E402
+from benchmarks import partner_center_licences as licences  # noqa: E402
 
 OUT = ROOT / "sample_data" / "billing.xlsx"
 # Two contracts that start on 1 October bill their tenants' October Azure usage at cost plus a markup.
 USAGE_FILE = ROOT / "sample_data" / "partner_center_usage_2026-10.csv"
 AZURE = {"CTR-1018": ("USD", 0.12), "CTR-1029": ("EUR", 0.08)}  # contract -> (billing currency, Usage Markup)
+# The same two tenants' licence charges (Microsoft 365 seats...) on Microsoft's October invoice: CTR-1018 billed at
+# cost plus its Licence Markup, CTR-1029's Exchange Online at the Price List's price, the rest at cost plus 10%.
+LICENCE_MARKUP = {"CTR-1018": 0.15, "CTR-1029": 0.10}
+PRICE_LIST = [("CFQ7TTC0LH16:0001", 5.50, "EUR", "CTR-1029")]  # Exchange Online (Plan 1), per seat per month
+LICENCE_FILE = ROOT / "sample_data" / "partner_center_licences_2026-10.csv"
 AS_OF = date(2026, 11, 2)  # the date the README runs the batch "as of"
 N = None  # a blank cell: the batch applies the documented default
 
@@ -289,12 +296,14 @@ SHEETS = {  # sheet -> [(header, number format or None)]
     "Contracts": [("Contract ID", N), ("Customer ID", N), ("Start Date", DATE), ("End Date", DATE),
                   ("Billing Frequency", N), ("Billing Policy", N), ("Billing Offset (Days)", INT),
                   ("Currency", N), ("Payment Terms (Days)", INT), ("Discount", PCT), ("Status", N),
-                  ("Purchase Order", N), ("Partner Center Customer ID", N), ("Usage Markup", PCT)],
+                  ("Purchase Order", N), ("Partner Center Customer ID", N), ("Usage Markup", PCT),
+                  ("Licence Markup", PCT)],
     "Subscriptions": [("Subscription ID", N), ("Contract ID", N), ("Product", N), ("Description", N),
                       ("Quantity", N), ("Unit Price", PRICE), ("Start Date", DATE), ("End Date", DATE),
                       ("Charge Type", N)],
     "Usage": [("Usage ID", N), ("Contract ID", N), ("Date", DATE), ("Product", N), ("Description", N),
               ("Quantity", N), ("Unit Price", PRICE)],
+    "Price List": [("Sku ID", N), ("Unit Price", PRICE), ("Currency", N), ("Contract ID", N)],
     "Settings": [("Key", N), ("Value", N)],
 }
 
@@ -331,9 +340,51 @@ def partner_center_contracts() -> list[tuple]:
     rows = []
     for c in CONTRACTS:
         if c[0] in AZURE:  # after its Purchase Order, blank or not
-            c = (*c[:11], c[11] if len(c) > 11 else N, by_contract[c[0]].customer_id, AZURE[c[0]][1])
+            c = (*c[:11], c[11] if len(c) > 11 else N, by_contract[c[0]].customer_id, AZURE[c[0]][1],
+                 LICENCE_MARKUP[c[0]])
         rows.append(c)
     return rows
+
+
+def licence_history() -> list[dict[str, str]]:
+    """Every NCE invoice reconciliation row of the usage file's two tenants (the AZURE contracts') from August to
+    October 2026: licences bought from August 2026, all within Microsoft's rules:
+    seats added and some taken back 3 days later, a Copilot cancelled 4 days after its purchase, a monthly term
+    renewing at a new price, two Business Basic subscriptions for one tenant, the Azure plans' rows."""
+    currencies = tuple(currency for currency, _ in AZURE.values())
+    # the usage file's tenants (partner_center_contracts: seed 20261102), without writing that file again
+    a, b = partner_center_files.tenants(random.Random("20261102/tenants"), len(AZURE), currencies)
+    rng = random.Random("20261102/licences")
+    products = {p.name: p for p in licences.PRODUCTS}
+
+    def bought(tenant, name: str, term_months: int, billing: str, start: date, seats: int) -> licences.Licence:
+        p = products[name]
+        return licences.Licence(tenant, licences.guid(rng), p.product_id, p.sku_id, p.name, p.name,
+                                term_months, billing, licences.unit_price(p.monthly, term_months, billing), start,
+                                seats)
+
+    Event = licences.Event
+    plans = [
+        (bought(a, "Microsoft 365 Business Standard", 12, "Monthly", date(2026, 8, 14), 12),
+         [Event("add", date(2026, 10, 6), 15), Event("remove", date(2026, 10, 9), 14)]),
+        (bought(a, "Microsoft 365 Business Basic", 1, "Monthly", date(2026, 8, 3), 5),
+         [Event("renew_price", date(2026, 9, 20), amount=Decimal("7.56"))]),  # from the October renewal
+        (bought(a, "Microsoft 365 Business Basic", 12, "Monthly", date(2026, 9, 10), 3), []),
+        (bought(b, "Microsoft 365 E3", 12, "Annual", date(2026, 8, 21), 20), []),
+        (bought(b, "Microsoft 365 Copilot", 12, "Monthly", date(2026, 10, 2), 10),
+         [Event("cancel", date(2026, 10, 6))]),
+        (bought(b, "Exchange Online (Plan 1)", 1, "Monthly", date(2026, 9, 1), 8), []),
+    ]
+    until = date(2026, 10, 31)
+    rows = [r for licence, events in plans for r in licences.subscription_rows(licence, events, until, rng)]
+    rows += [r for t in (a, b) for r in licences.azure_rows(rng, t, date(2026, 8, 1), until)]
+    return licences.in_charge_order(rows)
+
+
+def partner_center_licences(out: Path = LICENCE_FILE) -> Path:
+    """Write the licence file: the rows of Microsoft's October 2026 invoice (the contracts start on 1 October)."""
+    october = licences.invoice_number(date(2026, 10, 1))
+    return licences.write(out, [r for r in licence_history() if r["InvoiceNumber"] == october])
 
 
 def build() -> None:
@@ -344,7 +395,8 @@ def build() -> None:
                  CUSTOMERS + LANGUAGE_CUSTOMERS + EINVOICE_CUSTOMERS]
     data = {"Customers": customers,
             "Contracts": partner_center_contracts() + LANGUAGE_CONTRACTS + EINVOICE_CONTRACTS, "Subscriptions": subs,
-            "Usage": usage_rows(), "Settings": SETTINGS}
+            "Usage": usage_rows(), "Price List": PRICE_LIST, "Settings": SETTINGS}
+    partner_center_licences()
     wb = Workbook()
     wb.remove(wb.active)
     for name, columns in SHEETS.items():

@@ -221,7 +221,7 @@ def test_the_sample_workbook_bills_cleanly(tmp_path: Path):
     assert {i["Currency"] for i in invoices} >= {"USD", "EUR"}
     assert all((out / i["PDF"]).stat().st_size > 0 for i in invoices)
     wb = openpyxl.load_workbook(out / "billing_schedules.xlsx")
-    assert wb.sheetnames == ["Billing Schedules", "Invoices", "Invoice Lines", "Review"]
+    assert wb.sheetnames == ["Billing Schedules", "Invoices", "Invoice Lines", "Review", "Seat Register"]
     assert isinstance(wb["Invoices"]["G2"].value, datetime)
     with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
         issued = ledger.invoices()

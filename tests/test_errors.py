@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import shutil
 import zipfile
 from datetime import date
@@ -22,13 +23,13 @@ from pathlib import Path
 import openpyxl
 import pytest
 from rich.console import Console
+from workbooks import simple_book
 
-from benchmarks import partner_center_files
+from benchmarks import partner_center_files, partner_center_licences
 from billing_batch import cli
 from billing_batch.cli import terminal
-from billing_batch.inputs import workbook_parts
 from billing_batch.errors import CATALOGUE
-from workbooks import HEADERS, simple_book
+from billing_batch.inputs import workbook_parts
 
 CASES = Path(__file__).parent / "errors"
 DOCS = Path(__file__).parent.parent / "docs" / "errors.md"
@@ -111,6 +112,12 @@ def build_input(case: dict, tmp: Path) -> Path:
                 Customer ID as the tenant of that index; drop removes columns, header replaces the first row, cells
                 overwrite values ("line:column"), repeat appends copies of lines, encoding writes the file in
                 another ("cp1252"), cut drops that many bytes from its end. The input is then the folder.
+    licence_file {"tenants": 2, "months": 2, "contracts": {"CTR-1": 0}, ...}: a Partner Center licence file
+                (licences.csv, from benchmarks.partner_center_licences: the charges of `months` months from
+                January 2026) beside the workbook; contracts, drop, header, cells, repeat, encoding and cut as for
+                usage_file. The input is then the folder.
+    billed_first {"as_of": "2026-02-02"}: before the check, `billing-batch run` bills the input without its
+                licence file into billed/, and the check reads that ledger (see bill_first)
     """
     path = tmp / "billing.xlsx"
     kind = case.get("file")
@@ -130,8 +137,14 @@ def build_input(case: dict, tmp: Path) -> Path:
     simple_book(path)
     wb = openpyxl.load_workbook(path)
     for sheet, rows in case.get("append", {}).items():
+        ws = wb[sheet]
+        headers = [c.value for c in ws[1]]
         for row in rows:
-            wb[sheet].append([cell_value(row.get(h)) for h in HEADERS[sheet]])
+            for h in row:  # a column the valid book does not have, such as Partner Center Subscription ID
+                if h not in headers:
+                    headers.append(h)
+                    ws.cell(1, len(headers), h)
+            ws.append([cell_value(row.get(h)) for h in headers])
     for ref, value in case.get("cells", {}).items():
         sheet, address = ref.split("!")
         ws = wb[sheet] if sheet in wb.sheetnames else wb.create_sheet(sheet)
@@ -147,11 +160,13 @@ def build_input(case: dict, tmp: Path) -> Path:
         wb[sheet].sheet_state = state
     if "usage_file" in case:
         _usage_file(case["usage_file"], wb, tmp)
+    if "licence_file" in case:
+        _licence_file(case["licence_file"], wb, tmp)
     wb.save(path)
     if "copy_as" in case:
         shutil.copy(path, tmp / case["copy_as"])
         return tmp
-    if "usage_file" in case:
+    if "usage_file" in case or "licence_file" in case:
         return tmp
     if "size_mb" in case:
         # padded to an exact size, so the message is the same on every run; the size is checked first
@@ -170,12 +185,30 @@ def build_input(case: dict, tmp: Path) -> Path:
 def _usage_file(spec: dict, wb, tmp: Path) -> None:
     made = partner_center_files.generate(tmp / "usage.csv", 1, spec.get("tenants", 2), spec.get("rows", 40),
                                          date(2026, 1, 1), ("USD",))
+    _map_tenants(spec, wb, [t.customer_id for t in made])
+    _edit_csv(tmp / "usage.csv", spec)
+
+
+def _licence_file(spec: dict, wb, tmp: Path) -> None:
+    tenants = partner_center_files.tenants(random.Random(1), spec.get("tenants", 2), ("USD",))
+    rows = partner_center_licences.rows(1, tenants, date(2026, 1, 1), spec.get("months", 2))
+    partner_center_licences.write(tmp / "licences.csv", rows)
+    _map_tenants(spec, wb, [t.customer_id for t in tenants])
+    _edit_csv(tmp / "licences.csv", spec)
+
+
+def _map_tenants(spec: dict, wb, tenants: list[str]) -> None:
+    """Each contract of spec["contracts"] bills the tenant of that index (column L, Partner Center Customer ID)."""
     contracts = wb["Contracts"]
     contracts["L1"] = "Partner Center Customer ID"
     for row in contracts.iter_rows(min_row=2):
         if row[0].value in spec.get("contracts", {}):
-            contracts.cell(row[0].row, 12, made[spec["contracts"][row[0].value]].customer_id)
-    with (tmp / "usage.csv").open(newline="") as f:
+            contracts.cell(row[0].row, 12, tenants[spec["contracts"][row[0].value]])
+
+
+def _edit_csv(path: Path, spec: dict) -> None:
+    """A Partner Center file damaged as spec says: cells, repeat, drop, header, encoding, cut (see build_input)."""
+    with path.open(newline="") as f:
         lines = list(csv.reader(f))
     for ref, value in spec.get("cells", {}).items():
         line, column = ref.split(":")
@@ -186,15 +219,34 @@ def _usage_file(spec: dict, wb, tmp: Path) -> None:
         lines = [row[:k] + row[k + 1:] for row in lines]
     if "header" in spec:
         lines[0] = spec["header"].split(",")
-    with (tmp / "usage.csv").open("w", newline="", encoding=spec.get("encoding")) as f:
+    with path.open("w", newline="", encoding=spec.get("encoding")) as f:
         csv.writer(f).writerows(lines)
     if "cut" in spec:  # as a download that stopped before the end
-        (tmp / "usage.csv").write_bytes((tmp / "usage.csv").read_bytes()[:-spec["cut"]])
+        path.write_bytes(path.read_bytes()[:-spec["cut"]])
+
+
+def bill_first(case: dict, source: Path, tmp: Path) -> tuple[str, ...]:
+    """For billed_first: bill the input as it was before its licence file came (the file moved aside), into
+    tmp/billed; the check's options to read that ledger. Its own --output stays unwritten."""
+    if "billed_first" not in case:
+        return ()
+    aside = tmp / "licences.csv.aside"
+    (tmp / "licences.csv").rename(aside)
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(terminal, "console", Console(file=out, highlight=False, width=1000))
+        patch.setattr("sys.stdout", out)
+        code = cli.main(["run", "--input", str(source), "--output", str(tmp / "billed"), "--jobs", "1",
+                         "--as-of", case["billed_first"]["as_of"]])
+    assert code == 0, out.getvalue()
+    aside.rename(tmp / "licences.csv")
+    return "--ledger", str(tmp / "billed" / "ledger.sqlite")
 
 
 def run_check(case_dir: Path, tmp: Path, monkeypatch, *extra: str) -> tuple[int, str, Path]:
     case = json.loads((case_dir / "case.json").read_text())
     source = build_input(case, tmp)
+    extra = (*extra, *bill_first(case, source, tmp))
     options = {"max_file_mb": "--max-input-mb", "max_rows": "--max-rows"}
     extra = (*extra, *(arg for name, value in case.get("limits", {}).items() for arg in (options[name], str(value))))
     out = io.StringIO()

@@ -56,6 +56,9 @@ def check_command(args, options: Options) -> int:
         print(json.dumps({"problems": [p.as_dict() for p in report.problems],
                           "revised": [revision_dict(r) for r in report.revised],
                           "reconciliation": [mismatch_dict(m) for m in report.mismatches],
+                          "licence_flags": [{"flag": f.name, "contract_id": x.contract_id, "tenant": x.tenant,
+                                             "subscription_id": x.subscription_id, "note": x.note}
+                                            for f in report.licence_checks for x in f.findings],
                           "exit_code": report.exit_code}, indent=2))
         return report.exit_code
     if report.problems:

@@ -264,3 +264,16 @@ def show_usage_checks(report: Report) -> None:
             f"{m.imported:f} against Partner Center's BillingPreTaxTotal {m.billed_by_partner_center:f}, "
             f"a difference of {m.difference:+f} over the {m.tolerance:f} allowed ({m.rows:,} rows).",
             style="yellow"))
+    show_licence_checks(report)
+
+
+def show_licence_checks(report: Report) -> None:
+    """The licence flags raised (review/licence_checks.py), counted on one line: each is listed on the review
+    page with a CSV of its rows. The Azure plan rows skipped alone are news, not a warning."""
+    flags = report.licence_checks
+    if not flags:
+        return
+    counts = ", ".join(counted(len(f.findings), f.kind.one, f.kind.many) for f in flags)
+    warn = any(f.kind.tone != "info" for f in flags)
+    console.print(Text(f"Licences to look at: {counts}: a run's review page lists them, each with a CSV of its rows.",
+                       style="yellow" if warn else ""), soft_wrap=True)

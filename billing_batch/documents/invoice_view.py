@@ -86,6 +86,18 @@ LABELS = {
     "days_factor": "× {days}/{full_days} days",
     "lump_sum": "lump sum",  # a line that is a sum, not units at a price: a credit of an amount
     "rounding": "rounding",  # the cent an Adjustment's factors, rounded once, leave of the difference it bills
+    # A Microsoft licence charge (Partner Center's ChargeType), and the subscription it is for
+    "licence_new": "New subscription",
+    "licence_renew": "Renewal",
+    "licence_cycleCharge": "Subscription period",
+    "licence_addQuantity": "Seats added",
+    "licence_removeQuantity": "Seats removed",
+    "licence_cancel": "Cancellation",
+    "licence_convert": "Change of term",
+    "licence_customerCredit": "Credit from Microsoft",
+    "licence_refund": "{what}: refund of the earlier seats",
+    "licence_subscription": "subscription {subscription}",
+    "licence_replaces": "billed from Microsoft's charges from {day}, in place of {subscription}",
 }
 
 
@@ -118,7 +130,10 @@ def invoice_view(invoice: Invoice) -> dict:
         labels["invoice"] = labels["credit_note"]  # its title, in every template that prints labels.invoice
 
     def description(line: Line) -> str:
-        """An Adjustment says the invoice it corrects, and for a recurring charge its days."""
+        """An Adjustment says the invoice it corrects, and for a recurring charge its days; a licence charge
+        what Microsoft charged and for which subscription."""
+        if line.kind is LineKind.LICENCE and line.usage_rows:
+            return licence(line, dict(line.usage_rows[0].groups))
         if line.kind is not LineKind.ADJUSTMENT:
             return line.description
         what = labels["adjustment_to"].format(number=line.corrects) if line.corrects else labels["adjustment"]
@@ -127,13 +142,23 @@ def invoice_view(invoice: Invoice) -> dict:
             text += f" ({labels['one_day'] if line.days == 1 else labels['days'].format(days=line.days)})"
         return text
 
+    def licence(line: Line, facts: dict[str, str]) -> str:
+        charge = facts.get("Charge Type", "")
+        what = labels.get(f"licence_{charge}", charge)
+        if line.quantity < 0 and charge in ("addQuantity", "removeQuantity", "convert"):
+            what = labels["licence_refund"].format(what=what)
+        text = f"{what} – {labels['licence_subscription'].format(subscription=facts.get('Subscription ID', ''))}"
+        if replaced := facts.get("Replaces"):
+            text += f"; {labels['licence_replaces'].format(day=day(line.period_start), subscription=replaced)}"
+        return text
+
     def figures(line: Line) -> dict:
         """The factors whose product, rounded once, is the line's amount, as printed: its quantity, its
         unit price (per month for a recurring charge), and under the price the cycle's months (when more
         than one) and the days billed of the full cycle's (when not all). A sum, such as a credit of an
         amount off a line, has no quantity or price: it says what it is. A line issued before the
         ledger kept the months and days prints as it was issued."""
-        if not line.quantity and (line.credits_line or line.kind is LineKind.ADJUSTMENT):
+        if not line.quantity and (line.credits_line or line.kind in (LineKind.ADJUSTMENT, LineKind.LICENCE)):
             return {"quantity": "", "unit_price": "", "per": "", "factors": [],
                     "sum": labels["lump_sum" if line.credits_line else "rounding"]}
         factors = []

@@ -20,7 +20,7 @@ import xlsxwriter
 from billing_batch.documents.cell_writer import CellWriter
 from billing_batch.documents.render_pool import IN_PROCESS_BELOW
 from billing_batch.i18n import N_, gettext_for
-from billing_batch.model import Invoice
+from billing_batch.model import Invoice, LineKind
 
 SHOWN_ALWAYS = ("Product", "Description")  # columns of their own; other group columns follow them
 SUBTOTAL = N_("Subtotal")
@@ -33,8 +33,8 @@ def columns(invoice: Invoice, translate: Callable[[str], str] = str) -> list[tup
     """(heading, width, kind) of each column; the headings translated, but a group column's, which
     the usage data names."""
     t = translate
-    groups = dict.fromkeys(name for line in invoice.draft.lines for row in line.usage_rows
-                           for name, _ in row.groups if name not in SHOWN_ALWAYS)
+    groups = dict.fromkeys(name for line in invoice.draft.lines if line.kind is LineKind.USAGE
+                           for row in line.usage_rows for name, _ in row.groups if name not in SHOWN_ALWAYS)
     return [(title, max(width, *(len(word) + 2 for word in title.split())), kind)  # no word of a heading cut
             for title, width, kind in _columns(t, groups)]
 
@@ -54,7 +54,7 @@ def rows(invoice: Invoice, subtotal: str = SUBTOTAL) -> list[tuple]:
     currency = invoice.draft.currency
     out = []
     for n, line in enumerate(invoice.draft.lines, start=1):
-        if not line.usage_rows:
+        if line.kind is not LineKind.USAGE:  # a licence charge is its own line, its factors printed
             continue
         for row in line.usage_rows:
             values = dict(row.groups)

@@ -110,7 +110,8 @@ def cycle_adjustments(cycle: Cycle, contract: Contract, inputs: Inputs, invoice:
         for row in line.usage_rows:
             last[f"Usage {row.usage_id}"] = Charge(f"Usage {row.usage_id}", row.product, row.description, row.date,
                                                    row.date, row.quantity, row.unit_price, row.amount)
-    usage_paid = sum((line.amount for line in carried_lines if line.kind is LineKind.USAGE), Decimal(0))
+    usage_paid = sum((line.amount for line in carried_lines if line.kind in (LineKind.USAGE, LineKind.LICENCE)),
+                     Decimal(0))
     for line in earlier:
         key = line.adjusted.charge.key
         last[key] = line.adjusted.charge

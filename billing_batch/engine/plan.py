@@ -30,6 +30,7 @@ from billing_batch.engine.pricing import make_draft, price_cycle
 from billing_batch.engine.tax import Rules
 
 CycleKey = tuple[str, date]  # (contract ID, cycle start)
+CARRIED = (LineKind.USAGE, LineKind.LICENCE)  # lines of usage rows: an invoice carries them, compared by row
 
 
 @dataclass(frozen=True)
@@ -349,8 +350,8 @@ def differences(inputs: Inputs, set_aside: Collection[str], live: Iterable[Invoi
         now = draft_for(replace(cycle, usage_cutoff=date.max), contract, inputs, usage)
         # How usage is laid out in lines (Summary or Detail, the grouping) is not a charge: the rows
         # are compared, and the totals as the invoice's own usage lines make them.
-        kept = [line for line in now.lines if line.kind is not LineKind.USAGE]
-        kept += [line for line in d.lines if line.kind in (LineKind.USAGE, LineKind.ADJUSTMENT)]
+        kept = [line for line in now.lines if line.kind not in CARRIED]
+        kept += [line for line in d.lines if line.kind in (*CARRIED, LineKind.ADJUSTMENT)]
         customer = inputs.customers[contract.customer_id]
         kept_draft = make_draft(cycle, contract, customer, kept, Rules(inputs.products, inputs.settings.tax_rounding))
         if _charges(now) != _charges(d) or _totals(kept_draft) != _totals(d):
@@ -374,7 +375,7 @@ def _charges(draft: Draft) -> tuple:
     lines = tuple(sorted(
         (line.kind.value, line.product, line.period_start, line.period_end, line.quantity, line.unit_price,
          line.amount, line.subscription_id or "")
-        for line in draft.lines if line.kind not in (LineKind.USAGE, LineKind.ADJUSTMENT)
+        for line in draft.lines if line.kind not in (*CARRIED, LineKind.ADJUSTMENT)
     ))
     rows = sorted((row.usage_id, row.quantity, row.unit_price) for line in draft.lines for row in line.usage_rows)
     return lines, rows, draft.currency

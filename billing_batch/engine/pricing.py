@@ -20,14 +20,16 @@ from billing_batch.model import (
     UsageLines,
 )
 from billing_batch.money import round_money
+from billing_batch.engine.licences import licence_line
 from billing_batch.engine.tax import Rules, vat_groups, with_tax
 
 RECURRING_KEY = f"{LineKind.RECURRING.value} "  # how the key of a subscription's recurring charge begins
 
 
 def per_month(line: Line) -> bool:
-    """Its unit price is per month: a recurring charge's, or that of an Adjustment of one."""
-    return line.kind is LineKind.RECURRING or (
+    """Its unit price is per month: a recurring charge's, a licence's from the Price List, or that of an
+    Adjustment of a recurring charge."""
+    return line.kind is LineKind.RECURRING or (line.kind is LineKind.LICENCE and line.months is not None) or (
         line.kind is LineKind.ADJUSTMENT and line.adjusted is not None
         and line.adjusted.charge.key.startswith(RECURRING_KEY))
 
@@ -176,6 +178,9 @@ def price_cycle(
         (row for row in unbilled_usage if billed_through < row.date <= cycle.usage_cutoff),
         key=lambda row: (row.date, row.usage_id),
     )
+    lines += [part for row in usage if row.licence is not None for part in by_hand(licence_line(row, contract),
+                                                                                   contract.currency)]
+    usage = [row for row in usage if row.licence is None]
     if contract.usage_lines is UsageLines.DETAIL:
         lines += [usage_line(row, contract) for row in usage]
     else:

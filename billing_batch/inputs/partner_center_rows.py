@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from billing_batch.errors import Problem, problem
-from billing_batch.inputs import partner_center
+from billing_batch.inputs import licences, partner_center
 from billing_batch.inputs.partner_center import (
     COLUMNS,
     GROUP_COLUMNS,
@@ -62,13 +62,16 @@ def read(paths: Iterable[Path], engine: str | None = None) -> UsageFile:
     for path in paths:
         read_files.files.append(path.name)
         try:
-            encoding, delimiter, header = _layout(path)
-        except _Unreadable as exc:
+            encoding, delimiter, header = layout(path)
+        except Unreadable as exc:
             read_files.problems.append(exc.problem)
             continue
         except OSError as exc:  # Excel on Windows locks a file it has open
             read_files.problems.append(problem("BB014", Source(path.name, ""), f"{path.name} could not be opened "
                                                f"({exc.strerror or exc}); if it is open in Excel, close it."))
+            continue
+        if licences.looks_like_licence_file(header):  # licence_rows.py reads it
+            read_files.files.pop()
             continue
         missing = [c for c in COLUMNS if c not in header]
         if len(COLUMNS) - len(missing) < RECOGNISED:
@@ -92,7 +95,7 @@ def read(paths: Iterable[Path], engine: str | None = None) -> UsageFile:
         except (ValueError, OSError, csv.Error):  # pandas' and pyarrow's errors and UnicodeDecodeError are ValueErrors
             intact = False
         if not intact:  # where, and what, is found line by line
-            read_files.problems.append(_damage(path, encoding, delimiter, header))
+            read_files.problems.append(damage(path, encoding, delimiter, header))
             continue
         read_files.headers[path.name] = header
         frame["file"] = pd.Categorical([path.name] * len(frame))
@@ -116,13 +119,13 @@ def read(paths: Iterable[Path], engine: str | None = None) -> UsageFile:
 HEAD = 1 << 16  # the bytes looked at for the encoding and the header (a Partner Center header is under 1 KB)
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     def __init__(self, found: Problem):
         self.problem = found
 
 
-def _layout(path: Path) -> tuple[str, str, list[str]]:
-    """(encoding, delimiter, header) from the file's first bytes; _Unreadable (BB014) when it is not text."""
+def layout(path: Path) -> tuple[str, str, list[str]]:
+    """(encoding, delimiter, header) from the file's first bytes; Unreadable (BB014) when it is not text."""
     with path.open("rb") as f:
         head = f.read(HEAD)
     encoding = "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
@@ -132,12 +135,12 @@ def _layout(path: Path) -> tuple[str, str, list[str]]:
     # NUL bytes, under no usage file's header: a binary file (a NUL in a usage file's line is BB015)
     if encoding != "utf-16" and b"\0" in head and sum(c in header for c in COLUMNS) < RECOGNISED:
         kind = "an Excel workbook or another zip file" if head.startswith(b"PK\x03\x04") else "not text"
-        raise _Unreadable(problem("BB014", Source(path.name, ""), f"{path.name} is not a CSV file: it is {kind}, "
+        raise Unreadable(problem("BB014", Source(path.name, ""), f"{path.name} is not a CSV file: it is {kind}, "
                                   "only named .csv."))
     return encoding, delimiter, header
 
 
-def _damage(path: Path, encoding: str, delimiter: str, header: list[str]) -> Problem:
+def damage(path: Path, encoding: str, delimiter: str, header: list[str]) -> Problem:
     """The first line pandas could not read, found with the csv module: a byte that is not UTF-8 (BB014), a
     line with too few or too many values, a NUL character, a quote never closed (BB015)."""
     if encoding == "utf-8-sig" and (found := _not_utf8(path, delimiter, header)):
@@ -158,7 +161,7 @@ def _damage(path: Path, encoding: str, delimiter: str, header: list[str]) -> Pro
 def _damaged(path: Path, line: int, record: list[str] | None, width: int, last: bool) -> Problem:
     where = f"line {line:,} of {path.name}"
     if record is None:
-        why = (f"{where} does not end where a line of a usage file ends: a quote opening a value is never closed, "
+        why = (f"{where} does not end where a line of a Partner Center file ends: a quote opening a value is never closed, "
                "or the line is cut or far too long")
     elif any("\0" in v for v in record):
         why = f"{where} holds NUL characters (zero bytes), which no text file holds: the file was damaged"
@@ -192,7 +195,7 @@ def _not_utf8(path: Path, delimiter: str, header: list[str]) -> Problem | None:
     return None
 
 
-def _per_value(column: pd.Series, convert) -> np.ndarray:
+def per_value(column: pd.Series, convert) -> np.ndarray:
     """convert(text) of each row of a category column, computed once per distinct text (an object array)."""
     values = np.empty(len(column.cat.categories), dtype=object)
     values[:] = [convert(text) for text in column.cat.categories]
@@ -202,7 +205,7 @@ def _per_value(column: pd.Series, convert) -> np.ndarray:
 def _texts(column: pd.Series) -> list[str]:
     """The column as Python text; a category's texts shared, one object per distinct value."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        return _per_value(column, str).tolist()
+        return per_value(column, str).tolist()
     return column.tolist()
 
 
@@ -214,17 +217,17 @@ def _dates(column: pd.Series) -> pd.Series:
     us = pd.to_datetime(days.str.split(" ").str[0], format="%m/%d/%Y", errors="coerce")
     parsed = iso.fillna(us)
     texts = [d.date().isoformat() if not pd.isna(d) else "" for d in parsed]
-    return pd.Series(_per_value(column, dict(zip(days, texts)).get), index=column.index).astype("category")
+    return pd.Series(per_value(column, dict(zip(days, texts)).get), index=column.index).astype("category")
 
 
 def _usage_ids(frame: pd.DataFrame) -> list[str]:
     """A short hash of the row's identity: IDs and URIs compared without case, as Azure does."""
-    parts = [_per_value(frame[c], str.lower).tolist() for c in IDENTITY]
+    parts = [per_value(frame[c], str.lower).tolist() for c in IDENTITY]
     blake = hashlib.blake2b
     return [PARTNER_CENTER_ID + blake("\x1f".join(t).encode(), digest_size=8).hexdigest() for t in zip(*parts)]
 
 
-def _decimal(text: str) -> Decimal | None:
+def decimal_of(text: str) -> Decimal | None:
     stripped = text.strip()
     if not NUMBER.fullmatch(stripped):
         return None
@@ -237,10 +240,10 @@ def _decimal(text: str) -> Decimal | None:
 def _decimals(column: pd.Series) -> np.ndarray:
     """Exact Decimals (one per distinct text), None where the text is not a number."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        return _per_value(column, _decimal)
+        return per_value(column, decimal_of)
     cache: dict[str, Decimal | None] = {}
     values = np.empty(len(column), dtype=object)
-    values[:] = [cache[t] if t in cache else cache.setdefault(t, _decimal(t)) for t in column.tolist()]
+    values[:] = [cache[t] if t in cache else cache.setdefault(t, decimal_of(t)) for t in column.tolist()]
     return values
 
 
@@ -259,7 +262,7 @@ def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[
     if earlier.any():
         frame = frame[~earlier].reset_index(drop=True)
     by_tenant = tenant_contracts(contracts)
-    contract_of = _per_value(frame["CustomerId"], lambda t: (c := by_tenant.get(t.strip().lower())) and c.contract_id)
+    contract_of = per_value(frame["CustomerId"], lambda t: (c := by_tenant.get(t.strip().lower())) and c.contract_id)
     mapped = ~pd.isna(contract_of)
 
     price, rate = _decimals(frame["EffectiveUnitPrice"]), _decimals(frame["PCToBCExchangeRate"])
@@ -270,7 +273,7 @@ def usage(read_files: UsageFile, contracts: dict[str, Contract], problems: list[
     if (~mapped).any():
         _unmapped(frame, ~mapped, quantity, cost, bad, problems, read_files.headers)
 
-    currency = _per_value(frame["BillingCurrency"], lambda t: t.strip().upper())
+    currency = per_value(frame["BillingCurrency"], lambda t: t.strip().upper())
     want = np.array([contracts[c].currency if c else None for c in contract_of.tolist()], dtype=object)
     faults = [("BB152", column, where) for column, where in bad.items()]
     faults += [("BB152", "UsageDate", (frame["UsageDate"] == "").to_numpy()),
@@ -310,7 +313,7 @@ def _costs(frame: pd.DataFrame, bad: dict[str, np.ndarray]) -> np.ndarray:
                                + rates.codes.to_numpy(), return_inverse=True)
     values = np.empty(len(pairs), dtype=object)
     for k, pair in enumerate(pairs.tolist()):
-        price, rate = _decimal(prices.categories[pair // len(rates.categories)]), _decimal(
+        price, rate = decimal_of(prices.categories[pair // len(rates.categories)]), decimal_of(
             rates.categories[pair % len(rates.categories)])
         values[k] = price * rate if price is not None and rate is not None else Decimal(0)
     cost = values[inverse.ravel()]
@@ -362,7 +365,7 @@ def _rows(frame: pd.DataFrame, contract_of: np.ndarray, quantity: np.ndarray, co
     the rows that have them; one Source per row."""
     markup = {cid: 1 + c.usage_markup for cid, c in contracts.items()}
     prices: dict[tuple[str, int], Decimal] = {}
-    days = _per_value(frame["UsageDate"], date.fromisoformat).tolist()
+    days = per_value(frame["UsageDate"], date.fromisoformat).tolist()
     describe = _shared(frame, ["MeterCategory", "MeterSubCategory", "MeterName"], lambda *t: description(*t))
     extras = _shared(frame, list(GROUP_COLUMNS.values()), lambda *t: tuple(zip(GROUP_COLUMNS, t)))
     sheets = {f: sheet_of(f) for f in frame["file"].cat.categories}
@@ -394,7 +397,7 @@ def reconcile(frame: pd.DataFrame, contract_of: np.ndarray, amount: np.ndarray, 
     """Per tenant and month, the cost imported (quantity x cost per unit, exact) against the sum of
     BillingPreTaxTotal. Partner Center truncates each row's total to the cent, so the allowed difference is
     the Usage Tolerance (a fraction) of the month's total, and never less than a cent a row."""
-    facts = pd.DataFrame({"contract": contract_of, "month": _per_value(frame["UsageDate"], lambda d: d[:7]),
+    facts = pd.DataFrame({"contract": contract_of, "month": per_value(frame["UsageDate"], lambda d: d[:7]),
                           "imported": amount, "billed": billed})
     sums = facts.groupby(["contract", "month"], sort=True).agg(
         rows=("imported", "size"), imported=("imported", "sum"), billed=("billed", "sum"))

@@ -4,6 +4,9 @@ Every sheet and column the batch reads, a note on each header (what it means, wh
 example), drop-down lists for the columns with fixed choices, number formats, and two example rows
 per sheet that `check` accepts and `run` bills as they stand. The columns are one table, COLUMNS,
 and the settings another, SETTINGS: a column added to the batch is a line added here.
+
+Over 400 lines: those two tables, a few lines per column, are most of it; split, a column's help would sit
+apart from its sheet's other columns and from the code that writes them.
 """
 from __future__ import annotations
 
@@ -160,11 +163,14 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 "the Usage Group By setting"),
             Col("Purchase Order", "BT-13: the customer's purchase order number this contract bills, on its "
                 "e-invoices", "none", fmt=TEXT),
-            Col("Partner Center Customer ID", "the tenant (CustomerId) whose Azure usage in a Partner Center daily "
-                "rated usage file (a CSV beside this workbook) this contract bills", "no Partner Center usage",
-                fmt=TEXT),
+            Col("Partner Center Customer ID", "the tenant (CustomerId) whose Azure usage (Partner Center's daily "
+                "rated usage file) and licences (its new commerce invoice reconciliation file), CSVs beside this "
+                "workbook, this contract bills", "no Partner Center usage or licences", fmt=TEXT),
             Col("Usage Markup", "Partner Center usage is billed at its cost (EffectiveUnitPrice x "
                 "PCToBCExchangeRate) plus this", "0% (at cost)", fmt=RATE),
+            Col("Licence Markup", "licences the Price List does not price are billed at Microsoft's Subtotal plus "
+                "this; from -100% to 100% (below zero bills under cost, which the review page flags)",
+                "the Licence Markup setting, else 0% (at cost)", fmt=RATE),
         ),
         "Subscriptions": (
             Col("Subscription ID", "the subscription's own ID, unique on this sheet", fmt=TEXT,
@@ -186,6 +192,9 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
             Col("Charge Type", "Recurring is charged every cycle, prorated for part of one; One-Time once, on "
                 "the cycle that holds its Start Date", "Recurring", choices=CHARGE_TYPES,
                 examples=(ChargeType.RECURRING.value, ChargeType.RECURRING.value)),
+            Col("Partner Center Subscription ID", "Microsoft's SubscriptionId of a licence this row bills by hand: "
+                "from the first charge the licence file bills for it, the row stops billing",
+                "billed by hand for as long as its dates say", fmt=TEXT),
         ),
         "Usage": (
             Col("Usage ID", "the usage row's own ID; never reuse one: a billed ID is not billed again", fmt=TEXT,
@@ -215,6 +224,19 @@ def columns(today: date) -> dict[str, tuple[Col, ...]]:
                 fmt=RATE, examples=(None, None)),
             Col("Tax Exemption Reason", "the legend printed for the product's Tax Category (needed for E and O)",
                 "the category's standard legend", examples=(None, None)),
+        ),
+        "Price List": (
+            Col("Sku ID", "a Microsoft licence as Partner Center's licence file names it, ProductId:SkuId", fmt=TEXT,
+                examples=("CFQ7TTC0LCHC:0001", "CFQ7TTC0LF8Q:0001")),
+            Col("Unit Price", "the customer's price of one seat for one month; a charge for part of a cycle is "
+                "prorated by its days, as Microsoft prorates", fmt=PRICE,
+                examples=(Decimal("24.50"), Decimal("21.50"))),
+            Col("Currency", "the price's ISO 4217 code: it prices the contracts billed in it",
+                "the Default Currency setting, else USD", choices=CURRENCIES, open_choices=True,
+                examples=("USD", "EUR")),
+            Col("Contract ID", "the contract whose own price this is (it wins over a row without one); must be on "
+                "the Contracts sheet", "the price of every contract in its Currency", fmt=TEXT,
+                examples=(None, "CTR-1002")),
         ),
     }
 
@@ -261,6 +283,9 @@ SETTINGS = (
     Col("Usage Tolerance", "a tenant's month of Partner Center usage is flagged on the review page when the cost "
         "imported and Partner Center's BillingPreTaxTotal differ by more than this share of the total (never "
         "less than a cent a row)", "1%", fmt=RATE, examples=(None,)),
+    Col("Licence Markup", "licences priced by no Price List row are billed at Microsoft's Subtotal plus this, "
+        "for contracts whose Licence Markup is blank; from -100% to 100%", "0% (at cost)", fmt=RATE,
+        examples=(None,)),
     Col("Catch-Up Limit", "the most invoices one run may issue for one contract",
         "3", fmt=WHOLE, examples=(3,)),
     Col("Ledger Backups", "how many backups of the ledger to keep", "12", fmt=WHOLE, examples=(12,)),

@@ -54,11 +54,12 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
         "Billed Through": False,
         "Usage Lines": False, "Usage Group By": False, "Purchase Order": False,
         "Partner Center Customer ID": False, "Usage Markup": False,  # Partner Center usage (partner_center.py)
+        "Licence Markup": False,  # Partner Center licences (licences.py)
     }),
     "Subscriptions": (True, {
         "Subscription ID": True, "Contract ID": True, "Product": True, "Description": False,
         "Quantity": True, "Unit Price": True, "Start Date": False, "End Date": False,
-        "Charge Type": False,
+        "Charge Type": False, "Partner Center Subscription ID": False,
     }),
     "Usage": (False, {
         "Usage ID": True, "Contract ID": True, "Date": True, "Product": True,
@@ -66,6 +67,7 @@ SCHEMA: dict[str, tuple[bool, dict[str, bool]]] = {
     }),
     "Products": (False, {"Product": True, "Account Code": False, "Tax Type": False,  # for the sync post task
                          "Tax Category": False, "Tax Rate": False, "Tax Exemption Reason": False}),
+    "Price List": (False, {"Sku ID": True, "Unit Price": True, "Currency": False, "Contract ID": False}),
     "Settings": (False, {"Key": True, "Value": True}),
 }
 # Sheets whose other columns are kept too, under their headers as typed: usage can be grouped by any column.

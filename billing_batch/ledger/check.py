@@ -322,7 +322,7 @@ def _factors(line: Line) -> tuple[Decimal, str] | None:
         exact = exact_amount(line)
         days = f" x {line.days}/{line.full_days} days" if line.days != line.full_days else ""
         return (exact, f"{how} x {line.months} month(s){days}") if exact is not None else None
-    if line.credits_line or line.kind is LineKind.ADJUSTMENT:
+    if line.credits_line or line.kind is LineKind.ADJUSTMENT or not line.quantity:  # not line.quantity: a sum
         return None
     if line.kind is not LineKind.RECURRING:
         return line.quantity * line.unit_price, how

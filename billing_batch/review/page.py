@@ -22,6 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from billing_batch.review import format as fmt
+from billing_batch.documents.licence_reconciliation import file_name as licence_file_name
 from billing_batch.errors import Problem
 from billing_batch.files import write_atomic
 from billing_batch.documents.look import Look
@@ -30,6 +31,7 @@ from billing_batch.engine.revisions import Revision
 from billing_batch.inputs.partner_center import Mismatch
 from billing_batch.review.chart import chart_span, charts, monthly_totals
 from billing_batch.review.flags import DEFAULT_THRESHOLD, FLAG_KINDS, ReviewRow
+from billing_batch.review.licence_checks import LicenceFlag, flag_counts
 from billing_batch.review.runs import FACTS, RunFacts, review_path
 
 TEMPLATE = "review.html"
@@ -48,17 +50,19 @@ def write_review(
     differs: Mapping[str, str] | None = None,
     templates: Look | Path = Look(),
     usage_checks: tuple[Sequence[Revision], Sequence[Mismatch]] = ((), ()),
+    licence_checks: Sequence[LicenceFlag] = (),
 ) -> Path:
     """Write out_dir/runs/<run id>/review.html (and run.json beside it) atomically and return
     the page's path. inputs (optional) gives the change threshold, the company name and the
     customers of set-aside contracts; differs (optional) lists earlier invoices that differ
     from what the current data would bill, shown in their own section; usage_checks the Partner Center
-    rows revised after billing and the tenant months that do not reconcile (partner_center). The page is always made
+    rows revised after billing and the tenant months that do not reconcile (partner_center); licence_checks the
+    licence flags raised (review/licence_checks.py), each linking its CSV. The page is always made
     from the default review template (it is our tool, not the customer's paper), with the look's logo."""
     page = review_path(out_dir, facts.run_id)
     look = Look.of(templates)
     view = review_view(facts, rows, issued, history, set_aside, problems, inputs=inputs, differs=differs or {},
-                       logo=look.logo_data_uri(), usage_checks=usage_checks)
+                       logo=look.logo_data_uri(), usage_checks=usage_checks, licence_checks=licence_checks)
     html = _template(look.default).render(view)
     page.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(page, html.encode("utf-8"))
@@ -99,6 +103,7 @@ def review_view(
     differs: Mapping[str, str] | None = None,
     logo: str | None = None,
     usage_checks: tuple[Sequence[Revision], Sequence[Mismatch]] = ((), ()),
+    licence_checks: Sequence[LicenceFlag] = (),
 ) -> dict:
     """Everything the template prints, as strings and lists (no formatting in the template).
     logo is the company's logo as a data: URI (the page loads nothing from anywhere)."""
@@ -165,6 +170,7 @@ def review_view(
         "errors": len(problems),
         "usage_revised": len(usage_checks[0]),
         "usage_unreconciled": len(usage_checks[1]),
+        "licence_flags": flag_counts(licence_checks),
         "nothing_to_bill": facts.nothing_to_bill,
         "totals": {cur: str(sum(amounts, Decimal(0))) for cur, amounts in sorted(totals.items())},
         "credited": {cur: str(sum(amounts, Decimal(0))) for cur, amounts in sorted(credited.items())},
@@ -210,6 +216,7 @@ def review_view(
         "other_problems": other_problems,
         "earlier_differs": earlier_differs,
         **_usage_checks(usage_checks, inputs, locale),
+        "licence_flags": _licence_checks(licence_checks, locale),
         "book_href": "../../billing_schedules.xlsx",
         "summary": summary,
     }
@@ -241,6 +248,21 @@ def _usage_checks(checks: tuple[Sequence[Revision], Sequence[Mismatch]], inputs:
              "allowed": money(m.contract_id)(m.tolerance), "href": _href(m.file_name)}
             for m in mismatches],
     }
+
+
+SHOW_FINDINGS = 20  # per licence flag; its CSV has every row
+
+
+def _licence_checks(flags: Sequence[LicenceFlag], locale: str) -> list[dict]:
+    """The licence section: each flag raised with what it found (the first SHOW_FINDINGS) and its CSV."""
+    return [
+        {"name": f.name, "label": f.kind.label, "tone": f.kind.tone, "explains": f.kind.explains,
+         "count": fmt.number(locale, len(f.findings)), "rows": fmt.number(locale, len(f.rows)),
+         "href": _href(licence_file_name(f.name)),
+         "findings": [{"contract": x.contract_id, "tenant": x.tenant, "subscription": x.subscription_id,
+                       "note": _unbroken(x.note)} for x in f.findings[:SHOW_FINDINGS]],
+         "more": fmt.number(locale, len(f.findings) - SHOW_FINDINGS) if len(f.findings) > SHOW_FINDINGS else ""}
+        for f in flags]
 
 
 SORT_COLUMNS = ("number", "customer", "contract", "period", "total", "due", "flags")

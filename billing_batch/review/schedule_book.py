@@ -1,4 +1,5 @@
-"""Write billing_schedules.xlsx: schedules, invoices, invoice lines and the latest review, atomically.
+"""Write billing_schedules.xlsx: schedules, invoices, invoice lines, the latest review and the seat register
+of Microsoft licences, atomically.
 
 Every sheet prints (documents/cell_writer.CellWriter.header): landscape, one page wide, its header row on
 every page. Amounts are numbers in their currency's number format, placed as Settings' Locale writes
@@ -14,6 +15,7 @@ import xlsxwriter
 
 from billing_batch.documents.cell_writer import ROW_HEIGHT, CellWriter, text_lines
 from billing_batch.engine.schedules import BILLED, ScheduleRow
+from billing_batch.engine.seat_register import RegisterRow
 from billing_batch.model import Invoice, InvoiceStatus
 from billing_batch.review.flags import FLAG_KINDS, ReviewRow
 
@@ -50,14 +52,25 @@ REVIEW_COLUMNS = [
     *((kind.label, max(9, *(len(word) + 3 for word in kind.label.split())), "text") for kind in FLAG_KINDS),
     ("Notes", 60, "wrap"),
 ]
+# Every licence subscription as periods of constant seats (engine/seat_register.py): a month's seats are the
+# rows with From on or before its last day and To on or after its first.
+REGISTER_COLUMNS = [
+    ("Contract ID", 12, "text"), ("Customer", 28, "text"), ("Tenant", 38, "text"), ("Subscription ID", 38, "text"),
+    ("SKU ID", 19, "text"), ("SKU", 28, "text"), ("Term", 30, "wrap"), ("Billing Frequency", 10, "text"),
+    ("Term Start", 12, "date"), ("Term End", 12, "date"), ("From", 12, "date"), ("To", 12, "date"),
+    ("Seats", 8, "number"), ("Change", 14, "text"), ("Charge Type", 15, "text"), ("Changed On", 12, "date"),
+    ("Price per Seat per Month", 13, "money"), ("Microsoft Cost per Seat per Month", 13, "money"),
+    ("Currency", 9, "text"), ("Billed On", 15, "link"),
+]
 
 
 def write(out_dir: Path, schedules: Iterable[ScheduleRow], invoices: Sequence[Invoice],
           review_rows: Sequence[ReviewRow] | None = None, billed: Collection[str] = (),
-          locale: str | None = None) -> Path:
+          locale: str | None = None, register: Sequence[RegisterRow] = ()) -> Path:
     """Write the book next to its final place, then rename it over the old one, so a
     reader never sees a half-written file and the old book stays until the new is whole.
-    With review_rows (even empty), a last sheet Review holds them and their flags.
+    With review_rows (even empty), a sheet Review holds them and their flags; with register rows, a last
+    sheet Seat Register holds them (a batch without Microsoft licences gets no empty sheet).
     billed: the invoices sent or synced, whose Status shows Billed. locale: Settings' Locale, which
     places the currency symbols and picks the paper (by default the review rows', else en_US)."""
     locale = book_locale(locale, review_rows)
@@ -67,7 +80,7 @@ def write(out_dir: Path, schedules: Iterable[ScheduleRow], invoices: Sequence[In
                                      "strings_to_urls": False, "strings_to_numbers": False})
     try:
         cells = CellWriter(book, locale)
-        for name, columns, rows in _sheets(schedules, invoices, review_rows, billed):
+        for name, columns, rows in _sheets(schedules, invoices, review_rows, billed, register):
             _sheet(book, cells, name, columns, rows)
         book.close()
     except BaseException:
@@ -79,11 +92,11 @@ def write(out_dir: Path, schedules: Iterable[ScheduleRow], invoices: Sequence[In
 
 def digest(schedules: Iterable[ScheduleRow], invoices: Sequence[Invoice],
            review_rows: Sequence[ReviewRow] | None = None, billed: Collection[str] = (),
-           locale: str | None = None) -> str:
+           locale: str | None = None, register: Sequence[RegisterRow] = ()) -> str:
     """A digest of every value the book would hold, and of how it shows them: equal digests, equal books."""
     h = hashlib.blake2b(digest_size=20)
     h.update(f"{book_locale(locale, review_rows)} {PRINT_SETUP_VERSION}".encode())
-    for name, _, rows in _sheets(schedules, invoices, review_rows, billed):
+    for name, _, rows in _sheets(schedules, invoices, review_rows, billed, register):
         h.update(name.encode())
         for values in rows:
             h.update(repr(values).encode())
@@ -97,12 +110,15 @@ def book_locale(locale: str | None, review_rows: Sequence[ReviewRow] | None) -> 
     return locale or (review_rows[0].locale if review_rows else "en_US")
 
 
-def _sheets(schedules, invoices, review_rows, billed) -> Iterator[tuple[str, list, Iterable[tuple]]]:
+def _sheets(schedules, invoices, review_rows, billed, register=()) -> Iterator[tuple[str, list, Iterable[tuple]]]:
     yield "Billing Schedules", SCHEDULE_COLUMNS, (_schedule(r) for r in schedules)
     yield "Invoices", INVOICE_COLUMNS, (_invoice(i, i.number in billed) for i in invoices)
     yield "Invoice Lines", LINE_COLUMNS, _lines(invoices)
     if review_rows is not None:
         yield "Review", REVIEW_COLUMNS, (_review(r) for r in review_rows)
+    if register:
+        carried = _carried(invoices)
+        yield "Seat Register", REGISTER_COLUMNS, (_register(r, carried.get(r.usage_id)) for r in register)
 
 
 def _schedule(r: ScheduleRow) -> tuple:
@@ -128,6 +144,24 @@ def _review(r: ReviewRow) -> tuple:
     return ((r.number, r.pdf_name), r.customer_id, r.customer, r.contract_id, r.period_start, r.period_end,
             r.due_date, r.currency, (r.signed_total, r.currency), len(r.flags),  # a credit note as a credit
             *("Yes" if kind.name in names else "" for kind in FLAG_KINDS), r.notes)
+
+
+def _carried(invoices: Iterable[Invoice]) -> dict[str, Invoice]:
+    """Usage ID -> the issued document billing it: not Replaced, Credited, nor a credit note correcting one."""
+    found: dict[str, Invoice] = {}
+    for i in invoices:
+        if i.status is InvoiceStatus.ISSUED and i.credits is None:
+            for line in i.draft.lines:
+                for row in line.usage_rows:
+                    found.setdefault(row.usage_id, i)
+    return found
+
+
+def _register(r: RegisterRow, invoice: Invoice | None) -> tuple:
+    money = [None if amount is None else (amount, r.currency) for amount in (r.price_per_month, r.cost_per_month)]
+    return (r.contract_id, r.customer, r.tenant, r.subscription_id, r.sku_id, r.sku, r.term, r.billing_frequency,
+            r.term_start, r.term_end, r.start, r.end, r.seats, r.change, r.charge_type, r.changed_on, *money,
+            r.currency, (invoice.number, invoice.pdf_name) if invoice else None)
 
 
 def _lines(invoices: Iterable[Invoice]) -> Iterable[tuple]:

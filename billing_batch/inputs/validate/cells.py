@@ -170,7 +170,8 @@ class RowReader:
             self.fail("BB117", "Unit Price", f"The Quantity times the Unit Price is more than "
                                              f"{MAX_LINE:,} on one line.", limit=f"{MAX_LINE:,}")
 
-    def fraction(self, column: str) -> Decimal:
+    def fraction(self, column: str, low: Decimal = Decimal(0)) -> Decimal:
+        """A share from low to 1 (100%), typed as 0.25 or 25%."""
         value = self._value(column, False)
         if value is None:
             return Decimal(0)
@@ -181,14 +182,14 @@ class RowReader:
             return Decimal(0)
         if percent:
             rate /= 100
-        if 0 <= rate <= 1:
+        if low <= rate <= 1:
             return rate
         typed = shown(value).strip()
         if not percent and 1 < rate <= 100:
             self.fail("BB108", column, f"The {column} {typed} is more than 1, which is 100%; for {typed} percent "
                                        f"type {typed}% or {rate / 100}.")
         else:
-            self.fail("BB108", column, f"The {column} {typed} is not between 0% and 100%.")
+            self.fail("BB108", column, f"The {column} {typed} is not between {low:.0%} and 100%.")
         return Decimal(0)
 
     def whole(self, column: str, default: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 
 from billing_batch.engine.cycles import ONE_DAY, cycle_containing
 from billing_batch.errors import problem
@@ -60,6 +61,9 @@ def read_contracts(rows, settings, customer_ids, problems, numbers=EN, usage_col
             purchase_order=r.text("Purchase Order"),
             partner_center_customer_id=r.text("Partner Center Customer ID"),
             usage_markup=r.fraction("Usage Markup"),
+            # below zero allowed: a price below cost is billed and flagged on the review page
+            licence_markup=r.fraction("Licence Markup", Decimal(-1)) if r.text("Licence Markup")
+            else settings.licence_markup,
         )
         if contract.billed_through and start and contract.frequency:
             contract = replace(contract, billed_through=billed_through(r, contract))

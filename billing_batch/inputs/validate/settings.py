@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
@@ -120,14 +121,14 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
                       "use a whole number from 1 to 1000, such as 12, or leave it blank for 12.")):
         settings = replace(settings, ledger_backups=keep)
 
-    def fraction(key: str, attribute: str, hint: str) -> None:
+    def fraction(key: str, attribute: str, hint: str, low: Decimal = Decimal(0)) -> None:
         """A percentage setting, such as 25% or 0.25."""
         nonlocal settings
         row = values.get(normalise(key))
         if row is None or row.value("Value") in (None, ""):
             return
         reader = RowReader(row, [])
-        rate = reader.fraction("Value")
+        rate = reader.fraction("Value", low)
         if reader.ok:
             settings = replace(settings, **{attribute: rate})
         else:
@@ -135,6 +136,8 @@ def read_settings(rows: list[Row], problems: list[Problem], folder: Path = Path(
 
     fraction("Review Change Threshold", "review_change_threshold", "type a percentage such as 25%.")
     fraction("Usage Tolerance", "usage_tolerance", "type a percentage of a tenant's monthly usage, such as 1%.")
+    fraction("Licence Markup", "licence_markup", "type the share added to Microsoft's cost of a licence, such as 15%.",
+             Decimal(-1))
     if text("VAT ID"):
         vat_id, why = tax.vat_id_problem(text("VAT ID"))
         if why:

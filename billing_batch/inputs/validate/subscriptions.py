@@ -32,6 +32,7 @@ def read_subscriptions(rows, contracts, problems, numbers=EN) -> dict[str, tuple
             end=end,
             charge_type=r.choice("Charge Type", ChargeType, ChargeType.RECURRING),
             source=row.source,
+            partner_center_subscription_id=r.text("Partner Center Subscription ID"),
         )
         r.line(sub.quantity, sub.unit_price)
         if r.ok:
