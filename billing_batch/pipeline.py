@@ -62,11 +62,15 @@ from billing_batch.workspace import (
 
 REPLACE_REASON = N_("Replaced by a corrected invoice")  # printed, translated, on its credit note
 Progress = Callable[[int, int], None]  # (PDFs rendered, PDFs to render)
+CHANGED = "What it would bill changed since it was shown: nothing was billed. Look at it again."
 
 
-def run(options: Options, on_rendered: Progress | None = None) -> Report:
-    """The monthly batch: bill every due cycle not yet billed, then bring the outputs up to date."""
-    report = Report()
+def run(options: Options, on_rendered: Progress | None = None, report: Report | None = None,
+        approve: Callable[[list[Draft]], bool] | None = None) -> Report:
+    """The monthly batch: bill every due cycle not yet billed, then bring the outputs up to date. report: one
+    the caller watches (the console shows its stages). approve(drafts): whether to bill what the run found, asked
+    while the ledger is held (the console's Approve: what the person saw); refused (Refused) when it says no."""
+    report = report or Report()
     render_pool.start_workers(options.jobs, options.executor)  # warm while the input is read
     checked = load(options, report, preflight=True)
     if checked is None:
@@ -77,6 +81,8 @@ def run(options: Options, on_rendered: Progress | None = None) -> Report:
             state = State.read(ledger)
         with report.stage("cycles and pricing"):
             plan = plan_automatic(checked, state, options, report)
+            if approve is not None and not approve(list(plan.drafts)):
+                raise Refused(CHANGED)
         with report.stage("write ledger"):
             # a cycle totalling below zero is issued as a credit note, and settled by it
             documents = [from_draft(d) if below_zero(d) else d for d in plan.drafts]

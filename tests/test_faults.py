@@ -18,7 +18,7 @@ import pytest
 from test_crash import snapshot
 from workbooks import contract, customer, settings, subscription, usage, write_book
 
-from billing_batch.cli import dispatch
+from billing_batch.cli import faults
 
 AS_OF = "2026-03-02"
 
@@ -154,6 +154,6 @@ def test_the_error_log_of_a_bug_goes_where_it_can_be_written(tmp_path, small_dis
 
     mount(small_disk, "size=1m,ro")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert dispatch.error_log("details", small_disk / "output") == tmp_path / "billing-batch-error.log"
+    assert faults.error_log("details", small_disk / "output") == tmp_path / "billing-batch-error.log"
     monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
-    assert dispatch.error_log("details", small_disk / "output") is None
+    assert faults.error_log("details", small_disk / "output") is None

@@ -267,8 +267,13 @@ def test_every_catalog_is_complete(lang):
     for message in catalog(lang):
         if not message.id:
             continue
-        assert message.string, f"{lang}: {message.id!r} has no translation"
         assert not message.fuzzy, f"{lang}: {message.id!r} is fuzzy: check it, then remove the fuzzy flag"
+        if message.pluralizable:  # every form the language has, each with the English plural's placeholders
+            forms = message.string
+            assert len(forms) == catalog(lang).num_plurals and all(forms), f"{lang}: {message.id!r} lacks a form"
+            assert all(placeholders(f) == placeholders(message.id[1]) for f in forms), f"{lang}: {message.id!r}"
+            continue
+        assert message.string, f"{lang}: {message.id!r} has no translation"
         assert placeholders(message.string) == placeholders(message.id), f"{lang}: {message.id!r}"
 
 

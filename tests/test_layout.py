@@ -13,6 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "billing_batch"
 # Each stage may import its own folder and the stages below it, never one above.
 STAGES = ("engine", "inputs", "ledger", "documents", "review", "post")
 GROUND = ("model", "money", "errors", "i18n", "files", "templates", "einvoice_rules")
+# The commands on top, which may import every stage: the command line, the web console (billing-batch serve),
+# and what they share. Any other name ranks with them too.
+COMMANDS = ("cli", "console", "pipeline", "workspace")
 LONG = 400  # lines; a longer module says why at its top, in a line starting with this:
 LONG_REASON = "Over 400 lines:"
 
@@ -101,6 +104,15 @@ def test_no_stage_imports_a_later_stage_and_the_engine_only_the_vocabulary():
     edges = graph(PACKAGE)
     assert upward(edges) == []
     assert any(m.startswith("billing_batch.engine.") for m in edges), "the engine has moved: update STAGES"
+
+
+def test_the_console_ranks_with_the_commands_and_no_stage_imports_it():
+    edges = graph(PACKAGE)
+    assert any(m.startswith("billing_batch.console.") for m in edges), "the console has moved: update COMMANDS"
+    assert {stage(f"billing_batch.{name}") for name in COMMANDS} == {1 + len(STAGES)}
+    below = [f"{m} imports {i}" for m, imported in edges.items() for i in imported
+             if i.startswith("billing_batch.console") and stage(m) < stage("billing_batch.console")]
+    assert below == []
 
 
 def test_every_stage_folder_is_there_and_holds_modules():

@@ -3,7 +3,6 @@ machine (cli/faults.py) and bug turned into a message and an exit code (cli/exit
 from __future__ import annotations
 
 import argparse
-import tempfile
 import traceback
 from pathlib import Path
 
@@ -19,9 +18,10 @@ from billing_batch.cli.billing import (
     schedules_command,
 )
 from billing_batch.cli.exits import EXIT_INTERNAL, EXIT_UNUSABLE
-from billing_batch.cli.faults import fault_message
+from billing_batch.cli.faults import error_log, fault_message, refusal
 from billing_batch.cli.parser import DEFAULT_INPUT
 from billing_batch.cli.post import post_command
+from billing_batch.cli.serve import serve_command
 from billing_batch.cli.tools import (
     init_command,
     ledger_check_command,
@@ -94,32 +94,13 @@ def missing_input(path: Path) -> str:
     return f"The input {path.absolute()} does not exist. Put the workbook there, or name it with --input."
 
 
-def error_log(details: str, output: Path | None) -> Path | None:
-    """Write the details where they can be written: the output folder, else the temporary folder."""
-    for folder in (output or Path("output"), Path(tempfile.gettempdir())):
-        log = folder / "billing-batch-error.log"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            log.write_text(details)
-            return log
-        except OSError:
-            continue
-    return None
-
-
-def refusal(exc: Exception) -> str:
-    if isinstance(exc, LedgerBusy):
-        return (f"Another billing run is using the ledger {exc}. Wait for it to finish, then run again; "
-                "nothing was billed by this one.")
-    return str(exc)
-
-
 WITHOUT_INPUT = {
     "review": review_command,  # reads past outputs only
     "init": init_command,  # writes the input
     "templates": templates_command,
     "validate-einvoice": validate_einvoice_command,  # one file
     "ledger": ledger_check_command,  # reads the ledger and its PDFs only
+    "serve": serve_command,  # the web console: each page reads the workspace itself
 }
 COMMANDS = {
     "run": run_command,

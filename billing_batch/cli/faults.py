@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import tempfile
 from pathlib import Path
 
 # errno -> (what happened to the file, what to do)
@@ -56,3 +57,26 @@ def _chain(exc: BaseException | None):
         yield exc
         wrapped = next((a for a in exc.args if isinstance(a, BaseException)), None)
         exc = wrapped or exc.__cause__ or exc.__context__
+
+
+def error_log(details: str, output: Path | None) -> Path | None:
+    """Write the details where they can be written: the output folder, else the temporary folder."""
+    for folder in (output or Path("output"), Path(tempfile.gettempdir())):
+        log = folder / "billing-batch-error.log"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log.write_text(details)
+            return log
+        except OSError:
+            continue
+    return None
+
+
+def refusal(exc: Exception) -> str:
+    """A refusal (the ledger busy, or another reason the command stopped before billing) in the words shown."""
+    from billing_batch.ledger.store import LedgerBusy
+
+    if isinstance(exc, LedgerBusy):
+        return (f"Another billing run is using the ledger {exc}. Wait for it to finish, then run again; "
+                "nothing was billed by this one.")
+    return str(exc)

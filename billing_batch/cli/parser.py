@@ -137,6 +137,17 @@ def parser() -> argparse.ArgumentParser:
     init = command("init", "write a starter workbook, with examples, to FOLDER/inbox/")
     init.add_argument("folder", type=Path, nargs="?", default=Path("."), metavar="FOLDER",
                       help="where inbox/ is made (default: the current folder)")
+    serve = command("serve", "open the web console: the inbox, this month's run, review and generate, in the browser")
+    serve.add_argument("folder", type=Path, nargs="?", default=Path("."), metavar="FOLDER",
+                       help="the folder holding inbox/ and output/ (default: the current folder)")
+    serve.add_argument("--port", type=int, default=0, help="the port to listen on (default: a free port)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on: 127.0.0.1 (the default), localhost or ::1; any other "
+                            "only with --behind-proxy")
+    serve.add_argument("--behind-proxy", action="store_true",
+                       help="an authenticating proxy stands in front: allow another --host, and take the "
+                            "proxy's address in the Host header (docs/console.md)")
+    serve.add_argument("--no-browser", action="store_true", help="print the address; do not open the browser")
     ledger = command("ledger", "look after the ledger").add_subparsers(dest="ledger_command", required=True)
     ledger_check_ = command("check", "check the ledger and every PDF against it; change nothing", [as_json], ledger)
     ledger_check_.add_argument("--output", type=Path, default=Path("output"),
