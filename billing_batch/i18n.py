@@ -50,6 +50,15 @@ def parse(name: str) -> Locale:
         raise ValueError(name) from exc
 
 
+@lru_cache(maxsize=32)
+def babel_locale(name: str) -> Locale:
+    """The Babel locale to format in: name as parse reads it, en_US when blank or unknown."""
+    try:
+        return Locale.parse((name or "en_US").replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return Locale.parse("en_US")
+
+
 @lru_cache(maxsize=64)
 def translations(locale: str) -> gettext.NullTranslations:
     """The catalog for a locale: de_DE falls back on de, and a language without a catalog on the

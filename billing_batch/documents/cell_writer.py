@@ -9,9 +9,10 @@ from decimal import Decimal
 from functools import lru_cache
 
 import xlsxwriter
-from babel import Locale, UnknownLocaleError
 from babel.core import get_global
 from babel.numbers import get_currency_precision, get_currency_symbol
+
+from billing_batch.i18n import babel_locale
 
 
 class CellWriter:
@@ -111,14 +112,6 @@ def money_format(locale: str, currency: str) -> str:
 
     sections = [side(pattern.prefix[i], True) + body + side(pattern.suffix[i], False) for i in (0, 1)]
     return ";".join(sections)
-
-
-@lru_cache(maxsize=32)
-def babel_locale(name: str) -> Locale:
-    try:
-        return Locale.parse((name or "en_US").replace("-", "_"))
-    except (ValueError, TypeError, UnknownLocaleError):
-        return Locale.parse("en_US")
 
 
 # CLDR's supplemental paperSize data: the territories that print on US Letter; the rest of the world on A4.

@@ -9,18 +9,10 @@ import re
 import unicodedata
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
 
-from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, format_decimal, is_currency
 
-
-@lru_cache(maxsize=32)
-def babel_locale(name: str) -> Locale:
-    try:
-        return Locale.parse((name or "en_US").replace("-", "_"))
-    except (ValueError, TypeError, UnknownLocaleError):
-        return Locale.parse("en_US")
+from billing_batch.i18n import babel_locale
 
 
 def money(locale_name: str, currency: str):
